@@ -1,0 +1,125 @@
+# libcoderinfer - see README.md.  make [CUDA=0|1] ; make test ; make install PREFIX=... DESTDIR=...
+VERSION      := 0.1.0
+SOMAJOR      := 0
+PREFIX       ?= /usr/local
+BINDIR       ?= $(PREFIX)/bin
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+CC     ?= cc
+B      := build
+REFDATA ?= $(abspath ../shared/refdata)
+
+WARN   := -Wall -Wextra -Wshadow -Wno-unused-parameter
+CSTD   := -std=c11 -D_GNU_SOURCE
+CPPFLAGS_ALL := -Iinclude -Ilib
+CFLAGS_REL  := $(CSTD) -O2 -g -fPIC -fvisibility=hidden -pthread $(WARN)
+CFLAGS_TEST := $(CSTD) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+               -fno-sanitize-recover=undefined -pthread $(WARN)
+LDLIBS_ALL  := -lpcre2-8 -lzstd -lm -pthread -ldl
+
+# ---- CUDA: auto-detected; CUDA=0 forces it off, CUDA=1 requires it ------------------------------
+NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+ifeq ($(CUDA),0)
+  USE_CUDA :=
+else ifeq ($(CUDA),1)
+  ifeq ($(NVCC),)
+    $(error CUDA=1 but nvcc was not found)
+  endif
+  USE_CUDA := 1
+else
+  USE_CUDA := $(if $(NVCC),1,)
+endif
+CUDA_HOME   ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCHS  := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \
+               -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 \
+               -gencode arch=compute_90,code=compute_90
+NVCCFLAGS   := -O3 -std=c++17 $(CUDA_ARCHS) -Xcompiler -fPIC,-fvisibility=hidden,-Wall \
+               -Iinclude -Ilib --expt-relaxed-constexpr
+CUDA_SRC    := $(wildcard cuda/*.cu)
+ifeq ($(USE_CUDA),1)
+  CUDA_OBJ   := $(patsubst cuda/%.cu,$(B)/rel/cuda_%.o,$(CUDA_SRC))
+  CUDA_DEF   := -DCODER_HAVE_CUDA=1
+  CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -lstdc++
+else
+  CUDA_OBJ   :=
+  CUDA_DEF   :=
+  CUDA_LIBS  :=
+endif
+
+LIB_SRC  := $(wildcard lib/*.c)
+LIB_OBJ  := $(patsubst lib/%.c,$(B)/rel/%.o,$(LIB_SRC))
+TLIB_OBJ := $(patsubst lib/%.c,$(B)/test/%.o,$(LIB_SRC))
+CLI_SRC  := $(wildcard cli/*.c)
+CLI_OBJ  := $(patsubst cli/%.c,$(B)/rel/cli_%.o,$(CLI_SRC))
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(patsubst tests/%.c,$(B)/test/bin/%,$(TEST_SRC))
+BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCH_BIN := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
+
+SONAME   := libcoderinfer.so.$(SOMAJOR)
+SOREAL   := libcoderinfer.so.$(VERSION)
+
+.PHONY: all lib cli test test-build bench install uninstall clean demo test-real
+all: lib cli
+lib: $(B)/$(SOREAL) $(B)/$(SONAME) $(B)/libcoderinfer.so $(B)/libcoderinfer.a
+cli: $(B)/coder
+
+$(B)/rel/%.o: lib/%.c $(wildcard lib/*.h include/*.h) | $(B)/rel
+	$(CC) $(CFLAGS_REL) $(CUDA_DEF) $(CPPFLAGS_ALL) -c $< -o $@
+$(B)/rel/cuda_%.o: cuda/%.cu $(wildcard cuda/*.cuh lib/*.h include/*.h) | $(B)/rel
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+$(B)/rel/cli_%.o: cli/%.c $(wildcard cli/*.h lib/*.h include/*.h) | $(B)/rel
+	$(CC) $(CFLAGS_REL) $(CUDA_DEF) $(CPPFLAGS_ALL) -Icli -c $< -o $@
+
+# Exports: -fvisibility=hidden plus a version script, so only coder_* is visible (nm -D checks it).
+$(B)/$(SOREAL): $(LIB_OBJ) $(CUDA_OBJ) lib/exports.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/exports.map -Wl,--no-undefined \
+	    -o $@ $(LIB_OBJ) $(CUDA_OBJ) $(CUDA_LIBS) $(LDLIBS_ALL)
+$(B)/$(SONAME): $(B)/$(SOREAL)
+	ln -sf $(SOREAL) $@
+$(B)/libcoderinfer.so: $(B)/$(SONAME)
+	ln -sf $(SONAME) $@
+$(B)/libcoderinfer.a: $(LIB_OBJ) $(CUDA_OBJ)
+	rm -f $@ && ar rcs $@ $^
+# The CLI links the static archive: its tool subcommands (mkmodel) use internal functions.
+$(B)/coder: $(CLI_OBJ) $(B)/libcoderinfer.a
+	$(CC) -o $@ $(CLI_OBJ) $(B)/libcoderinfer.a $(CUDA_LIBS) $(LDLIBS_ALL)
+
+# ---- tests: ASan + UBSan build of the library (CPU only), one binary per tests/test_*.c -------
+$(B)/test/%.o: lib/%.c $(wildcard lib/*.h include/*.h) | $(B)/test/bin
+	$(CC) $(CFLAGS_TEST) $(CPPFLAGS_ALL) -c $< -o $@
+$(B)/test/bin/test_%: tests/test_%.c tests/test.h $(TLIB_OBJ) | $(B)/test/bin
+	$(CC) $(CFLAGS_TEST) $(CPPFLAGS_ALL) -Itests -o $@ $< $(TLIB_OBJ) $(LDLIBS_ALL)
+test-build: all $(TEST_BIN)
+test: test-build
+	@CODER_REFDATA=$${CODER_REFDATA:-$(REFDATA)} CODER_BUILD=$(B) sh tests/run.sh $(TEST_BIN) tests/sh/*.sh
+
+# ---- benchmarks (never part of the tests) --------------------------------------------------
+$(B)/bench/bench_%: bench/bench_%.c $(B)/libcoderinfer.a | $(B)/bench
+	$(CC) $(CSTD) -O2 -g -march=native -pthread $(WARN) $(CPPFLAGS_ALL) -o $@ $< $(B)/libcoderinfer.a $(CUDA_LIBS) $(LDLIBS_ALL)
+bench: all $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do echo "== $$b"; CODER_REFDATA=$(REFDATA) $$b || exit 1; done
+
+$(B)/rel $(B)/test/bin $(B)/bench:
+	mkdir -p $@
+
+# ---- install (PREFIX and DESTDIR; DESTDIR is never written into installed files) -------------
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
+	install -m 755 $(B)/$(SOREAL) $(DESTDIR)$(LIBDIR)/$(SOREAL)
+	ln -sf $(SOREAL) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libcoderinfer.so
+	install -m 644 include/coderinfer.h $(DESTDIR)$(INCLUDEDIR)/coderinfer.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+	    -e 's|@VERSION@|$(VERSION)|g' lib/coderinfer.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/coderinfer.pc
+	install -m 755 $(B)/coder $(DESTDIR)$(BINDIR)/coder
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/$(SOREAL) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libcoderinfer.so \
+	      $(DESTDIR)$(INCLUDEDIR)/coderinfer.h $(DESTDIR)$(PKGCONFIGDIR)/coderinfer.pc $(DESTDIR)$(BINDIR)/coder
+
+clean:
+	rm -rf $(B)
+
+-include $(wildcard $(B)/rel/*.d $(B)/test/*.d)

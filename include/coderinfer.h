@@ -1,0 +1,402 @@
+/*
+ * coderinfer.h - the public interface of libcoderinfer, written as its manual.
+ *
+ * libcoderinfer runs local coding models (Qwen2.5-Coder, Qwen3, DeepSeek-Coder, CodeLlama, ...)
+ * stored as GGUF files, in-process, on the CPU or an NVIDIA GPU.
+ *
+ * The shape of a program:
+ *
+ *     coder_model_params mp;  coder_model_params_init(&mp);
+ *     coder_model *model;
+ *     if (coder_model_load("model.gguf", &mp, &model) != CODER_OK)
+ *         fprintf(stderr, "%s\n", coder_last_error());
+ *     coder_session_params sp; coder_session_params_init(&sp);
+ *     coder_session *s;  coder_session_new(model, &sp, &s);
+ *     coder_gen_params gp;   coder_gen_params_init(&gp);
+ *     coder_result r;        coder_result_init(&r);
+ *     coder_generate(s, "def fib(n):", 11, &gp, &r);   // r.text holds the completion
+ *     coder_result_clear(&r); coder_session_free(s); coder_model_free(model);
+ *
+ * Conventions that hold for every function below:
+ *   - Fallible functions return coder_status. CODER_OK is 0, every error is negative. On error,
+ *     coder_last_error() returns a message naming the key, tensor, byte offset or argument at fault,
+ *     and every output handle is left NULL (or unchanged, for an existing object).
+ *   - The library never calls exit() or abort(), never writes to stdout or stderr, and logs only
+ *     through the callback installed with coder_log_set() (none by default: quiet).
+ *   - Objects are opaque. *_free() functions accept NULL.
+ *   - Params structs begin with a `size` field set by their *_init() function. Always call the init
+ *     function first: it lets newer libraries accept structs from callers built against older headers.
+ *   - Caller-buffer functions take (buf, cap, size_t *needed). When cap is too small they write
+ *     nothing past cap, set *needed to the size required and return CODER_ERR_BUFFER_TOO_SMALL.
+ *   - All text is UTF-8 with an explicit length where binary safety matters.
+ *
+ * Threading:
+ *   - A coder_model is immutable once loaded; any number of threads and sessions may share it.
+ *     Tokenize, detokenize and prompt formatting on a model are thread-safe.
+ *   - A coder_session is used by one thread at a time. A second thread entering the same session
+ *     concurrently gets CODER_ERR_BUSY. Different sessions on one model may run concurrently.
+ *   - coder_session_cancel() and coder_log_set() may be called from any thread at any time.
+ *   - Free every session of a model before freeing the model (coder_model_free on a model with live
+ *     sessions returns without freeing and logs an error; see coder_model_free).
+ */
+#ifndef CODERINFER_H
+#define CODERINFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CODER_EXPORT __attribute__((visibility("default")))
+#else
+#define CODER_EXPORT
+#endif
+
+/* ------------------------------------------------------------------------------------------------
+ * Version
+ * --------------------------------------------------------------------------------------------- */
+
+#define CODER_VERSION_MAJOR 0
+#define CODER_VERSION_MINOR 1
+#define CODER_VERSION_PATCH 0
+#define CODER_VERSION_NUMBER (CODER_VERSION_MAJOR * 10000 + CODER_VERSION_MINOR * 100 + CODER_VERSION_PATCH)
+/* The soname major: libcoderinfer.so.<CODER_ABI_VERSION>. Bumped only when the ABI breaks. */
+#define CODER_ABI_VERSION 0
+
+/* "0.1.0": the version of the library actually loaded (may differ from the header's). */
+CODER_EXPORT const char *coder_version(void);
+/* CODER_VERSION_NUMBER of the loaded library. */
+CODER_EXPORT int coder_version_number(void);
+/* CODER_ABI_VERSION of the loaded library; bindings compare it with the one they were written for. */
+CODER_EXPORT int coder_abi_version(void);
+
+/* ------------------------------------------------------------------------------------------------
+ * Status codes. Part of the ABI: values are fixed, new codes are only appended.
+ * --------------------------------------------------------------------------------------------- */
+
+typedef enum coder_status {
+    CODER_OK = 0,
+    CODER_ERR_INVALID_ARG = -1,      /* a NULL pointer, an out-of-range value, a bad flag        */
+    CODER_ERR_IO = -2,               /* open/read/mmap failed; path is a directory, FIFO, ...     */
+    CODER_ERR_FORMAT = -3,           /* the file or data is malformed (message names the field)  */
+    CODER_ERR_TRUNCATED = -4,        /* the file ends before a field or tensor it declares       */
+    CODER_ERR_UNSUPPORTED = -5,      /* valid but not supported: version, type, architecture     */
+    CODER_ERR_LIMIT = -6,            /* a declared size exceeds a configured limit               */
+    CODER_ERR_NOMEM = -7,            /* host memory allocation failed                            */
+    CODER_ERR_DEVICE = -8,           /* a GPU call failed (message has the call and error)       */
+    CODER_ERR_DEVICE_NOMEM = -9,     /* GPU memory allocation failed (required vs available)     */
+    CODER_ERR_DEVICE_LOST = -10,     /* a sticky GPU fault: the session must be freed            */
+    CODER_ERR_CONTEXT_FULL = -11,    /* the tokens do not fit in the session's context           */
+    CODER_ERR_CANCELLED = -12,       /* cancelled by coder_session_cancel or a callback          */
+    CODER_ERR_BUSY = -13,            /* the object is in use by another thread / has dependents  */
+    CODER_ERR_STATE = -14,           /* the call is not valid in the object's current state      */
+    CODER_ERR_BUFFER_TOO_SMALL = -15,/* the caller's buffer is too small; *needed says how large */
+    CODER_ERR_NUMERIC = -16,         /* NaN or Inf appeared in the logits                        */
+    CODER_ERR_TEMPLATE = -17,        /* the chat template cannot be recognised or rendered       */
+    CODER_ERR_INTERNAL = -18         /* a bug in the library: please report the message          */
+} coder_status;
+
+/* A static English name for a status ("CODER_ERR_FORMAT: malformed data"); never NULL. */
+CODER_EXPORT const char *coder_status_string(coder_status status);
+
+/* The detail message of the last failure on the calling thread (thread-local storage). Valid until
+ * the next failing call on this thread; "" if there was none. Bytes from files are escaped. */
+CODER_EXPORT const char *coder_last_error(void);
+
+/* ------------------------------------------------------------------------------------------------
+ * Logging. Quiet by default: nothing is logged until a sink is installed.
+ * --------------------------------------------------------------------------------------------- */
+
+typedef enum coder_log_level {
+    CODER_LOG_DEBUG = 0,
+    CODER_LOG_INFO = 1,
+    CODER_LOG_WARN = 2,
+    CODER_LOG_ERROR = 3,
+    CODER_LOG_NONE = 4
+} coder_log_level;
+
+/* msg is one line without a trailing newline, valid only during the call. The sink may be called
+ * from any thread that calls into the library (never from a hidden library thread), and must not
+ * call back into the library. */
+typedef void (*coder_log_fn)(coder_log_level level, const char *msg, void *user_data);
+
+/* Installs a process-wide sink receiving messages at min_level and above; fn = NULL silences the
+ * library. Thread-safe; takes effect for messages emitted after it returns. */
+CODER_EXPORT void coder_log_set(coder_log_fn fn, void *user_data, coder_log_level min_level);
+
+/* ------------------------------------------------------------------------------------------------
+ * Models
+ * --------------------------------------------------------------------------------------------- */
+
+typedef struct coder_model coder_model;
+
+/* Load progress: fraction in [0,1]. Return non-zero to cancel the load (CODER_ERR_CANCELLED). */
+typedef int (*coder_progress_fn)(float fraction, void *user_data);
+
+typedef struct coder_model_params {
+    size_t size;              /* sizeof(coder_model_params); set by coder_model_params_init      */
+    int use_mmap;             /* 1 (default): map the file read-only; 0: read it into memory.
+                                 A mapped file truncated by another process while in use can
+                                 raise SIGBUS: pass 0 for files that may change under you.       */
+    int n_gpu_layers;         /* -1 (default): as many as fit ("auto"); 0: CPU only; N: N layers */
+    int n_threads;            /* threads used while loading/validating; 0 (default): all cores  */
+    int validate_weights;     /* 1: scan weights for NaN/Inf at load (slower); default 0         */
+    int vocab_only;           /* 1: load only the tokenizer and prompt formats (also accepts the
+                                 vocabulary-only GGUF files); sessions then fail with CODER_ERR_STATE */
+    coder_progress_fn progress;   /* optional                                                   */
+    void *progress_user_data;
+} coder_model_params;
+
+/* Fills p with the defaults above. */
+CODER_EXPORT void coder_model_params_init(coder_model_params *p);
+
+/* Opens, validates and prepares a GGUF model. Every size, offset and shape is checked against the
+ * file before anything is allocated for it. On failure *out is NULL and coder_last_error() says why. */
+CODER_EXPORT coder_status coder_model_load(const char *path, const coder_model_params *params,
+                                           coder_model **out);
+
+/* Frees the model. Returns CODER_ERR_BUSY (and frees nothing) while sessions on it are alive. */
+CODER_EXPORT coder_status coder_model_free(coder_model *model);
+
+typedef struct coder_model_info {
+    size_t size;              /* sizeof(coder_model_info); set by the caller before the call     */
+    char arch[32];            /* "qwen2", "llama", "qwen3"                                       */
+    char name[128];           /* general.name, truncated; "" when absent                         */
+    int32_t n_layers, dim, ffn_dim, n_heads, n_kv_heads, head_dim;
+    int32_t vocab_size;
+    int32_t n_ctx_train;      /* training context length                                         */
+    uint64_t n_params;        /* number of weights                                              */
+    uint64_t weight_bytes;    /* bytes of tensor data                                           */
+    int32_t bos_token, eos_token;     /* -1 when the model has none                              */
+    int32_t add_bos;          /* 1 when tokenizing with CODER_TOKENIZE_ADD_SPECIAL adds BOS       */
+    int32_t has_fim;          /* 1 when the vocabulary has fill-in-the-middle tokens              */
+    int32_t chat_format;      /* coder_chat_format recognised from tokenizer.chat_template        */
+    int32_t gpu_layers;       /* layers actually placed on the GPU                                */
+} coder_model_info;
+
+/* Fills *info (info->size must be set to sizeof(coder_model_info)). */
+CODER_EXPORT coder_status coder_model_get_info(const coder_model *model, coder_model_info *info);
+
+/* Copies the metadata value of `key` rendered as text (numbers in decimal, arrays as "[n items]")
+ * into buf, always NUL-terminated. *needed = bytes required including the NUL. */
+CODER_EXPORT coder_status coder_model_meta(const coder_model *model, const char *key, char *buf,
+                                           size_t cap, size_t *needed);
+
+/* ------------------------------------------------------------------------------------------------
+ * Tokens
+ * --------------------------------------------------------------------------------------------- */
+
+/* coder_tokenize flags */
+#define CODER_TOKENIZE_ADD_SPECIAL 1u   /* add BOS/EOS where the model's metadata says so          */
+#define CODER_TOKENIZE_PARSE_SPECIAL 2u /* match control-token text (<|im_start|>) in the input.
+                                           Leave it off for untrusted text: then such text becomes
+                                           ordinary tokens and cannot inject control tokens.      */
+
+/* Tokenizes len bytes of text. Invalid UTF-8 bytes are tokenized as the bytes they are (byte-level
+ * BPE) or as byte-fallback tokens (SentencePiece); nothing is dropped. Writes at most cap ids;
+ * *n_tokens = number of ids of the full result (CODER_ERR_BUFFER_TOO_SMALL if > cap). */
+CODER_EXPORT coder_status coder_tokenize(const coder_model *model, const char *text, size_t len,
+                                         unsigned flags, int32_t *tokens, size_t cap,
+                                         size_t *n_tokens);
+
+/* coder_detokenize / coder_token_to_piece flags */
+#define CODER_DETOKENIZE_SPECIAL 1u     /* render control tokens as their text (default: omitted)  */
+
+/* Concatenated bytes of the tokens' text (exact bytes, possibly not valid UTF-8 when a token
+ * sequence is cut inside a character). Not NUL-terminated; *len = bytes of the full result.
+ * An id < 0 or >= vocab size gives CODER_ERR_INVALID_ARG. */
+CODER_EXPORT coder_status coder_detokenize(const coder_model *model, const int32_t *tokens,
+                                           size_t n_tokens, unsigned flags, char *buf, size_t cap,
+                                           size_t *len);
+
+/* The bytes of one token (not NUL-terminated). */
+CODER_EXPORT coder_status coder_token_to_piece(const coder_model *model, int32_t token,
+                                               unsigned flags, char *buf, size_t cap, size_t *len);
+
+/* 1 if the token ends generation for this model (EOS, EOT, <|im_end|>, FIM pad, ...), else 0. */
+CODER_EXPORT int coder_token_is_eog(const coder_model *model, int32_t token);
+
+/* ------------------------------------------------------------------------------------------------
+ * Prompt formats. No template text from the file is ever executed: the format is recognised from
+ * tokenizer.chat_template and rendered by the library's own code.
+ * --------------------------------------------------------------------------------------------- */
+
+typedef enum coder_chat_format {
+    CODER_CHAT_AUTO = 0,          /* recognise from the model's tokenizer.chat_template         */
+    CODER_CHAT_CHATML = 1,        /* Qwen2.5, Qwen2.5-Coder: <|im_start|>role\n...<|im_end|>\n   */
+    CODER_CHAT_QWEN3 = 2,         /* ChatML without default system prompt, with <think> handling */
+    CODER_CHAT_LLAMA3 = 3,        /* <|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|>   */
+    CODER_CHAT_DEEPSEEK_CODER = 4,/* DeepSeek-Coder instruct: ### Instruction: / ### Response:   */
+    CODER_CHAT_LLAMA2 = 5,        /* CodeLlama / Llama-2: [INST] ... [/INST]                     */
+    CODER_CHAT_RAW = 6            /* no formatting: contents concatenated                         */
+} coder_chat_format;
+
+typedef struct coder_chat_message {
+    const char *role;             /* "system", "user", "assistant" or "tool"                    */
+    const char *content;          /* NUL-terminated UTF-8                                       */
+} coder_chat_message;
+
+/* coder_chat_apply flags */
+#define CODER_CHAT_ADD_GENERATION_PROMPT 1u /* end with the assistant turn header               */
+#define CODER_CHAT_NO_THINK 2u              /* Qwen3: append the empty think block              */
+
+/* Renders messages in `format` (CODER_CHAT_AUTO: the model's own) into buf as text to be tokenized
+ * with CODER_TOKENIZE_PARSE_SPECIAL. NUL-terminated; *needed includes the NUL.
+ * CODER_ERR_TEMPLATE when AUTO finds no recognisable format. */
+CODER_EXPORT coder_status coder_chat_apply(const coder_model *model, coder_chat_format format,
+                                           const coder_chat_message *messages, size_t n_messages,
+                                           unsigned flags, char *buf, size_t cap, size_t *needed);
+
+typedef struct coder_fim_file {
+    const char *path;             /* repository-relative path                                   */
+    const char *content;          /* file text                                                  */
+} coder_fim_file;
+
+/* Builds the fill-in-the-middle prompt as token ids (special ids looked up in the vocabulary):
+ * prefix, then suffix, then the "middle" marker; the model generates the middle. With repo_name
+ * or files (Qwen2.5-Coder only) the repository-level form is produced, the target file last under
+ * target_path. CODER_ERR_UNSUPPORTED when the vocabulary has no FIM tokens. */
+CODER_EXPORT coder_status coder_fim_tokens(const coder_model *model, const char *prefix,
+                                           const char *suffix, const char *repo_name,
+                                           const coder_fim_file *files, size_t n_files,
+                                           const char *target_path, int32_t *tokens, size_t cap,
+                                           size_t *n_tokens);
+
+/* ------------------------------------------------------------------------------------------------
+ * Sessions: a KV cache and the tokens in it. One thread at a time per session.
+ * --------------------------------------------------------------------------------------------- */
+
+typedef struct coder_session coder_session;
+
+typedef enum coder_kv_type {
+    CODER_KV_F16 = 0,             /* default                                                    */
+    CODER_KV_F32 = 1,
+    CODER_KV_Q8_0 = 2
+} coder_kv_type;
+
+typedef struct coder_session_params {
+    size_t size;                  /* sizeof(coder_session_params)                               */
+    int32_t n_ctx;                /* context length in tokens; 0 (default): min(training, 4096)  */
+    int32_t n_batch;              /* prompt tokens evaluated per step; default 512               */
+    int32_t n_threads;            /* CPU threads; 0 (default): all cores                        */
+    int32_t kv_type;              /* coder_kv_type; default CODER_KV_F16                        */
+} coder_session_params;
+
+CODER_EXPORT void coder_session_params_init(coder_session_params *p);
+
+/* Creates a session on model (the model must outlive it). */
+CODER_EXPORT coder_status coder_session_new(coder_model *model, const coder_session_params *params,
+                                            coder_session **out);
+CODER_EXPORT void coder_session_free(coder_session *session);
+
+/* Forgets every token: the next evaluation starts at position 0. */
+CODER_EXPORT coder_status coder_session_reset(coder_session *session);
+
+/* Context length and number of tokens currently held. */
+CODER_EXPORT int32_t coder_session_n_ctx(const coder_session *session);
+CODER_EXPORT int32_t coder_session_n_past(const coder_session *session);
+
+/* Appends n tokens at the next positions and computes the logits of the last one. Fails with
+ * CODER_ERR_CONTEXT_FULL before computing anything if they do not fit; the session is unchanged
+ * on every error except CODER_ERR_CANCELLED / device errors (then n_past says what was kept). */
+CODER_EXPORT coder_status coder_session_eval(coder_session *session, const int32_t *tokens,
+                                             size_t n_tokens);
+
+/* The logits (vocab_size floats) after the last coder_session_eval; valid until the next call on
+ * the session. CODER_ERR_STATE before any evaluation. */
+CODER_EXPORT coder_status coder_session_logits(coder_session *session, const float **logits,
+                                               int32_t *vocab_size);
+
+/* Asks the generation or evaluation running on session (in another thread) to stop after the
+ * current token. Async-safe; the call in progress returns CODER_ERR_CANCELLED (or a result with
+ * stop reason CODER_STOP_CANCELLED) and the session remains usable. A cancel that arrives while
+ * nothing runs is forgotten when the next call starts. */
+CODER_EXPORT void coder_session_cancel(coder_session *session);
+
+/* ------------------------------------------------------------------------------------------------
+ * Generation
+ * --------------------------------------------------------------------------------------------- */
+
+/* Streaming: called with each new piece of text, always complete UTF-8 characters (a token cut in
+ * a character is held back until the character is complete). Return non-zero to stop. */
+typedef int (*coder_piece_fn)(const char *piece, size_t len, void *user_data);
+
+/* Sampling, applied in this order each step (llama.cpp's order):
+ *   1. repetition penalties over the last repeat_last_n tokens (prompt included):
+ *      logit <= 0 ? logit *= repeat_penalty : logit /= repeat_penalty;
+ *      logit -= count * frequency_penalty + presence_penalty
+ *   2. top-k    3. top-p    4. min-p   (all on the untempered distribution)
+ *   5. temperature; temperature <= 0 means greedy (argmax, lowest id on ties)
+ *   6. draw from the softmax with a seeded generator (seed fixed => same tokens).               */
+typedef struct coder_gen_params {
+    size_t size;                  /* sizeof(coder_gen_params)                                   */
+    int32_t max_tokens;           /* default 256; -1: until end of generation or context full   */
+    float temperature;            /* default 0.8                                                */
+    int32_t top_k;                /* default 40; <= 0 disables                                  */
+    float top_p;                  /* default 0.95; 1 disables                                   */
+    float min_p;                  /* default 0.05; 0 disables                                   */
+    float repeat_penalty;         /* default 1.0 (off)                                          */
+    int32_t repeat_last_n;        /* default 64                                                 */
+    float frequency_penalty;      /* default 0                                                  */
+    float presence_penalty;       /* default 0                                                  */
+    uint64_t seed;                /* default 0xFFFFFFFF...: a random seed                       */
+    const char *const *stop;      /* optional stop strings; generation ends before them         */
+    size_t n_stop;
+    unsigned tokenize_flags;      /* for text prompts; default ADD_SPECIAL | PARSE_SPECIAL      */
+    coder_piece_fn on_piece;      /* optional streaming callback                                */
+    void *user_data;
+} coder_gen_params;
+
+CODER_EXPORT void coder_gen_params_init(coder_gen_params *p);
+
+typedef enum coder_stop_reason {
+    CODER_STOP_NONE = 0,
+    CODER_STOP_EOG = 1,           /* the model emitted an end-of-generation token               */
+    CODER_STOP_LENGTH = 2,        /* max_tokens reached                                         */
+    CODER_STOP_STRING = 3,        /* a stop string matched                                      */
+    CODER_STOP_CONTEXT_FULL = 4,  /* the context is full                                        */
+    CODER_STOP_CANCELLED = 5,     /* coder_session_cancel or the callback asked to stop         */
+    CODER_STOP_ERROR = 6
+} coder_stop_reason;
+
+typedef struct coder_stats {
+    int32_t n_prompt;             /* prompt tokens evaluated (excluding reused ones)            */
+    int32_t n_cached;             /* prompt tokens reused from the session                      */
+    int32_t n_generated;          /* tokens generated                                           */
+    double prefill_ms, decode_ms; /* wall time of prompt evaluation and of generation           */
+    double prefill_tps, decode_tps;/* tokens per second of each                                 */
+} coder_stats;
+
+typedef struct coder_result {
+    size_t size;                  /* sizeof(coder_result); set by coder_result_init             */
+    char *text;                   /* the completion, NUL-terminated; owned by the library       */
+    size_t text_len;
+    int32_t *tokens;              /* the generated ids, owned by the library                    */
+    size_t n_tokens;
+    int32_t stop_reason;          /* coder_stop_reason                                          */
+    coder_stats stats;
+} coder_result;
+
+CODER_EXPORT void coder_result_init(coder_result *r);
+/* Frees what the library stored in r and re-initialises it. */
+CODER_EXPORT void coder_result_clear(coder_result *r);
+
+/* Tokenizes the prompt (gp->tokenize_flags), evaluates it after the tokens the session already
+ * holds, and generates. The prompt continues the session: call coder_session_reset first for a
+ * fresh start. Fills *result (call coder_result_clear on it afterwards, also after an error). */
+CODER_EXPORT coder_status coder_generate(coder_session *session, const char *prompt, size_t len,
+                                         const coder_gen_params *gp, coder_result *result);
+
+/* As coder_generate, with the prompt already tokenized. */
+CODER_EXPORT coder_status coder_generate_tokens(coder_session *session, const int32_t *prompt,
+                                                size_t n_prompt, const coder_gen_params *gp,
+                                                coder_result *result);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CODERINFER_H */

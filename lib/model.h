@@ -1,0 +1,70 @@
+/* model.h - a loaded model: hyperparameters from metadata (table-driven per architecture), the
+ * weight tensors bound by name with their types and shapes checked, and the tokenizer.
+ * Immutable after coder_model_load; shared by any number of sessions and threads. */
+#ifndef CODER_MODEL_H
+#define CODER_MODEL_H
+
+#include <stdatomic.h>
+
+#include "gguf.h"
+#include "tokenizer.h"
+
+typedef enum arch_id { ARCH_LLAMA = 0, ARCH_QWEN2 = 1, ARCH_QWEN3 = 2 } arch_id;
+typedef enum rope_style { ROPE_NORM = 0, ROPE_NEOX = 1 } rope_style;
+typedef enum rope_scaling { ROPE_SCALING_NONE = 0, ROPE_SCALING_LINEAR = 1, ROPE_SCALING_YARN = 2 } rope_scaling;
+
+/* Dimension glossary used everywhere: dim, ffn_dim, head_dim, n_heads, n_kv_heads, n_layers,
+ * vocab_size. q has n_heads*head_dim rows, k and v n_kv_heads*head_dim. */
+typedef struct model_hparams {
+    arch_id arch;
+    char arch_name[32];
+    int32_t n_layers, dim, ffn_dim, n_heads, n_kv_heads, head_dim, n_rot;
+    int32_t vocab_size, n_ctx_train;
+    float rms_eps;
+    rope_style rope;
+    float rope_base;
+    rope_scaling rope_scaling_type;
+    float rope_freq_scale;        /* 1/factor                                          */
+    int32_t yarn_orig_ctx;
+    float yarn_ext_factor, yarn_attn_factor, yarn_beta_fast, yarn_beta_slow;
+    bool has_qkv_bias, has_qk_norm, tied_output;
+} model_hparams;
+
+/* A weight as stored in the file: `rows` outputs of `cols` inputs (GGUF ne = [cols, rows]); a 1-D
+ * tensor has rows = 1. data points into the file bytes. */
+typedef struct weight {
+    const gguf_tensor *t;         /* NULL when the tensor is optional and absent        */
+    uint32_t type;
+    int64_t rows, cols;
+    uint64_t row_bytes;
+    const void *data;
+} weight;
+
+typedef struct layer_weights {
+    weight attn_norm;
+    weight wq, wk, wv, wo;
+    weight bq, bk, bv;            /* qwen2 only                                         */
+    weight q_norm, k_norm;        /* qwen3 only                                         */
+    weight ffn_norm;
+    weight w_gate, w_up, w_down;
+} layer_weights;
+
+struct coder_model {
+    gguf_file *file;
+    tokenizer *tok;
+    model_hparams hp;
+    bool vocab_only;
+    weight tok_embd, output_norm, output;   /* output = tok_embd when tied              */
+    weight rope_freqs;                      /* optional (llama)                         */
+    layer_weights *layers;                  /* n_layers                                 */
+    int32_t chat_format;                    /* coder_chat_format recognised at load     */
+    atomic_int n_sessions;                  /* coder_model_free refuses while > 0       */
+    void *backend_data;                     /* backend-owned per-model state (CUDA)     */
+};
+
+/* Reads and validates the hyperparameters of f (group D of BAD_INPUTS.md). */
+coder_status model_read_hparams(const gguf_file *f, model_hparams *hp);
+/* Binds every tensor by name, checking presence, type and shape against hp. */
+coder_status model_bind_weights(coder_model *m);
+
+#endif
