@@ -1,0 +1,43 @@
+/* session.h - a session: one KV cache, the tokens in it, and the logits of the last position.
+ * Used by one thread at a time (a try-lock turns concurrent use into CODER_ERR_BUSY).
+ * The engine (session.c, forward.c, kv_cache.c, cpu_*.c) owns evaluation; generate.c and
+ * sampler.c build generation on session_eval. */
+#ifndef CODER_SESSION_H
+#define CODER_SESSION_H
+
+#include <stdatomic.h>
+
+#include "model.h"
+
+struct kv_cache;
+struct backend;
+
+struct coder_session {
+    coder_model *model;
+    int32_t n_ctx, n_batch, n_threads;
+    int32_t kv_type;              /* coder_kv_type                                         */
+    int32_t n_past;               /* tokens held in the KV cache                           */
+    int32_t *tokens;              /* [n_ctx] the ids at positions 0..n_past-1              */
+    float *logits;                /* [vocab_size] of the last evaluated position           */
+    bool has_logits;
+    atomic_bool cancel;           /* set by coder_session_cancel from any thread           */
+    atomic_flag busy;             /* held for the duration of every public call            */
+    struct kv_cache *kv;          /* engine-owned                                          */
+    struct backend *backend;      /* engine-owned op table + state                         */
+    void *engine;                 /* engine-owned scratch                                  */
+};
+
+/* Try-lock for public entry points: false (and CODER_ERR_BUSY recorded) if another thread is in. */
+bool session_enter(coder_session *s);
+void session_leave(coder_session *s);
+
+/* Evaluates n tokens at positions n_past.. (n_past advances), leaving the logits of the last one
+ * in s->logits. Checks s->cancel between batches and layers: returns CODER_ERR_CANCELLED with the
+ * session rolled back to the last whole batch (n_past says what is kept). CODER_ERR_CONTEXT_FULL
+ * before any work if n_past + n > n_ctx. The caller holds the session (session_enter). */
+coder_status session_eval(coder_session *s, const int32_t *tokens, size_t n);
+
+/* Drops every position >= n_past (for prefix reuse; n_past <= s->n_past). */
+coder_status session_truncate(coder_session *s, int32_t n_past);
+
+#endif
