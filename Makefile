@@ -61,6 +61,10 @@ BENCH_BIN := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 SONAME   := libcoderinfer.so.$(SOMAJOR)
 SOREAL   := libcoderinfer.so.$(VERSION)
 
+# Keep the sanitizer objects between test links, and never keep a half-written target.
+.SECONDARY:
+.DELETE_ON_ERROR:
+
 .PHONY: all lib cli test test-build bench install uninstall clean demo test-real
 all: lib cli
 lib: $(B)/$(SOREAL) $(B)/$(SONAME) $(B)/libcoderinfer.so $(B)/libcoderinfer.a

@@ -61,6 +61,13 @@ void coder_mfree_aligned(void *p);
  * Not exported; tests link the static archive. */
 void coder_alloc_fail_after(long n);
 
+/* Test hook: bytes currently held through these wrappers (malloc_usable_size) and the peak since
+ * the last coder_alloc_peak_reset (which sets the peak to the current amount). For memory-bound
+ * tests such as "a huge declared count allocates nothing large". */
+size_t coder_alloc_peak_bytes(void);
+size_t coder_alloc_current_bytes(void);
+void coder_alloc_peak_reset(void);
+
 /* Wall-clock time in seconds (monotonic). */
 double coder_time_now(void);
 

@@ -63,9 +63,14 @@ void coder_fail_context(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
+    /* Build "prefix: old message" by hand: the result is cut at MESSAGE_CAP on purpose. */
     char joined[MESSAGE_CAP];
-    snprintf(joined, sizeof joined, "%s: %s", prefix, last_error);
-    memcpy(last_error, joined, sizeof last_error);
+    size_t np = strlen(prefix), no = strlen(last_error), o = 0;
+    for (size_t i = 0; i < np && o + 1 < sizeof joined; i++) joined[o++] = prefix[i];
+    for (size_t i = 0; i < 2 && o + 1 < sizeof joined; i++) joined[o++] = ": "[i];
+    for (size_t i = 0; i < no && o + 1 < sizeof joined; i++) joined[o++] = last_error[i];
+    joined[o] = 0;
+    memcpy(last_error, joined, o + 1);
 }
 
 CODER_EXPORT void coder_log_set(coder_log_fn fn, void *user_data, coder_log_level min_level) {

@@ -28,7 +28,7 @@ enum {
 #define GGUF_DEFAULT_MAX_TENSORS 65536ull
 #define GGUF_DEFAULT_MAX_KV 65536ull
 #define GGUF_MAX_STRING_LEN (1ull << 30)
-#define GGUF_MAX_ALIGNMENT (1u << 20)
+#define GGUF_MAX_ALIGNMENT (1u << 20)   /* general.alignment above it: CODER_ERR_FORMAT (BAD_INPUTS A13) */
 
 /* A string inside the file: not NUL-terminated, points into the file's bytes. */
 typedef struct gguf_str {
@@ -56,7 +56,9 @@ typedef struct gguf_open_opts {
 typedef struct gguf_file gguf_file;
 
 /* Opens and validates a file: header, every KV, every tensor info, and that every tensor lies
- * inside the file (C1: CODER_ERR_TRUNCATED naming the first tensor out of bounds). */
+ * inside the file (C1: CODER_ERR_TRUNCATED naming the first tensor out of bounds). opts NULL: read
+ * mode (the file is copied, so later changes to it cannot SIGBUS us) and default caps. Policies
+ * and the status of each malformation: docs/GGUF.md. */
 coder_status gguf_open(const char *path, const gguf_open_opts *opts, gguf_file **out);
 /* Same checks over bytes in memory. The buffer is borrowed and must outlive the gguf_file. */
 coder_status gguf_open_memory(const void *data, size_t size, const gguf_open_opts *opts, gguf_file **out);
@@ -95,6 +97,9 @@ coder_status gguf_get_str_array(const gguf_file *f, const char *key, const gguf_
 
 /* Size in bytes of one element of a metadata type (0 for STRING/ARRAY/invalid). */
 size_t gguf_type_size(uint32_t type);
+/* The encoded value of KV i exactly as stored (after its u32 type): what gguf_writer_copy_kvs
+ * copies. *value points into the file's bytes. */
+coder_status gguf_kv_raw(const gguf_file *f, size_t i, uint32_t *type, const void **value, uint64_t *len);
 const char *gguf_type_name(uint32_t type);
 
 /* --- tensors --- */

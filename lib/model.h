@@ -26,6 +26,9 @@ typedef struct model_hparams {
     rope_scaling rope_scaling_type;
     float rope_freq_scale;        /* 1/factor                                          */
     int32_t yarn_orig_ctx;
+    /* yarn_attn_factor is the metadata value (default 1). The YaRN magnitude correction
+     * mscale = 1 + 0.1 ln(1/rope_freq_scale) is NOT folded in: the rope op multiplies
+     * cos/sin by yarn_attn_factor * mscale when rope_scaling_type == ROPE_SCALING_YARN. */
     float yarn_ext_factor, yarn_attn_factor, yarn_beta_fast, yarn_beta_slow;
     bool has_qkv_bias, has_qk_norm, tied_output;
 } model_hparams;
@@ -60,11 +63,29 @@ struct coder_model {
     int32_t chat_format;                    /* coder_chat_format recognised at load     */
     atomic_int n_sessions;                  /* coder_model_free refuses while > 0       */
     void *backend_data;                     /* backend-owned per-model state (CUDA)     */
+    /* Called by coder_model_free (when set) to release backend_data. */
+    void (*backend_free)(coder_model *m);
+    coder_model_params params;              /* the load parameters (defaults filled in) */
+    uint64_t n_params;                      /* elements of the bound weights (tied counted once) */
+    uint64_t weight_bytes;                  /* bytes of the bound weights                */
+    int32_t gpu_layers;                     /* layers placed on the GPU (set by the backend) */
 };
 
 /* Reads and validates the hyperparameters of f (group D of BAD_INPUTS.md). */
 coder_status model_read_hparams(const gguf_file *f, model_hparams *hp);
-/* Binds every tensor by name, checking presence, type and shape against hp. */
+/* Binds every tensor by name, checking presence, type and shape against hp (m->file, m->hp set;
+ * m->layers allocated with hp.n_layers entries). Sets tied_output, n_params, weight_bytes.
+ * Missing tensor / wrong shape: CODER_ERR_FORMAT naming the tensor; a type we cannot compute
+ * (quantized norm, Q2_K, IQ*): CODER_ERR_UNSUPPORTED; no block tensors at all: UNSUPPORTED.
+ * Unknown extra tensors are logged (LOG_WARN) and ignored. */
 coder_status model_bind_weights(coder_model *m);
+
+/* Scans every bound weight for NaN/Inf (dequantizing row by row): CODER_ERR_FORMAT naming the
+ * tensor and row. progress(frac in [lo, hi]) is called between tensors when set; a non-zero
+ * return gives CODER_ERR_CANCELLED. */
+coder_status model_validate_weights(const coder_model *m, float lo, float hi);
+
+/* Calls m->params.progress (if any) with frac; CODER_ERR_CANCELLED when it returns non-zero. */
+coder_status model_progress(const coder_model *m, float frac);
 
 #endif

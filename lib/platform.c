@@ -1,5 +1,6 @@
 /* platform.c - allocation wrappers (with the test-only failure injection), time and CPU count. */
 #include <stdatomic.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,10 +22,38 @@ static bool alloc_allowed(void) {
     return b < 0;
 }
 
-void *coder_malloc(size_t n) { return alloc_allowed() ? malloc(n ? n : 1) : NULL; }
-void *coder_calloc(size_t count, size_t size) { return alloc_allowed() ? calloc(count ? count : 1, size ? size : 1) : NULL; }
-void *coder_realloc(void *p, size_t n) { return alloc_allowed() ? realloc(p, n ? n : 1) : NULL; }
-void coder_mfree(void *p) { free(p); }
+/* Bytes held and the peak (test hook; relaxed atomics: approximate under concurrency). */
+static atomic_size_t alloc_current, alloc_peak;
+
+static void *alloc_track(void *p) {
+    if (p) {
+        size_t now = atomic_fetch_add_explicit(&alloc_current, malloc_usable_size(p), memory_order_relaxed) + malloc_usable_size(p);
+        size_t peak = atomic_load_explicit(&alloc_peak, memory_order_relaxed);
+        while (now > peak && !atomic_compare_exchange_weak(&alloc_peak, &peak, now)) {}
+    }
+    return p;
+}
+static void alloc_untrack(void *p) {
+    if (p) atomic_fetch_sub_explicit(&alloc_current, malloc_usable_size(p), memory_order_relaxed);
+}
+size_t coder_alloc_peak_bytes(void) { return atomic_load(&alloc_peak); }
+size_t coder_alloc_current_bytes(void) { return atomic_load(&alloc_current); }
+void coder_alloc_peak_reset(void) { atomic_store(&alloc_peak, atomic_load(&alloc_current)); }
+
+void *coder_malloc(size_t n) { return alloc_allowed() ? alloc_track(malloc(n ? n : 1)) : NULL; }
+void *coder_calloc(size_t count, size_t size) { return alloc_allowed() ? alloc_track(calloc(count ? count : 1, size ? size : 1)) : NULL; }
+void *coder_realloc(void *p, size_t n) {
+    if (!alloc_allowed()) return NULL;
+    size_t old = p ? malloc_usable_size(p) : 0;
+    void *q = realloc(p, n ? n : 1);
+    if (!q) return NULL;
+    atomic_fetch_sub_explicit(&alloc_current, old, memory_order_relaxed);
+    return alloc_track(q);
+}
+void coder_mfree(void *p) {
+    alloc_untrack(p);
+    free(p);
+}
 
 char *coder_strndup(const char *s, size_t n) {
     char *d = coder_malloc(n + 1);
@@ -38,9 +67,12 @@ void *coder_malloc_aligned(size_t n, size_t alignment) {
     if (!alloc_allowed()) return NULL;
     void *p = NULL;
     if (posix_memalign(&p, alignment, n ? n : 1) != 0) return NULL;
-    return p;
+    return alloc_track(p);
 }
-void coder_mfree_aligned(void *p) { free(p); }
+void coder_mfree_aligned(void *p) {
+    alloc_untrack(p);
+    free(p);
+}
 
 double coder_time_now(void) {
     struct timespec ts;

@@ -38,6 +38,13 @@ coder_status tokenizer_encode(const tokenizer *t, const char *text, size_t len, 
 coder_status tokenizer_piece(const tokenizer *t, int32_t id, unsigned flags, char *buf, size_t cap,
                              size_t *len);
 
+/* Concatenated pieces of n ids (flags: CODER_DETOKENIZE_SPECIAL). SentencePiece with
+ * add_space_prefix drops one leading space of the first rendered piece (the encoder's dummy
+ * prefix). *len = full length; at most cap bytes written; CODER_ERR_BUFFER_TOO_SMALL if it does
+ * not fit; CODER_ERR_INVALID_ARG for an id outside the vocabulary. */
+coder_status tokenizer_decode(const tokenizer *t, const int32_t *ids, size_t n, unsigned flags, char *buf,
+                              size_t cap, size_t *len);
+
 /* Streaming detokenizer: feeds token bytes, emits only complete UTF-8 characters (an incomplete
  * sequence is held back; bytes that can never form a valid character are emitted as U+FFFD). */
 typedef struct utf8_stream {

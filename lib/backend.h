@@ -1,0 +1,89 @@
+/* backend.h - the op table a compute backend implements (CPU now: cpu_backend.c; CUDA later).
+ *
+ * forward.c runs ONE layer loop for every architecture over these ops, so a backend never sees
+ * the architecture, only tensors. Activations live in backend buffers (backend_buf: device memory
+ * for a GPU backend, plain host floats for the CPU) holding row-major f32 matrices [rows][width];
+ * forward.c never touches their contents except through buf_read. Weights are the model's
+ * `weight` descriptors; a backend resolves them to its own copy (model->backend_data) if it has one.
+ *
+ * A backend object is per session: it owns the KV cache, scratch and threads, all allocated at
+ * creation, so evaluating tokens allocates nothing. Every op may fail (a GPU backend reports
+ * CODER_ERR_DEVICE*); the CPU backend's ops cannot fail once created.
+ *
+ * Shape conventions (n = tokens in the batch, positions pos0 .. pos0+n-1):
+ *   x, h        [n][dim]                 q, att  [n][n_heads*head_dim]
+ *   k, v        [n][n_kv_heads*head_dim] gate,up [n][ffn_dim]      logits [n_out][vocab_size] */
+#ifndef CODER_BACKEND_H
+#define CODER_BACKEND_H
+
+#include "model.h"
+
+typedef struct backend backend;
+
+/* A backend's f32 buffer: host memory for the CPU backend, device memory for a GPU backend.
+ * Only the backend that allocated it dereferences data. */
+typedef struct backend_buf {
+    void *data;
+    size_t n_floats;
+} backend_buf;
+
+typedef struct backend_params {
+    int32_t n_ctx;            /* KV cache length in positions                                   */
+    int32_t n_batch;          /* the most tokens one forward call passes to an op               */
+    int32_t n_threads;        /* >= 1                                                           */
+    int32_t kv_type;          /* CODER_KV_F16 or CODER_KV_F32                                   */
+} backend_params;
+
+typedef struct backend_ops {
+    const char *name;
+    void (*free)(backend *b);
+
+    /* Buffers of f32 activations ([rows][width] row-major), allocated at session creation. */
+    coder_status (*buf_alloc)(backend *b, size_t n_floats, backend_buf **out);
+    void (*buf_free)(backend *b, backend_buf *buf);
+    /* Copies n floats starting at float offset `off` of buf to host memory (synchronises). */
+    coder_status (*buf_read)(backend *b, const backend_buf *buf, size_t off, size_t n, float *dst);
+
+    /* x[t] = row ids[t] of tok_embd, dequantized.                          x: [n][dim]        */
+    coder_status (*embed)(backend *b, const weight *tok_embd, const int32_t *ids, int n, backend_buf *x);
+    /* y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w, for rows r < n_rows of `width` (y may be x).
+     * Also the per-head q/k norms of qwen3 (rows = tokens*heads, width = head_dim).           */
+    coder_status (*rms_norm)(backend *b, const backend_buf *x, const weight *w, int n_rows, int width,
+                             float eps, backend_buf *y);
+    /* y[t] = W @ x[t] for t < n:  W (rows, cols) @ x[n][cols] -> y[n][rows]. n = 1 is a
+     * matrix-vector product (decode), n > 1 a matrix-matrix product (prefill).               */
+    coder_status (*matmul)(backend *b, const weight *W, const backend_buf *x, int n, backend_buf *y);
+    /* y[t] += bias for t < n.                                 bias (width,), y [n][width]    */
+    coder_status (*add_bias)(backend *b, backend_buf *y, const weight *bias, int n);
+    /* Rotates each head of x in place for positions pos0+t (style, base and scaling from the
+     * model's hparams).                                       x [n][n_heads*head_dim]        */
+    coder_status (*rope)(backend *b, backend_buf *x, int n, int n_heads, int32_t pos0);
+    /* Writes k[t], v[t] to the cache of `layer` at positions pos0+t.                          */
+    coder_status (*kv_write)(backend *b, int layer, const backend_buf *k, const backend_buf *v, int n,
+                             int32_t pos0);
+    /* Causal GQA attention of q[t] (position pos0+t) over cache positions 0..pos0+t of `layer`:
+     * out[t] head h = softmax(q_h . K_g^T / sqrt(head_dim)) V_g, g = h / (n_heads/n_kv_heads).
+     *                                                          q, out [n][n_heads*head_dim]   */
+    coder_status (*attention)(backend *b, int layer, const backend_buf *q, int n, int32_t pos0,
+                              backend_buf *out);
+    /* gate[i] = silu(gate[i]) * up[i] for i < n*width.        gate, up [n][width]             */
+    coder_status (*swiglu)(backend *b, backend_buf *gate, const backend_buf *up, int n, int width);
+    /* x[i] += y[i] for i < n*width.                                                          */
+    coder_status (*add)(backend *b, backend_buf *x, const backend_buf *y, int n, int width);
+    /* dst row dst_row+i = src row src_row+i, for i < n_rows rows of `width`.                  */
+    coder_status (*copy_rows)(backend *b, const backend_buf *src, int src_row, backend_buf *dst,
+                              int dst_row, int n_rows, int width);
+    /* Forgets cache positions >= n_keep (a backend may do nothing: positions are overwritten). */
+    coder_status (*kv_truncate)(backend *b, int32_t n_keep);
+} backend_ops;
+
+struct backend {
+    const backend_ops *ops;
+    const coder_model *model;
+    backend_params params;
+};
+
+/* The CPU backend (cpu_backend.c). */
+coder_status cpu_backend_new(const coder_model *m, const backend_params *p, backend **out);
+
+#endif

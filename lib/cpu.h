@@ -1,0 +1,118 @@
+/* cpu.h - internals of the CPU backend: the per-ISA kernel table (cpu_matmul.c), the threaded
+ * matmul, attention (cpu_attention.c) and the small ops (cpu_ops.c).
+ *
+ * Matmul method: each weight row is dequantized to f32 (one 4-row tile at a time, into per-thread
+ * scratch) and dotted with f32 activations; in a prefill the tile is reused for every token of the
+ * batch. Activations are never quantized, so results track the dequantized-F32 reference
+ * (refdata `q4_k_m-deq-f32`), not llama.cpp's Q8-activation path. */
+#ifndef CODER_CPU_H
+#define CODER_CPU_H
+
+#include <string.h>
+
+#include "backend.h"
+#include "kv_cache.h"
+#include "quant.h"
+#include "threadpool.h"
+
+typedef enum cpu_isa { CPU_ISA_SCALAR = 0, CPU_ISA_AVX2 = 1, CPU_ISA_AVX512 = 2 } cpu_isa;
+
+/* Dequantizes n elements (n a multiple of the type's block size) of one row. */
+typedef void (*cpu_dequant_fn)(const void *src, float *dst, int64_t n);
+
+/* One instruction-set level's kernels. The scalar table is the reference the others are tested
+ * against; it is plain C (no intrinsics) and gives the same results on any machine. */
+typedef struct cpu_kernels {
+    cpu_isa isa;
+    const char *name;                               /* "scalar", "avx2", "avx512"            */
+    cpu_dequant_fn dequant[QT_COUNT];               /* NULL where the type is unsupported     */
+    float (*dot)(const float *a, const float *b, int64_t n);
+    /* out[i] = w[i*stride .. +n) . x  for i < 4 (four weight rows against one activation row) */
+    void (*dot4)(const float *w, size_t stride, const float *x, int64_t n, float out[4]);
+    float (*dot_f16)(const uint16_t *a, const float *b, int64_t n);
+    void (*axpy)(float *y, float a, const float *x, int64_t n);          /* y += a*x          */
+    void (*axpy_f16)(float *y, float a, const uint16_t *x, int64_t n);
+    void (*to_f16)(const float *x, uint16_t *y, int64_t n);             /* round to nearest even */
+} cpu_kernels;
+
+/* The table for isa, or NULL when this CPU lacks it. */
+const cpu_kernels *cpu_kernels_for(cpu_isa isa);
+/* The best table this CPU supports; $CODER_CPU_ISA=scalar|avx2|avx512 caps the choice. */
+const cpu_kernels *cpu_kernels_best(void);
+
+/* Exact scalar conversions (IEEE binary16, round to nearest even). */
+static inline float cpu_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 31u, m = h & 1023u, bits;
+    if (e == 0) {
+        float f = (float)m * 0x1p-24f;
+        return sign ? -f : f;
+    }
+    bits = e == 31 ? (sign | 0x7f800000u | (m << 13)) : (sign | ((e + 112u) << 23) | (m << 13));
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+static inline uint16_t cpu_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0));
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);   /* >= 65520 rounds to inf */
+    if (ax < 0x38800000u) {                                    /* half subnormal or zero   */
+        float v;
+        memcpy(&v, &ax, 4);
+        v += 0.5f;                          /* the FPU rounds |f| to a multiple of 2^-24  */
+        uint32_t b;
+        memcpy(&b, &v, 4);
+        return (uint16_t)(sign | (b - 0x3f000000u));
+    }
+    ax += 0xc8000fffu + ((ax >> 13) & 1u); /* rebias exponent 127 -> 15, round half even */
+    return (uint16_t)(sign | (ax >> 13));
+}
+
+/* Per-thread matmul scratch: 4 rows of max_cols floats each. */
+#define CPU_MATMUL_TILE 4
+size_t cpu_matmul_scratch_floats(int64_t max_cols);
+
+/* y[t] = W @ x[t] for t < n:  W (rows, cols) @ x [n][cols] -> y [n][rows], split over the pool.
+ * scratch: threads * cpu_matmul_scratch_floats(cols) floats. */
+coder_status cpu_matmul(threadpool *tp, const cpu_kernels *k, const weight *W, const float *x, int n,
+                        float *y, float *scratch, size_t scratch_per_thread);
+
+/* Dot product of one stored row of `type` (n elements) with x, through k; tmp holds n floats. */
+float cpu_dot_row(const cpu_kernels *k, uint32_t type, const void *row, const float *x, int64_t n, float *tmp);
+
+/* --- cpu_ops.c ---------------------------------------------------------------------------- */
+/* y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w   (w may be NULL: no scale); y may alias x.      */
+void cpu_rms_norm(const float *x, const float *w, int64_t n_rows, int64_t width, float eps, float *y);
+/* RoPE parameters resolved from hparams once per session. */
+typedef struct cpu_rope {
+    int style;                /* ROPE_NORM / ROPE_NEOX                                        */
+    int n_rot, head_dim;
+    float theta_scale;        /* base^(-2/n_rot)                                             */
+    float freq_scale, ext_factor, attn_factor;
+    float corr_dims[2];       /* YaRN ramp bounds                                            */
+    const float *freq_factors;/* [n_rot/2] or NULL                                           */
+} cpu_rope;
+void cpu_rope_init(cpu_rope *r, const model_hparams *hp, const float *freq_factors);
+/* Rotates x [n][n_heads*head_dim] in place, token t at position pos0 + t. cs: n_rot floats. */
+void cpu_rope_apply(const cpu_rope *r, float *x, int n, int n_heads, int32_t pos0, float *cs);
+void cpu_swiglu(float *gate, const float *up, int64_t n);
+/* In-place softmax of x[0..n). */
+void cpu_softmax(float *x, int64_t n);
+
+/* --- cpu_attention.c ------------------------------------------------------------------------ */
+typedef struct cpu_attention_args {
+    const kv_cache *kv;
+    int layer, n, n_heads, n_kv_heads, head_dim;
+    int32_t pos0;
+    const float *q;           /* [n][n_heads*head_dim]                                        */
+    float *out;               /* [n][n_heads*head_dim]                                        */
+    float *scratch;           /* threads * kv->n_ctx floats (scores)                           */
+    const cpu_kernels *k;
+} cpu_attention_args;
+void cpu_attention(threadpool *tp, const cpu_attention_args *a);
+/* Writes k, v [n][width] to the cache rows pos0.. of layer. */
+void cpu_kv_write(const cpu_kernels *k, kv_cache *kv, int layer, const float *kr, const float *vr, int n, int32_t pos0);
+
+#endif

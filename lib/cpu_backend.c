@@ -1,0 +1,229 @@
+/* cpu_backend.c - the CPU implementation of the backend op table (backend.h): host buffers, a
+ * persistent thread pool, the KV cache, and scratch for matmul tiles, attention scores and
+ * dequantized small weights (norms, biases), all allocated here at session creation. */
+#include "cpu.h"
+
+typedef struct cpu_backend {
+    backend base;
+    const cpu_kernels *k;
+    threadpool *tp;
+    kv_cache *kv;
+    cpu_rope rope;
+    float *rope_cs;           /* [n_rot] cos/sin of one position                              */
+    float *freq_factors;      /* [n_rot/2] rope_freqs dequantized, or NULL                    */
+    float *mm_scratch;        /* threads x mm_per_thread                                      */
+    size_t mm_per_thread;
+    float *att_scratch;       /* threads x n_ctx                                              */
+    float *wtmp;              /* [max_width] a dequantized norm weight or bias                */
+    int64_t wtmp_cap;
+} cpu_backend;
+
+#define F(buf) ((float *)(buf)->data)
+#define CF(buf) ((const float *)(buf)->data)
+
+static void cpu_free(backend *b) {
+    cpu_backend *c = (cpu_backend *)b;
+    if (!c) return;
+    threadpool_free(c->tp);
+    kv_cache_free(c->kv);
+    coder_mfree(c->rope_cs);
+    coder_mfree(c->freq_factors);
+    coder_mfree_aligned(c->mm_scratch);
+    coder_mfree(c->att_scratch);
+    coder_mfree(c->wtmp);
+    coder_mfree(c);
+}
+
+static coder_status cpu_buf_alloc(backend *b, size_t n_floats, backend_buf **out) {
+    (void)b;
+    *out = NULL;
+    size_t bytes;
+    if (ck_mul_size(n_floats, sizeof(float), &bytes))
+        return coder_fail(CODER_ERR_LIMIT, "cpu buffer of %zu floats overflows", n_floats);
+    backend_buf *buf = coder_calloc(1, sizeof *buf);
+    if (!buf) return coder_fail(CODER_ERR_NOMEM, "cpu buffer descriptor");
+    buf->data = coder_malloc_aligned(bytes, 64);
+    if (!buf->data) {
+        coder_mfree(buf);
+        return coder_fail(CODER_ERR_NOMEM, "cpu buffer of %zu bytes", bytes);
+    }
+    buf->n_floats = n_floats;
+    *out = buf;
+    return CODER_OK;
+}
+
+static void cpu_buf_free(backend *b, backend_buf *buf) {
+    (void)b;
+    if (!buf) return;
+    coder_mfree_aligned(buf->data);
+    coder_mfree(buf);
+}
+
+static coder_status cpu_buf_read(backend *b, const backend_buf *buf, size_t off, size_t n, float *dst) {
+    (void)b;
+    if (off > buf->n_floats || n > buf->n_floats - off)
+        return coder_fail(CODER_ERR_INTERNAL, "buf_read: [%zu, +%zu) outside a buffer of %zu floats", off, n, buf->n_floats);
+    memcpy(dst, CF(buf) + off, n * sizeof(float));
+    return CODER_OK;
+}
+
+/* A small weight (norm, bias) as f32: the data itself if F32, else dequantized into wtmp. */
+static const float *small_weight(cpu_backend *c, const weight *w, int64_t n) {
+    if (!w || !w->data) return NULL;
+    if (w->type == QT_F32) return w->data;
+    c->k->dequant[w->type](w->data, c->wtmp, n);
+    return c->wtmp;
+}
+
+static coder_status cpu_embed(backend *b, const weight *E, const int32_t *ids, int n, backend_buf *x) {
+    cpu_backend *c = (cpu_backend *)b;
+    if (E->type >= QT_COUNT || !c->k->dequant[E->type])
+        return coder_fail(CODER_ERR_UNSUPPORTED, "token_embd: type %u has no CPU kernel", E->type);
+    for (int t = 0; t < n; t++)
+        c->k->dequant[E->type]((const char *)E->data + (uint64_t)ids[t] * E->row_bytes, F(x) + (size_t)t * E->cols, E->cols);
+    return CODER_OK;
+}
+
+static coder_status cpu_rms_norm_op(backend *b, const backend_buf *x, const weight *w, int n_rows, int width, float eps,
+                                    backend_buf *y) {
+    cpu_backend *c = (cpu_backend *)b;
+    cpu_rms_norm(CF(x), small_weight(c, w, width), n_rows, width, eps, F(y));
+    return CODER_OK;
+}
+
+static coder_status cpu_matmul_op(backend *b, const weight *W, const backend_buf *x, int n, backend_buf *y) {
+    cpu_backend *c = (cpu_backend *)b;
+    return cpu_matmul(c->tp, c->k, W, CF(x), n, F(y), c->mm_scratch, c->mm_per_thread);
+}
+
+static coder_status cpu_add_bias(backend *b, backend_buf *y, const weight *bias, int n) {
+    cpu_backend *c = (cpu_backend *)b;
+    const int64_t width = bias->cols;
+    const float *bv = small_weight(c, bias, width);
+    for (int t = 0; t < n; t++) {
+        float *yt = F(y) + (size_t)t * width;
+        for (int64_t i = 0; i < width; i++) yt[i] += bv[i];
+    }
+    return CODER_OK;
+}
+
+static coder_status cpu_rope_op(backend *b, backend_buf *x, int n, int n_heads, int32_t pos0) {
+    cpu_backend *c = (cpu_backend *)b;
+    cpu_rope_apply(&c->rope, F(x), n, n_heads, pos0, c->rope_cs);
+    return CODER_OK;
+}
+
+static coder_status cpu_kv_write_op(backend *b, int layer, const backend_buf *k, const backend_buf *v, int n, int32_t pos0) {
+    cpu_backend *c = (cpu_backend *)b;
+    if (pos0 < 0 || pos0 + n > c->kv->n_ctx)
+        return coder_fail(CODER_ERR_INTERNAL, "kv_write: positions %d..%d outside n_ctx %d", (int)pos0, (int)(pos0 + n),
+                          (int)c->kv->n_ctx);
+    cpu_kv_write(c->k, c->kv, layer, CF(k), CF(v), n, pos0);
+    return CODER_OK;
+}
+
+static coder_status cpu_attention_op(backend *b, int layer, const backend_buf *q, int n, int32_t pos0, backend_buf *out) {
+    cpu_backend *c = (cpu_backend *)b;
+    const model_hparams *hp = &b->model->hp;
+    cpu_attention_args a = {.kv = c->kv, .layer = layer, .n = n, .n_heads = hp->n_heads, .n_kv_heads = hp->n_kv_heads,
+                            .head_dim = hp->head_dim, .pos0 = pos0, .q = CF(q), .out = F(out),
+                            .scratch = c->att_scratch, .k = c->k};
+    cpu_attention(c->tp, &a);
+    return CODER_OK;
+}
+
+static coder_status cpu_swiglu_op(backend *b, backend_buf *gate, const backend_buf *up, int n, int width) {
+    (void)b;
+    cpu_swiglu(F(gate), CF(up), (int64_t)n * width);
+    return CODER_OK;
+}
+
+static coder_status cpu_add_op(backend *b, backend_buf *x, const backend_buf *y, int n, int width) {
+    (void)b;
+    float *xv = F(x);
+    const float *yv = CF(y);
+    for (size_t i = 0; i < (size_t)n * (size_t)width; i++) xv[i] += yv[i];
+    return CODER_OK;
+}
+
+static coder_status cpu_copy_rows(backend *b, const backend_buf *src, int src_row, backend_buf *dst, int dst_row, int n_rows,
+                                  int width) {
+    (void)b;
+    memmove(F(dst) + (size_t)dst_row * width, CF(src) + (size_t)src_row * width, (size_t)n_rows * width * sizeof(float));
+    return CODER_OK;
+}
+
+static coder_status cpu_kv_truncate(backend *b, int32_t n_keep) {
+    (void)b;
+    (void)n_keep;   /* rows past n_past are never read before being rewritten */
+    return CODER_OK;
+}
+
+static const backend_ops cpu_ops = {
+    .name = "cpu",
+    .free = cpu_free,
+    .buf_alloc = cpu_buf_alloc,
+    .buf_free = cpu_buf_free,
+    .buf_read = cpu_buf_read,
+    .embed = cpu_embed,
+    .rms_norm = cpu_rms_norm_op,
+    .matmul = cpu_matmul_op,
+    .add_bias = cpu_add_bias,
+    .rope = cpu_rope_op,
+    .kv_write = cpu_kv_write_op,
+    .attention = cpu_attention_op,
+    .swiglu = cpu_swiglu_op,
+    .add = cpu_add_op,
+    .copy_rows = cpu_copy_rows,
+    .kv_truncate = cpu_kv_truncate,
+};
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+coder_status cpu_backend_new(const coder_model *m, const backend_params *p, backend **out) {
+    *out = NULL;
+    const model_hparams *hp = &m->hp;
+    cpu_backend *c = coder_calloc(1, sizeof *c);
+    if (!c) return coder_fail(CODER_ERR_NOMEM, "cpu backend");
+    c->base.ops = &cpu_ops;
+    c->base.model = m;
+    c->base.params = *p;
+    c->k = cpu_kernels_best();
+    coder_status st;
+    if ((st = threadpool_new(p->n_threads, &c->tp)) != CODER_OK) goto fail;
+    if ((st = kv_cache_new(p->kv_type, hp->n_layers, p->n_ctx, hp->n_kv_heads * hp->head_dim, &c->kv)) != CODER_OK) goto fail;
+
+    const int64_t max_cols = max64(max64(hp->dim, hp->ffn_dim), (int64_t)hp->n_heads * hp->head_dim);
+    c->mm_per_thread = cpu_matmul_scratch_floats(max_cols);
+    c->wtmp_cap = max64(max_cols, (int64_t)hp->n_kv_heads * hp->head_dim);
+    const int n_rot = hp->n_rot > 0 ? hp->n_rot : hp->head_dim;
+    c->mm_scratch = coder_malloc_aligned(c->mm_per_thread * (size_t)p->n_threads * sizeof(float), 64);
+    c->att_scratch = coder_malloc((size_t)p->n_ctx * (size_t)p->n_threads * sizeof(float));
+    c->wtmp = coder_malloc((size_t)c->wtmp_cap * sizeof(float));
+    c->rope_cs = coder_malloc((size_t)n_rot * sizeof(float));
+    if (!c->mm_scratch || !c->att_scratch || !c->wtmp || !c->rope_cs) {
+        st = coder_fail(CODER_ERR_NOMEM, "cpu backend scratch (%d threads, n_ctx %d)", (int)p->n_threads, (int)p->n_ctx);
+        goto fail;
+    }
+    if (m->rope_freqs.data) {
+        if (m->rope_freqs.type >= QT_COUNT || !c->k->dequant[m->rope_freqs.type] || m->rope_freqs.cols * 2 != n_rot) {
+            st = coder_fail(CODER_ERR_FORMAT, "rope_freqs.weight: %lld values of type %u, want %d F32", (long long)m->rope_freqs.cols,
+                            m->rope_freqs.type, n_rot / 2);
+            goto fail;
+        }
+        c->freq_factors = coder_malloc((size_t)n_rot / 2 * sizeof(float));
+        if (!c->freq_factors) {
+            st = coder_fail(CODER_ERR_NOMEM, "rope_freqs");
+            goto fail;
+        }
+        c->k->dequant[m->rope_freqs.type](m->rope_freqs.data, c->freq_factors, n_rot / 2);
+    }
+    cpu_rope_init(&c->rope, hp, c->freq_factors);
+    LOG_DEBUG("cpu backend: %s kernels, %d threads, n_ctx %d, KV %s %.1f MiB", c->k->name, (int)p->n_threads, (int)p->n_ctx,
+              p->kv_type == CODER_KV_F16 ? "f16" : "f32", (double)kv_cache_bytes(c->kv) / 1048576.0);
+    *out = &c->base;
+    return CODER_OK;
+fail:
+    cpu_free(&c->base);
+    return st;
+}

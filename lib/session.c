@@ -1,0 +1,200 @@
+/* session.c - sessions: parameter validation, the busy try-lock, and evaluation in batches of
+ * n_batch tokens over forward.c with cancellation and rollback (session.h). Everything a session
+ * needs (KV cache, activations, threads, token and logit arrays) is allocated in coder_session_new;
+ * evaluating tokens allocates nothing. */
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "forward.h"
+#include "session.h"
+
+#define SESSION_DEFAULT_CTX 4096
+#define SESSION_MAX_CTX (1 << 22)      /* 4M positions: far past any supported model        */
+#define SESSION_MAX_THREADS 1024
+
+bool session_enter(coder_session *s) {
+    if (atomic_flag_test_and_set_explicit(&s->busy, memory_order_acquire)) {
+        coder_fail(CODER_ERR_BUSY, "session is in use by another thread");
+        return false;
+    }
+    return true;
+}
+
+void session_leave(coder_session *s) { atomic_flag_clear_explicit(&s->busy, memory_order_release); }
+
+CODER_EXPORT void coder_session_params_init(coder_session_params *p) {
+    if (!p) return;
+    memset(p, 0, sizeof *p);
+    p->size = sizeof *p;
+    p->n_ctx = 0;
+    p->n_batch = 512;
+    p->n_threads = 0;
+    p->kv_type = CODER_KV_F16;
+}
+
+/* Copies the caller's params over the defaults, honouring a smaller (older) struct. */
+static coder_status session_read_params(const coder_session_params *in, coder_session_params *p) {
+    coder_session_params_init(p);
+    if (!in) return CODER_OK;
+    if (in->size < offsetof(coder_session_params, n_ctx) || in->size > 4096)
+        return coder_fail(CODER_ERR_INVALID_ARG, "params->size = %zu: call coder_session_params_init first", in->size);
+    size_t n = in->size < sizeof *p ? in->size : sizeof *p;
+    memcpy(p, in, n);
+    p->size = sizeof *p;
+    return CODER_OK;
+}
+
+CODER_EXPORT void coder_session_free(coder_session *s) {
+    if (!s) return;
+    forward_free(s->engine);
+    if (s->backend) s->backend->ops->free(s->backend);
+    coder_mfree(s->tokens);
+    coder_mfree(s->logits);
+    if (s->model) atomic_fetch_sub(&s->model->n_sessions, 1);
+    coder_mfree(s);
+}
+
+CODER_EXPORT coder_status coder_session_new(coder_model *model, const coder_session_params *params, coder_session **out) {
+    if (!out) return coder_fail(CODER_ERR_INVALID_ARG, "out is NULL");
+    *out = NULL;
+    if (!model) return coder_fail(CODER_ERR_INVALID_ARG, "model is NULL");
+    if (model->vocab_only || !model->layers)
+        return coder_fail(CODER_ERR_STATE, "model was loaded with vocab_only: it has no weights to evaluate");
+    coder_session_params p;
+    TRY(session_read_params(params, &p));
+    const model_hparams *hp = &model->hp;
+
+    if (p.n_ctx < 0) return coder_fail(CODER_ERR_INVALID_ARG, "params->n_ctx = %d must be >= 0", (int)p.n_ctx);
+    if (p.n_ctx == 0) p.n_ctx = hp->n_ctx_train > 0 && hp->n_ctx_train < SESSION_DEFAULT_CTX ? hp->n_ctx_train : SESSION_DEFAULT_CTX;
+    if (p.n_ctx > SESSION_MAX_CTX)
+        return coder_fail(CODER_ERR_LIMIT, "params->n_ctx = %d exceeds the limit %d", (int)p.n_ctx, SESSION_MAX_CTX);
+    if (p.n_batch <= 0) return coder_fail(CODER_ERR_INVALID_ARG, "params->n_batch = %d must be >= 1", (int)p.n_batch);
+    if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;
+    if (p.n_threads < 0 || p.n_threads > SESSION_MAX_THREADS)
+        return coder_fail(CODER_ERR_INVALID_ARG, "params->n_threads = %d (0 = all cores, at most %d)", (int)p.n_threads,
+                          SESSION_MAX_THREADS);
+    if (p.n_threads == 0) p.n_threads = coder_cpu_count();
+    if (p.kv_type == CODER_KV_Q8_0)
+        return coder_fail(CODER_ERR_UNSUPPORTED, "params->kv_type = CODER_KV_Q8_0 is not supported yet (use F16 or F32)");
+    if (p.kv_type != CODER_KV_F16 && p.kv_type != CODER_KV_F32)
+        return coder_fail(CODER_ERR_INVALID_ARG, "params->kv_type = %d is not a coder_kv_type", (int)p.kv_type);
+
+    coder_session *s = coder_calloc(1, sizeof *s);
+    if (!s) return coder_fail(CODER_ERR_NOMEM, "session");
+    s->model = model;
+    atomic_fetch_add(&model->n_sessions, 1);
+    s->n_ctx = p.n_ctx;
+    s->n_batch = p.n_batch;
+    s->n_threads = p.n_threads;
+    s->kv_type = p.kv_type;
+    atomic_init(&s->cancel, false);
+    atomic_flag_clear(&s->busy);
+    coder_status st;
+    s->tokens = coder_malloc((size_t)s->n_ctx * sizeof *s->tokens);
+    s->logits = coder_calloc((size_t)hp->vocab_size, sizeof *s->logits);
+    if (!s->tokens || !s->logits) {
+        st = coder_fail(CODER_ERR_NOMEM, "session arrays for n_ctx %d, vocab %d", (int)s->n_ctx, (int)hp->vocab_size);
+        goto fail;
+    }
+    backend_params bp = {.n_ctx = s->n_ctx, .n_batch = s->n_batch, .n_threads = s->n_threads, .kv_type = s->kv_type};
+    if ((st = cpu_backend_new(model, &bp, &s->backend)) != CODER_OK) goto fail;
+    forward_state *fs;
+    if ((st = forward_new(s->backend, s->n_batch, &fs)) != CODER_OK) goto fail;
+    s->engine = fs;
+    *out = s;
+    return CODER_OK;
+fail:
+    coder_session_free(s);
+    return st;
+}
+
+coder_status session_eval(coder_session *s, const int32_t *tokens, size_t n) {
+    if (!tokens && n) return coder_fail(CODER_ERR_INVALID_ARG, "tokens is NULL");
+    if (n == 0) return coder_fail(CODER_ERR_INVALID_ARG, "n_tokens = 0: nothing to evaluate");
+    if ((uint64_t)s->n_past + n > (uint64_t)s->n_ctx)
+        return coder_fail(CODER_ERR_CONTEXT_FULL, "%zu tokens after %d held do not fit in n_ctx %d", n, (int)s->n_past,
+                          (int)s->n_ctx);
+    const int32_t vocab = s->model->hp.vocab_size;
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= vocab)
+            return coder_fail(CODER_ERR_INVALID_ARG, "tokens[%zu] = %d is outside the vocabulary [0, %d)", i, (int)tokens[i],
+                              (int)vocab);
+    const int32_t start = s->n_past;
+    for (size_t done = 0; done < n;) {
+        if (atomic_load(&s->cancel))
+            return coder_fail(CODER_ERR_CANCELLED, "evaluation cancelled after %zu of %zu tokens (n_past %d)", done, n,
+                              (int)s->n_past);
+        int nb = (int)(n - done < (size_t)s->n_batch ? n - done : (size_t)s->n_batch);
+        coder_status st = forward_eval(s->engine, tokens + done, nb, s->n_past, &s->cancel, s->logits, NULL);
+        if (st == CODER_ERR_CANCELLED) {
+            coder_fail(CODER_ERR_CANCELLED, "evaluation cancelled after %zu of %zu tokens (n_past %d)", done, n,
+                       (int)s->n_past);
+            return st;
+        }
+        if (st != CODER_OK) {   /* keep what earlier whole batches computed */
+            s->has_logits = false;
+            return st;
+        }
+        memcpy(s->tokens + s->n_past, tokens + done, (size_t)nb * sizeof *tokens);
+        s->n_past += nb;
+        s->has_logits = true;
+        done += (size_t)nb;
+    }
+    for (int32_t i = 0; i < vocab; i++)
+        if (!isfinite(s->logits[i])) {
+            s->n_past = start;
+            s->has_logits = false;
+            return coder_fail(CODER_ERR_NUMERIC, "logit %d is %g after evaluating position %d", (int)i, (double)s->logits[i],
+                              (int)(start + (int32_t)n - 1));
+        }
+    return CODER_OK;
+}
+
+coder_status session_truncate(coder_session *s, int32_t n_past) {
+    if (n_past < 0 || n_past > s->n_past)
+        return coder_fail(CODER_ERR_INVALID_ARG, "truncate to n_past %d: must be in [0, %d]", (int)n_past, (int)s->n_past);
+    if (n_past == s->n_past) return CODER_OK;
+    TRY(s->backend->ops->kv_truncate(s->backend, n_past));
+    s->n_past = n_past;
+    s->has_logits = false;
+    return CODER_OK;
+}
+
+CODER_EXPORT coder_status coder_session_reset(coder_session *s) {
+    if (!s) return coder_fail(CODER_ERR_INVALID_ARG, "session is NULL");
+    if (!session_enter(s)) return CODER_ERR_BUSY;
+    coder_status st = session_truncate(s, 0);
+    session_leave(s);
+    return st;
+}
+
+CODER_EXPORT int32_t coder_session_n_ctx(const coder_session *s) { return s ? s->n_ctx : 0; }
+CODER_EXPORT int32_t coder_session_n_past(const coder_session *s) { return s ? s->n_past : 0; }
+
+CODER_EXPORT coder_status coder_session_eval(coder_session *s, const int32_t *tokens, size_t n_tokens) {
+    if (!s) return coder_fail(CODER_ERR_INVALID_ARG, "session is NULL");
+    if (!session_enter(s)) return CODER_ERR_BUSY;
+    atomic_store(&s->cancel, false);   /* a cancel that arrived while idle is forgotten */
+    coder_status st = session_eval(s, tokens, n_tokens);
+    session_leave(s);
+    return st;
+}
+
+CODER_EXPORT coder_status coder_session_logits(coder_session *s, const float **logits, int32_t *vocab_size) {
+    if (!s || !logits) return coder_fail(CODER_ERR_INVALID_ARG, "%s is NULL", !s ? "session" : "logits");
+    *logits = NULL;
+    if (!session_enter(s)) return CODER_ERR_BUSY;
+    coder_status st = CODER_OK;
+    if (!s->has_logits) st = coder_fail(CODER_ERR_STATE, "no logits: nothing evaluated since the session was created or reset");
+    else {
+        *logits = s->logits;
+        if (vocab_size) *vocab_size = s->model->hp.vocab_size;
+    }
+    session_leave(s);
+    return st;
+}
+
+CODER_EXPORT void coder_session_cancel(coder_session *s) {
+    if (s) atomic_store(&s->cancel, true);
+}

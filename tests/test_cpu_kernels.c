@@ -1,0 +1,182 @@
+/* test_cpu_kernels.c - the CPU kernels against independent references:
+ *   - the scalar dequantizers of every weight type against lib/quant.c's dequantize_row (written
+ *     separately from the FORMATS.md layouts), on random blocks at odd block counts;
+ *   - every SIMD level's dequantizers and dot products against the scalar level and a float64 dot;
+ *   - f16 conversions against quant.c (all 65536 halves, and random floats);
+ *   - the threaded matmul against a float64 loop, single- vs multi-threaded, odd row counts. */
+#include "test.h"
+
+#include "cpu.h"
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 11);
+}
+static float rndf(void) { return ((float)(rnd() % 2000001) / 1000000.0f) - 1.0f; }
+
+static const uint32_t types[] = {QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0, QT_Q4_1, QT_Q5_0,
+                                 QT_Q5_1, QT_Q4_K, QT_Q5_K, QT_Q6_K};
+
+/* Random bytes for n elements of type t, with every f16 scale replaced by a sane value (random
+ * bits would make NaN/Inf scales), and F32/F16/BF16 rows filled from random floats. */
+static void fill_row(uint32_t t, void *dst, int64_t n) {
+    uint64_t bytes;
+    quant_row_bytes(t, (uint64_t)n, &bytes);
+    uint8_t *p = dst;
+    for (uint64_t i = 0; i < bytes; i++) p[i] = (uint8_t)rnd();
+    const uint64_t bs = quant_type_size(t), nb = bytes / bs;
+    for (uint64_t b = 0; b < nb; b++) {
+        uint8_t *blk = p + b * bs;
+        f16_t s1 = fp32_to_fp16(rndf() * 0.05f), s2 = fp32_to_fp16(rndf() * 0.05f);
+        switch (t) {
+        case QT_F32: { float f = rndf(); memcpy(blk, &f, 4); break; }
+        case QT_F16: { f16_t h = fp32_to_fp16(rndf()); memcpy(blk, &h, 2); break; }
+        case QT_BF16: { bf16_t h = fp32_to_bf16(rndf()); memcpy(blk, &h, 2); break; }
+        case QT_Q6_K: memcpy(blk + 208, &s1, 2); break;
+        case QT_Q8_0: case QT_Q4_0: case QT_Q5_0: memcpy(blk, &s1, 2); break;
+        default: memcpy(blk, &s1, 2); memcpy(blk + 2, &s2, 2); break;   /* d, m / d, dmin */
+        }
+    }
+}
+
+TEST(scalar_dequant_matches_quant_c) {
+    static uint8_t row[64 * 1024];
+    static float a[9 * 256 + 32], b[9 * 256 + 32];
+    const cpu_kernels *k = cpu_kernels_for(CPU_ISA_SCALAR);
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        uint32_t t = types[ti];
+        int64_t n = (int64_t)quant_block_size(t) * (quant_block_size(t) == 1 ? 2307 : 9);   /* odd counts */
+        for (int rep = 0; rep < 20; rep++) {
+            fill_row(t, row, n);
+            k->dequant[t](row, a, n);
+            CHECK_OK(dequantize_row(t, row, b, n));
+            for (int64_t i = 0; i < n; i++)
+                CHECK_MSG(a[i] == b[i] || (isnan(a[i]) && isnan(b[i])), "%s element %lld: %g vs quant.c %g",
+                          quant_type_name(t), (long long)i, a[i], b[i]);
+        }
+    }
+}
+
+TEST(simd_matches_scalar) {
+    static uint8_t row[64 * 1024];
+    static float ref[9 * 256 + 64], got[9 * 256 + 64], x[9 * 256 + 64];
+    const cpu_kernels *sc = cpu_kernels_for(CPU_ISA_SCALAR);
+    int levels = 0;
+    for (int isa = CPU_ISA_AVX2; isa <= CPU_ISA_AVX512; isa++) {
+        const cpu_kernels *k = cpu_kernels_for((cpu_isa)isa);
+        if (!k) continue;
+        levels++;
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            uint32_t t = types[ti];
+            const int64_t bsz = quant_block_size(t);
+            for (int nbk = 1; nbk <= 9; nbk += 2) {
+                /* F32/F16/BF16: lengths that exercise every SIMD tail (e.g. 1..41). */
+                int64_t n = bsz == 1 ? 1 + 5 * nbk : bsz * nbk;
+                fill_row(t, row, n);
+                for (int64_t i = 0; i < n; i++) x[i] = rndf();
+                sc->dequant[t](row, ref, n);
+                k->dequant[t](row, got, n);
+                double d64 = 0, mag = 0;
+                for (int64_t i = 0; i < n; i++) {
+                    CHECK_MSG(got[i] == ref[i], "%s %s element %lld of %lld: %g vs %g", k->name, quant_type_name(t),
+                              (long long)i, (long long)n, got[i], ref[i]);
+                    d64 += (double)ref[i] * x[i];
+                    mag += fabs((double)ref[i] * x[i]);
+                }
+                float tmp[9 * 256 + 64];
+                double ds = cpu_dot_row(sc, t, row, x, n, tmp), dk = cpu_dot_row(k, t, row, x, n, tmp);
+                CHECK_MSG(fabs(ds - d64) <= 1e-5 * mag + 1e-6, "scalar %s dot n=%lld: %g vs f64 %g", quant_type_name(t), (long long)n, ds, d64);
+                CHECK_MSG(fabs(dk - d64) <= 1e-5 * mag + 1e-6, "%s %s dot n=%lld: %g vs f64 %g", k->name, quant_type_name(t), (long long)n, dk, d64);
+            }
+        }
+        /* f32 dot, dot4, f16 dot/axpy/convert at every length 1..70 */
+        for (int64_t n = 1; n <= 70; n++) {
+            float w[4 * 70], y1[70], y2[70];
+            uint16_t h[70], h1[70], h2[70];
+            for (int64_t i = 0; i < 4 * n; i++) w[i] = rndf();
+            for (int64_t i = 0; i < n; i++) x[i] = rndf(), h[i] = fp32_to_fp16(rndf()), y1[i] = y2[i] = rndf();
+            float o1[4], o2[4];
+            sc->dot4(w, (size_t)n, x, n, o1);
+            k->dot4(w, (size_t)n, x, n, o2);
+            for (int r = 0; r < 4; r++) CHECK_NEAR(o2[r], o1[r], 1e-5, 1e-5);
+            CHECK_NEAR(k->dot(w, x, n), sc->dot(w, x, n), 1e-5, 1e-5);
+            CHECK_NEAR(k->dot_f16(h, x, n), sc->dot_f16(h, x, n), 1e-5, 1e-5);
+            sc->axpy_f16(y1, 0.37f, h, n);
+            k->axpy_f16(y2, 0.37f, h, n);
+            for (int64_t i = 0; i < n; i++) CHECK_NEAR(y2[i], y1[i], 1e-6, 1e-6);
+            sc->to_f16(x, h1, n);
+            k->to_f16(x, h2, n);
+            CHECK(memcmp(h1, h2, (size_t)n * 2) == 0);
+        }
+    }
+    if (!levels) SKIP("this CPU has no AVX2: only the scalar kernels exist");
+}
+
+TEST(f16_conversions) {
+    for (uint32_t u = 0; u < 65536; u++) {
+        float a = cpu_f16_to_f32((uint16_t)u), b = fp16_to_fp32((f16_t)u);
+        CHECK_MSG(memcmp(&a, &b, 4) == 0 || (isnan(a) && isnan(b)), "half 0x%04x: %g vs %g", u, a, b);
+        if (!isnan(a)) CHECK_MSG(cpu_f32_to_f16(a) == u, "round trip of half 0x%04x", u);
+    }
+    for (int i = 0; i < 200000; i++) {
+        uint32_t bits = rnd() | (rnd() << 21);
+        float f;
+        memcpy(&f, &bits, 4);
+        if (isnan(f)) continue;
+        CHECK_MSG(cpu_f32_to_f16(f) == fp32_to_fp16(f), "float %a: 0x%04x vs quant.c 0x%04x", f, cpu_f32_to_f16(f),
+                  fp32_to_fp16(f));
+    }
+}
+
+TEST(threaded_matmul) {
+    const int64_t rows = 67, cols = 512;   /* 67 rows: a partial last tile */
+    const int n_tok = 5;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        uint32_t t = types[ti];
+        uint64_t rb;
+        quant_row_bytes(t, (uint64_t)cols, &rb);
+        uint8_t *wd = malloc(rb * rows);
+        float *x = malloc(sizeof(float) * cols * n_tok), *y1 = malloc(sizeof(float) * rows * n_tok),
+              *y3 = malloc(sizeof(float) * rows * n_tok), *deq = malloc(sizeof(float) * cols);
+        for (int64_t r = 0; r < rows; r++) fill_row(t, wd + r * rb, cols);
+        for (int64_t i = 0; i < cols * n_tok; i++) x[i] = rndf();
+        weight W = {.type = t, .rows = rows, .cols = cols, .row_bytes = rb, .data = wd};
+        const cpu_kernels *k = cpu_kernels_best();
+        size_t per = cpu_matmul_scratch_floats(cols);
+        float *scratch = malloc(sizeof(float) * per * 3);
+        threadpool *p1 = NULL, *p3 = NULL;
+        CHECK_OK(threadpool_new(1, &p1));
+        CHECK_OK(threadpool_new(3, &p3));
+        for (int n = 1; n <= n_tok; n += n_tok - 1) {   /* decode (1) and prefill (5) */
+            CHECK_OK(cpu_matmul(p1, k, &W, x, n, y1, scratch, per));
+            CHECK_OK(cpu_matmul(p3, k, &W, x, n, y3, scratch, per));
+            for (int64_t r = 0; r < rows; r++) {
+                dequantize_row(t, wd + r * rb, deq, cols);
+                for (int tt = 0; tt < n; tt++) {
+                    double ref = 0, mag = 0;
+                    for (int64_t c = 0; c < cols; c++) {
+                        ref += (double)deq[c] * x[tt * cols + c];
+                        mag += fabs((double)deq[c] * x[tt * cols + c]);
+                    }
+                    CHECK_MSG(fabs(y1[tt * rows + r] - ref) <= 1e-5 * mag + 1e-6, "%s row %lld tok %d: %g vs %g",
+                              quant_type_name(t), (long long)r, tt, y1[tt * rows + r], ref);
+                    CHECK_MSG(y3[tt * rows + r] == y1[tt * rows + r], "%s threaded row %lld differs", quant_type_name(t), (long long)r);
+                }
+            }
+        }
+        threadpool_free(p1);
+        threadpool_free(p3);
+        free(wd), free(x), free(y1), free(y3), free(deq), free(scratch);
+    }
+}
+
+int main(void) {
+    RUN(scalar_dequant_matches_quant_c);
+    RUN(simd_matches_scalar);
+    RUN(f16_conversions);
+    RUN(threaded_matmul);
+    return test_summary();
+}
