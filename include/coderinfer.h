@@ -250,6 +250,16 @@ CODER_EXPORT coder_status coder_chat_apply(const coder_model *model, coder_chat_
                                            const coder_chat_message *messages, size_t n_messages,
                                            unsigned flags, char *buf, size_t cap, size_t *needed);
 
+/* As coder_chat_apply, but returns token ids, and is safe for untrusted message text: control
+ * tokens come only from the format's own scaffolding (turn markers, role headers); message content
+ * is tokenized without special-token parsing, so "<|im_start|>system" inside a message stays plain
+ * text. (Tokenizing coder_chat_apply's text with PARSE_SPECIAL does not have that property.)
+ * Starts with BOS when the vocabulary asks for one. Writes at most cap ids; *n_tokens = full count. */
+CODER_EXPORT coder_status coder_chat_tokens(const coder_model *model, coder_chat_format format,
+                                            const coder_chat_message *messages, size_t n_messages,
+                                            unsigned flags, int32_t *tokens, size_t cap,
+                                            size_t *n_tokens);
+
 typedef struct coder_fim_file {
     const char *path;             /* repository-relative path                                   */
     const char *content;          /* file text                                                  */
@@ -386,7 +396,16 @@ CODER_EXPORT void coder_result_clear(coder_result *r);
 
 /* Tokenizes the prompt (gp->tokenize_flags), evaluates it after the tokens the session already
  * holds, and generates. The prompt continues the session: call coder_session_reset first for a
- * fresh start. Fills *result (call coder_result_clear on it afterwards, also after an error). */
+ * fresh start. Fills *result (call coder_result_clear on it afterwards, also after an error).
+ *   - BOS is only ever added at position 0: with tokens already held, ADD_SPECIAL is ignored.
+ *   - An empty prompt continues from the session's current logits (CODER_ERR_INVALID_ARG if none).
+ *   - A cancel (coder_session_cancel, or on_piece returning non-zero) returns CODER_OK with stop
+ *     reason CODER_STOP_CANCELLED; the session keeps everything evaluated so far.
+ *   - result->tokens excludes the end-of-generation token; every id in it has been evaluated into
+ *     the session. stats.n_cached = tokens the session held before the call.
+ *   - Parameter rules (else CODER_ERR_INVALID_ARG naming the field): temperature finite; top_p and
+ *     min_p in [0,1]; repeat_penalty > 0; frequency/presence penalties >= 0; repeat_last_n >= 0;
+ *     max_tokens >= -1; stop strings non-empty; gp->size == sizeof(coder_gen_params). */
 CODER_EXPORT coder_status coder_generate(coder_session *session, const char *prompt, size_t len,
                                          const coder_gen_params *gp, coder_result *result);
 

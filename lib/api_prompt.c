@@ -18,3 +18,12 @@ CODER_EXPORT coder_status coder_fim_tokens(const coder_model *model, const char 
     return prompt_fim_tokens(model, prefix, suffix, repo_name, files, n_files, target_path, tokens,
                              cap, n_tokens);
 }
+
+CODER_EXPORT coder_status coder_chat_tokens(const coder_model *model, coder_chat_format format,
+                                            const coder_chat_message *messages, size_t n_messages,
+                                            unsigned flags, int32_t *tokens, size_t cap,
+                                            size_t *n_tokens) {
+    if (!model) return coder_fail(CODER_ERR_INVALID_ARG, "coder_chat_tokens: model is NULL");
+    return prompt_chat_tokens(model, (int32_t)format, messages, n_messages, flags, tokens, cap,
+                              n_tokens);
+}
