@@ -20,24 +20,12 @@ CODER_EXPORT void coder_model_params_init(coder_model_params *p) {
     p->vocab_only = 0;
 }
 
-/* Copies the caller's params over the defaults, field by field up to p->size: a caller built
+/* Copies the caller's params over the defaults, the first p->size bytes: a caller built
  * against an older (shorter) struct gets defaults for the fields it does not know. */
 static coder_status api_model_params(const coder_model_params *p, coder_model_params *out) {
     coder_model_params_init(out);
     if (!p) return CODER_OK;
-    if (p->size < sizeof(size_t) || p->size > sizeof *p)
-        return coder_fail(CODER_ERR_INVALID_ARG, "params->size = %zu (expected %zu): call "
-                          "coder_model_params_init first", p->size, sizeof *p);
-#define COPY_FIELD(f)                                                                              \
-    if (offsetof(coder_model_params, f) + sizeof p->f <= p->size) out->f = p->f
-    COPY_FIELD(use_mmap);
-    COPY_FIELD(n_gpu_layers);
-    COPY_FIELD(n_threads);
-    COPY_FIELD(validate_weights);
-    COPY_FIELD(vocab_only);
-    COPY_FIELD(progress);
-    COPY_FIELD(progress_user_data);
-#undef COPY_FIELD
+    TRY(coder_params_copy(out, sizeof *out, p, offsetof(coder_model_params, use_mmap), "model params"));
     if (out->use_mmap != 0 && out->use_mmap != 1)
         return coder_fail(CODER_ERR_INVALID_ARG, "params->use_mmap = %d (expected 0 or 1)", out->use_mmap);
     if (out->validate_weights != 0 && out->validate_weights != 1)

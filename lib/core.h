@@ -68,6 +68,13 @@ size_t coder_alloc_peak_bytes(void);
 size_t coder_alloc_current_bytes(void);
 void coder_alloc_peak_reset(void);
 
+/* Copies a caller's params struct (its first field is `size_t size`) over dst, which already holds
+ * the defaults: only the caller's first src->size bytes, so a caller built against an older,
+ * shorter struct keeps the defaults of the fields it does not know. src->size must lie in
+ * [min_size, dst_size]; otherwise CODER_ERR_INVALID_ARG naming `what`. dst->size becomes dst_size. */
+coder_status coder_params_copy(void *dst, size_t dst_size, const void *src, size_t min_size,
+                               const char *what);
+
 /* Wall-clock time in seconds (monotonic). */
 double coder_time_now(void);
 

@@ -267,9 +267,10 @@ static coder_status generate_check(coder_session *s, const coder_gen_params *gp,
     coder_result_clear(r);
     if (!s) return coder_fail(CODER_ERR_INVALID_ARG, "session is NULL");
     if (!gp) return coder_fail(CODER_ERR_INVALID_ARG, "gen_params is NULL");
-    if (gp->size != sizeof *gp)
-        return coder_fail(CODER_ERR_INVALID_ARG, "gen_params.size = %zu, want %zu: call coder_gen_params_init first",
-                          gp->size, sizeof *gp);
+    /* Every field existed in 0.1.0, so the minimum size is the whole struct for now. */
+    coder_gen_params checked;
+    coder_gen_params_init(&checked);
+    TRY(coder_params_copy(&checked, sizeof checked, gp, sizeof checked, "gen_params"));
     TRY(sampler_check_params(gp));
     return check_stops(gp);
 }

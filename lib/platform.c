@@ -74,6 +74,18 @@ void coder_mfree_aligned(void *p) {
     free(p);
 }
 
+coder_status coder_params_copy(void *dst, size_t dst_size, const void *src, size_t min_size,
+                               const char *what) {
+    size_t size;
+    memcpy(&size, src, sizeof size);
+    if (size < min_size || size > dst_size)
+        return coder_fail(CODER_ERR_INVALID_ARG, "%s.size = %zu (expected %zu..%zu): call its _init function first",
+                          what, size, min_size, dst_size);
+    memcpy(dst, src, size);
+    memcpy(dst, &dst_size, sizeof dst_size);
+    return CODER_OK;
+}
+
 double coder_time_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

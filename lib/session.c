@@ -37,12 +37,7 @@ CODER_EXPORT void coder_session_params_init(coder_session_params *p) {
 static coder_status session_read_params(const coder_session_params *in, coder_session_params *p) {
     coder_session_params_init(p);
     if (!in) return CODER_OK;
-    if (in->size < offsetof(coder_session_params, n_ctx) || in->size > 4096)
-        return coder_fail(CODER_ERR_INVALID_ARG, "params->size = %zu: call coder_session_params_init first", in->size);
-    size_t n = in->size < sizeof *p ? in->size : sizeof *p;
-    memcpy(p, in, n);
-    p->size = sizeof *p;
-    return CODER_OK;
+    return coder_params_copy(p, sizeof *p, in, offsetof(coder_session_params, n_ctx), "session params");
 }
 
 CODER_EXPORT void coder_session_free(coder_session *s) {
