@@ -129,6 +129,10 @@ demo: all
 	@model=$$(sh tools/fetch_model.sh) && echo "== $$model" && \
 	$(B)/coder -m "$$model" -p '$(DEMO_PROMPT)' -n 96 --temp 0 --stats
 
+# End-to-end checks on a real model from the cache (sh tools/fetch_model.sh fills it); SKIPs without.
+test-real: all
+	@CODER_BUILD=$(B) sh tests/run.sh tests/real/*.sh
+
 clean:
 	rm -rf $(B)
 

@@ -315,6 +315,12 @@ CODER_EXPORT int32_t coder_session_n_past(const coder_session *session);
 CODER_EXPORT coder_status coder_session_eval(coder_session *session, const int32_t *tokens,
                                              size_t n_tokens);
 
+/* coder_session_eval that also copies the logits of EVERY evaluated token into logits, as
+ * [n_tokens][vocab_size] floats (cap = floats available; CODER_ERR_BUFFER_TOO_SMALL if fewer).
+ * For scoring and perplexity; slower than coder_session_eval (the output head runs for every token). */
+CODER_EXPORT coder_status coder_session_eval_all(coder_session *session, const int32_t *tokens,
+                                                 size_t n_tokens, float *logits, size_t cap);
+
 /* The logits (vocab_size floats) after the last coder_session_eval; valid until the next call on
  * the session. CODER_ERR_STATE before any evaluation. */
 CODER_EXPORT coder_status coder_session_logits(coder_session *session, const float **logits,

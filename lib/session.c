@@ -105,6 +105,10 @@ fail:
 }
 
 coder_status session_eval(coder_session *s, const int32_t *tokens, size_t n) {
+    return session_eval_all(s, tokens, n, NULL);
+}
+
+coder_status session_eval_all(coder_session *s, const int32_t *tokens, size_t n, float *logits_all) {
     if (!tokens && n) return coder_fail(CODER_ERR_INVALID_ARG, "tokens is NULL");
     if (n == 0) return coder_fail(CODER_ERR_INVALID_ARG, "n_tokens = 0: nothing to evaluate");
     if ((uint64_t)s->n_past + n > (uint64_t)s->n_ctx)
@@ -121,7 +125,8 @@ coder_status session_eval(coder_session *s, const int32_t *tokens, size_t n) {
             return coder_fail(CODER_ERR_CANCELLED, "evaluation cancelled after %zu of %zu tokens (n_past %d)", done, n,
                               (int)s->n_past);
         int nb = (int)(n - done < (size_t)s->n_batch ? n - done : (size_t)s->n_batch);
-        coder_status st = forward_eval(s->engine, tokens + done, nb, s->n_past, &s->cancel, s->logits, NULL);
+        coder_status st = forward_eval(s->engine, tokens + done, nb, s->n_past, &s->cancel, s->logits,
+                                       logits_all ? logits_all + done * (size_t)vocab : NULL);
         if (st == CODER_ERR_CANCELLED) {
             coder_fail(CODER_ERR_CANCELLED, "evaluation cancelled after %zu of %zu tokens (n_past %d)", done, n,
                        (int)s->n_past);
@@ -172,6 +177,21 @@ CODER_EXPORT coder_status coder_session_eval(coder_session *s, const int32_t *to
     if (!session_enter(s)) return CODER_ERR_BUSY;
     atomic_store(&s->cancel, false);   /* a cancel that arrived while idle is forgotten */
     coder_status st = session_eval(s, tokens, n_tokens);
+    session_leave(s);
+    return st;
+}
+
+CODER_EXPORT coder_status coder_session_eval_all(coder_session *s, const int32_t *tokens, size_t n_tokens,
+                                                 float *logits, size_t cap) {
+    if (!s || !logits) return coder_fail(CODER_ERR_INVALID_ARG, "%s is NULL", !s ? "session" : "logits");
+    size_t need;
+    if (ck_mul_size(n_tokens, (size_t)s->model->hp.vocab_size, &need))
+        return coder_fail(CODER_ERR_INVALID_ARG, "n_tokens %zu * vocab_size overflows", n_tokens);
+    if (cap < need)
+        return coder_fail(CODER_ERR_BUFFER_TOO_SMALL, "logits holds %zu floats; %zu tokens need %zu", cap, n_tokens, need);
+    if (!session_enter(s)) return CODER_ERR_BUSY;
+    atomic_store(&s->cancel, false);
+    coder_status st = session_eval_all(s, tokens, n_tokens, logits);
     session_leave(s);
     return st;
 }

@@ -37,6 +37,9 @@ void session_leave(coder_session *s);
  * before any work if n_past + n > n_ctx. The caller holds the session (session_enter). */
 coder_status session_eval(coder_session *s, const int32_t *tokens, size_t n);
 
+/* session_eval that also writes the logits of every token, [n][vocab_size], to logits_all. */
+coder_status session_eval_all(coder_session *s, const int32_t *tokens, size_t n, float *logits_all);
+
 /* Drops every position >= n_past (for prefix reuse; n_past <= s->n_past). */
 coder_status session_truncate(coder_session *s, int32_t n_past);
 

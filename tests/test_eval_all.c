@@ -1,0 +1,97 @@
+/* test_eval_all.c - coder_session_eval_all (the logits of every position, used by `coder
+ * perplexity`) against llama.cpp's logits of every prompt position (refdata
+ * logits/tiny-llama/f32/p1_code.all.f32), across batch boundaries and after a first call. */
+#include "test.h"
+
+#include "coderinfer.h"
+
+static coder_model *load_ref_model(const char *file) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/models/%s", test_refdata(), file);
+    coder_model_params mp;
+    coder_model_params_init(&mp);
+    coder_model *m = NULL;
+    if (coder_model_load(path, &mp, &m) != CODER_OK) fprintf(stderr, "load %s: %s\n", path, coder_last_error());
+    return m;
+}
+
+TEST(every_position_matches_reference) {
+    if (!test_refdata()) SKIP("refdata not found (set CODER_REFDATA)");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/logits/prompts/p1_code.txt", test_refdata());
+    size_t text_len = 0, ref_bytes = 0;
+    char *text = test_read_file(path, &text_len);
+    snprintf(path, sizeof path, "%s/logits/tiny-llama/f32/p1_code.all.f32", test_refdata());
+    float *ref = test_read_file(path, &ref_bytes);
+    coder_model *m = load_ref_model("tiny-llama-f16.gguf");
+    CHECK(text && ref && m);
+    if (!text || !ref || !m) goto out;
+    int32_t tok[64];
+    size_t n = 0;
+    CHECK_OK(coder_tokenize(m, text, text_len, CODER_TOKENIZE_ADD_SPECIAL | CODER_TOKENIZE_PARSE_SPECIAL, tok, 64, &n));
+    const size_t vocab = 32000;
+    CHECK_MSG(n == 21 && ref_bytes == n * vocab * 4, "%zu tokens, %zu reference bytes", n, ref_bytes);
+    if (n != 21 || ref_bytes != n * vocab * 4) goto out;
+
+    coder_session_params sp;
+    coder_session_params_init(&sp);
+    sp.n_ctx = 64;
+    sp.n_batch = 8;   /* 21 tokens: three batches, so row offsets across batches are exercised */
+    sp.kv_type = CODER_KV_F32;
+    coder_session *s = NULL;
+    CHECK_OK(coder_session_new(m, &sp, &s));
+    float *all = malloc(n * vocab * sizeof *all);
+    /* In two calls (5 then 16 tokens) to check positions continue from n_past. */
+    CHECK_OK(coder_session_eval_all(s, tok, 5, all, 5 * vocab));
+    CHECK_OK(coder_session_eval_all(s, tok + 5, n - 5, all + 5 * vocab, (n - 5) * vocab));
+    double worst = 0;
+    for (size_t t = 0; t < n; t++) {
+        double e = test_rel_rms(all + t * vocab, ref + t * vocab, vocab);
+        if (e > worst) worst = e;
+    }
+    printf("  worst position rel rms %.3g\n", worst);
+    CHECK_MSG(worst < 1e-3, "worst position rel rms %g", worst);
+    const float *last;
+    int32_t nv;
+    CHECK_OK(coder_session_logits(s, &last, &nv));
+    CHECK(nv == (int32_t)vocab && memcmp(last, all + (n - 1) * vocab, vocab * sizeof *last) == 0);
+    CHECK(coder_session_n_past(s) == (int32_t)n);
+    coder_session_free(s);
+    free(all);
+out:
+    coder_model_free(m);
+    free(text);
+    free(ref);
+}
+
+TEST(bad_arguments) {
+    if (!test_refdata()) SKIP("refdata not found (set CODER_REFDATA)");
+    coder_model *m = load_ref_model("tiny-llama-f16.gguf");
+    CHECK(m);
+    if (!m) return;
+    coder_session_params sp;
+    coder_session_params_init(&sp);
+    sp.n_ctx = 16;
+    coder_session *s = NULL;
+    CHECK_OK(coder_session_new(m, &sp, &s));
+    int32_t tok[4] = {1, 822, 18755, 265};
+    float *buf = malloc(4 * 32000 * sizeof *buf);
+    CHECK_STATUS(coder_session_eval_all(s, tok, 4, buf, 4 * 32000 - 1), CODER_ERR_BUFFER_TOO_SMALL);
+    CHECK(strstr(coder_last_error(), "floats") != NULL);
+    CHECK_STATUS(coder_session_eval_all(s, tok, 4, NULL, 0), CODER_ERR_INVALID_ARG);
+    CHECK(strstr(coder_last_error(), "logits") != NULL);
+    CHECK_STATUS(coder_session_eval_all(NULL, tok, 4, buf, 4 * 32000), CODER_ERR_INVALID_ARG);
+    CHECK(coder_session_n_past(s) == 0);   /* refused calls evaluated nothing */
+    tok[2] = 32000;
+    CHECK_STATUS(coder_session_eval_all(s, tok, 4, buf, 4 * 32000), CODER_ERR_INVALID_ARG);
+    CHECK(strstr(coder_last_error(), "tokens[2]") != NULL);
+    coder_session_free(s);
+    coder_model_free(m);
+    free(buf);
+}
+
+int main(void) {
+    RUN(every_position_matches_reference);
+    RUN(bad_arguments);
+    return test_summary();
+}
