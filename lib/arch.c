@@ -40,6 +40,7 @@ static const arch_desc arch_table[] = {
     {"llama", ARCH_LLAMA, ROPE_NORM, false, false},
     {"qwen2", ARCH_QWEN2, ROPE_NEOX, true, false},
     {"qwen3", ARCH_QWEN3, ROPE_NEOX, false, true},
+    {"gemma3", ARCH_GEMMA3, ROPE_NEOX, false, true},
 };
 
 /* "{arch}.{suffix}" into key (sized for every key used here). */
@@ -109,7 +110,7 @@ static coder_status arch_lookup(const gguf_file *f, const arch_desc **out) {
     char esc[80];
     coder_escape(s.ptr, s.len < 64 ? (size_t)s.len : 64, esc, sizeof esc);
     return coder_fail(CODER_ERR_UNSUPPORTED,
-                      "general.architecture '%s%s' is not supported (supported: llama, qwen2, qwen3)",
+                      "general.architecture '%s%s' is not supported (supported: llama, qwen2, qwen3, gemma3)",
                       esc, s.len > 64 ? "..." : "");
 }
 
@@ -169,6 +170,25 @@ static coder_status arch_read_rope_scaling(const gguf_file *f, const char *arch,
                           (double)hp->yarn_attn_factor);
     if (type == ROPE_SCALING_YARN && !(hp->yarn_beta_fast > 0.0f && hp->yarn_beta_slow > 0.0f))
         return coder_fail(CODER_ERR_FORMAT, "key %s.rope.scaling.yarn_beta_fast/slow must be > 0", arch);
+    return CODER_OK;
+}
+
+/* Gemma 3 (llama.cpp's reading of the same files): embeddings scaled by sqrt(dim), GELU FFN,
+ * RMSNorm after attention and FFN, and 5 of every 6 layers with 512-wide sliding-window attention
+ * and RoPE base 10000 (the global layers use rope.freq_base and the rope scaling). q.k is scaled by
+ * 1/sqrt(head_dim), except in the 27B model (62 layers) where it is 1/sqrt(dim / heads). */
+static coder_status arch_read_gemma3(const gguf_file *f, const char *arch, model_hparams *hp) {
+    hp->embed_scale = 1.0f;
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    if (hp->arch != ARCH_GEMMA3) return CODER_OK;
+    hp->embed_scale = sqrtf((float)hp->dim);
+    if (hp->n_layers == 62) hp->attn_scale = 1.0f / sqrtf((float)hp->dim / (float)hp->n_heads);
+    hp->act_gelu = true;
+    hp->has_post_norms = true;
+    hp->swa_pattern = 6;
+    hp->rope_base_swa = 10000.0f;
+    hp->swa_window = 512;
+    TRY(arch_get_int(f, arch, "attention.sliding_window", false, 1, ARCH_MAX_CTX, &hp->swa_window));
     return CODER_OK;
 }
 
@@ -241,6 +261,7 @@ coder_status model_read_hparams(const gguf_file *f, model_hparams *hp) {
                           (double)hp->rope_base);
 
     TRY(arch_read_rope_scaling(f, arch, hp));
+    TRY(arch_read_gemma3(f, arch, hp));
 
     /* Optional; when present it must agree with the tokenizer and the tensors (checked at load). */
     hp->vocab_size = 0;

@@ -56,18 +56,24 @@ typedef struct backend_ops {
     /* y[t] += bias for t < n.                                 bias (width,), y [n][width]    */
     coder_status (*add_bias)(backend *b, backend_buf *y, const weight *bias, int n);
     /* Rotates each head of x in place for positions pos0+t (style, base and scaling from the
-     * model's hparams).                                       x [n][n_heads*head_dim]        */
-    coder_status (*rope)(backend *b, backend_buf *x, int n, int n_heads, int32_t pos0);
+     * model's hparams; sliding-window layers of gemma3 use hp.rope_base_swa and no scaling, see
+     * model_layer_is_swa).                                    x [n][n_heads*head_dim]        */
+    coder_status (*rope)(backend *b, backend_buf *x, int n, int n_heads, int32_t pos0, int layer);
     /* Writes k[t], v[t] to the cache of `layer` at positions pos0+t.                          */
     coder_status (*kv_write)(backend *b, int layer, const backend_buf *k, const backend_buf *v, int n,
                              int32_t pos0);
-    /* Causal GQA attention of q[t] (position pos0+t) over cache positions 0..pos0+t of `layer`:
-     * out[t] head h = softmax(q_h . K_g^T / sqrt(head_dim)) V_g, g = h / (n_heads/n_kv_heads).
+    /* Causal GQA attention of q[t] (position pos0+t) over cache positions 0..pos0+t of `layer`
+     * (only pos0+t-swa_window+1 .. pos0+t when model_layer_is_swa(hp, layer)):
+     * out[t] head h = softmax(q_h . K_g^T * hp.attn_scale) V_g, g = h / (n_heads/n_kv_heads).
      *                                                          q, out [n][n_heads*head_dim]   */
     coder_status (*attention)(backend *b, int layer, const backend_buf *q, int n, int32_t pos0,
                               backend_buf *out);
     /* gate[i] = silu(gate[i]) * up[i] for i < n*width.        gate, up [n][width]             */
     coder_status (*swiglu)(backend *b, backend_buf *gate, const backend_buf *up, int n, int width);
+    /* gate[i] = gelu(gate[i]) * up[i] (tanh form) for i < n*width.   gate, up [n][width]     */
+    coder_status (*geglu)(backend *b, backend_buf *gate, const backend_buf *up, int n, int width);
+    /* x[i] *= s for i < n*width.                                                              */
+    coder_status (*scale)(backend *b, backend_buf *x, int n, int width, float s);
     /* x[i] += y[i] for i < n*width.                                                          */
     coder_status (*add)(backend *b, backend_buf *x, const backend_buf *y, int n, int width);
     /* dst row dst_row+i = src row src_row+i, for i < n_rows rows of `width`.                  */

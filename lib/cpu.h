@@ -98,6 +98,8 @@ void cpu_rope_init(cpu_rope *r, const model_hparams *hp, const float *freq_facto
 /* Rotates x [n][n_heads*head_dim] in place, token t at position pos0 + t. cs: n_rot floats. */
 void cpu_rope_apply(const cpu_rope *r, float *x, int n, int n_heads, int32_t pos0, float *cs);
 void cpu_swiglu(float *gate, const float *up, int64_t n);
+/* gate[i] = gelu(gate[i]) * up[i], GELU in its tanh form (as gemma and ggml use). */
+void cpu_geglu(float *gate, const float *up, int64_t n);
 /* In-place softmax of x[0..n). */
 void cpu_softmax(float *x, int64_t n);
 
@@ -106,6 +108,8 @@ typedef struct cpu_attention_args {
     const kv_cache *kv;
     int layer, n, n_heads, n_kv_heads, head_dim;
     int32_t pos0;
+    int32_t window;           /* > 0: position p sees keys p-window+1 .. p only (gemma3 SWA)   */
+    float scale;              /* q.k scale (hp.attn_scale)                                     */
     const float *q;           /* [n][n_heads*head_dim]                                        */
     float *out;               /* [n][n_heads*head_dim]                                        */
     float *scratch;           /* threads * kv->n_ctx floats (scores)                           */

@@ -22,23 +22,25 @@ static void att_task(const cpu_attention_args *a, int task, float *scores) {
     const kv_cache *kv = a->kv;
     const float *q = a->q + ((size_t)t * a->n_heads + h) * hd;
     float *out = a->out + ((size_t)t * a->n_heads + h) * hd;
-    const float scale = 1.0f / sqrtf((float)hd);
+    const float scale = a->scale;
     const size_t off = (size_t)g * hd;
+    /* keys p0..pos; scores[i] belongs to position p0 + i */
+    const int32_t p0 = a->window > 0 && pos - a->window + 1 > 0 ? pos - a->window + 1 : 0;
     if (kv->type == CODER_KV_F16) {
-        for (int32_t p = 0; p <= pos; p++)
-            scores[p] = a->k->dot_f16((const uint16_t *)kv_cache_k_row(kv, a->layer, p) + off, q, hd) * scale;
+        for (int32_t p = p0; p <= pos; p++)
+            scores[p - p0] = a->k->dot_f16((const uint16_t *)kv_cache_k_row(kv, a->layer, p) + off, q, hd) * scale;
     } else {
-        for (int32_t p = 0; p <= pos; p++)
-            scores[p] = a->k->dot((const float *)kv_cache_k_row(kv, a->layer, p) + off, q, hd) * scale;
+        for (int32_t p = p0; p <= pos; p++)
+            scores[p - p0] = a->k->dot((const float *)kv_cache_k_row(kv, a->layer, p) + off, q, hd) * scale;
     }
-    cpu_softmax(scores, pos + 1);
+    cpu_softmax(scores, pos - p0 + 1);
     memset(out, 0, (size_t)hd * sizeof *out);
     if (kv->type == CODER_KV_F16) {
-        for (int32_t p = 0; p <= pos; p++)
-            a->k->axpy_f16(out, scores[p], (const uint16_t *)kv_cache_v_row(kv, a->layer, p) + off, hd);
+        for (int32_t p = p0; p <= pos; p++)
+            a->k->axpy_f16(out, scores[p - p0], (const uint16_t *)kv_cache_v_row(kv, a->layer, p) + off, hd);
     } else {
-        for (int32_t p = 0; p <= pos; p++)
-            a->k->axpy(out, scores[p], (const float *)kv_cache_v_row(kv, a->layer, p) + off, hd);
+        for (int32_t p = p0; p <= pos; p++)
+            a->k->axpy(out, scores[p - p0], (const float *)kv_cache_v_row(kv, a->layer, p) + off, hd);
     }
 }
 

@@ -9,6 +9,7 @@ typedef struct cpu_backend {
     threadpool *tp;
     kv_cache *kv;
     cpu_rope rope;
+    cpu_rope rope_swa;        /* gemma3's sliding-window layers: their own base, no scaling     */
     float *rope_cs;           /* [n_rot] cos/sin of one position                              */
     float *freq_factors;      /* [n_rot/2] rope_freqs dequantized, or NULL                    */
     float *mm_scratch;        /* threads x mm_per_thread                                      */
@@ -107,9 +108,10 @@ static coder_status cpu_add_bias(backend *b, backend_buf *y, const weight *bias,
     return CODER_OK;
 }
 
-static coder_status cpu_rope_op(backend *b, backend_buf *x, int n, int n_heads, int32_t pos0) {
+static coder_status cpu_rope_op(backend *b, backend_buf *x, int n, int n_heads, int32_t pos0, int layer) {
     cpu_backend *c = (cpu_backend *)b;
-    cpu_rope_apply(&c->rope, F(x), n, n_heads, pos0, c->rope_cs);
+    const cpu_rope *r = model_layer_is_swa(&b->model->hp, layer) ? &c->rope_swa : &c->rope;
+    cpu_rope_apply(r, F(x), n, n_heads, pos0, c->rope_cs);
     return CODER_OK;
 }
 
@@ -127,6 +129,7 @@ static coder_status cpu_attention_op(backend *b, int layer, const backend_buf *q
     const model_hparams *hp = &b->model->hp;
     cpu_attention_args a = {.kv = c->kv, .layer = layer, .n = n, .n_heads = hp->n_heads, .n_kv_heads = hp->n_kv_heads,
                             .head_dim = hp->head_dim, .pos0 = pos0, .q = CF(q), .out = F(out),
+                            .window = model_layer_is_swa(hp, layer) ? hp->swa_window : 0, .scale = hp->attn_scale,
                             .scratch = c->att_scratch, .k = c->k};
     cpu_attention(c->tp, &a);
     return CODER_OK;
@@ -135,6 +138,19 @@ static coder_status cpu_attention_op(backend *b, int layer, const backend_buf *q
 static coder_status cpu_swiglu_op(backend *b, backend_buf *gate, const backend_buf *up, int n, int width) {
     (void)b;
     cpu_swiglu(F(gate), CF(up), (int64_t)n * width);
+    return CODER_OK;
+}
+
+static coder_status cpu_geglu_op(backend *b, backend_buf *gate, const backend_buf *up, int n, int width) {
+    (void)b;
+    cpu_geglu(F(gate), CF(up), (int64_t)n * width);
+    return CODER_OK;
+}
+
+static coder_status cpu_scale_op(backend *b, backend_buf *x, int n, int width, float s) {
+    (void)b;
+    float *v = F(x);
+    for (int64_t i = 0; i < (int64_t)n * width; i++) v[i] *= s;
     return CODER_OK;
 }
 
@@ -173,6 +189,8 @@ static const backend_ops cpu_ops = {
     .kv_write = cpu_kv_write_op,
     .attention = cpu_attention_op,
     .swiglu = cpu_swiglu_op,
+    .geglu = cpu_geglu_op,
+    .scale = cpu_scale_op,
     .add = cpu_add_op,
     .copy_rows = cpu_copy_rows,
     .kv_truncate = cpu_kv_truncate,
@@ -219,6 +237,11 @@ coder_status cpu_backend_new(const coder_model *m, const backend_params *p, back
         c->k->dequant[m->rope_freqs.type](m->rope_freqs.data, c->freq_factors, n_rot / 2);
     }
     cpu_rope_init(&c->rope, hp, c->freq_factors);
+    model_hparams swa = *hp;   /* sliding-window layers: rope_base_swa, unscaled (llama.cpp's gemma3) */
+    swa.rope_base = hp->rope_base_swa > 0 ? hp->rope_base_swa : hp->rope_base;
+    swa.rope_scaling_type = ROPE_SCALING_NONE;
+    swa.rope_freq_scale = 1.0f;
+    cpu_rope_init(&c->rope_swa, &swa, c->freq_factors);
     LOG_DEBUG("cpu backend: %s kernels, %d threads, n_ctx %d, KV %s %.1f MiB", c->k->name, (int)p->n_threads, (int)p->n_ctx,
               p->kv_type == CODER_KV_F16 ? "f16" : "f32", (double)kv_cache_bytes(c->kv) / 1048576.0);
     *out = &c->base;

@@ -98,6 +98,14 @@ void cpu_swiglu(float *gate, const float *up, int64_t n) {
     }
 }
 
+void cpu_geglu(float *gate, const float *up, int64_t n) {
+    const float c = 0.7978845608028654f;   /* sqrt(2/pi) */
+    for (int64_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        gate[i] = 0.5f * g * (1.0f + tanhf(c * (g + 0.044715f * g * g * g))) * up[i];
+    }
+}
+
 void cpu_softmax(float *x, int64_t n) {
     float mx = -INFINITY;
     for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;

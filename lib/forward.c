@@ -133,15 +133,19 @@ static coder_status forward_layer(forward_state *f, int il, int n, int32_t pos0)
         TRY(o->rms_norm(b, f->k, &L->k_norm, n * nkv, hd, hp->rms_eps, f->k));
         DBG("Kcur_normed", il, "MUL", f->k, n, kw);
     }
-    TRY(o->rope(b, f->q, n, nh, pos0));
+    TRY(o->rope(b, f->q, n, nh, pos0, il));
     DBG("Qcur", il, "ROPE", f->q, n, qw);
-    TRY(o->rope(b, f->k, n, nkv, pos0));
+    TRY(o->rope(b, f->k, n, nkv, pos0, il));
     DBG("Kcur", il, "ROPE", f->k, n, kw);
     TRY(o->kv_write(b, il, f->k, f->v, n, pos0));
     TRY(o->attention(b, il, f->q, n, pos0, f->att));
     DBG("kqv_out", il, "CONT", f->att, n, qw);
     TRY(o->matmul(b, &L->wo, f->att, n, f->h));
     DBG("attn_out", il, "MUL_MAT", f->h, n, dim);
+    if (L->post_attn_norm.data) {   /* gemma3 */
+        TRY(o->rms_norm(b, f->h, &L->post_attn_norm, n, dim, hp->rms_eps, f->h));
+        DBG("attn_post_norm", il, "MUL", f->h, n, dim);
+    }
     TRY(o->add(b, f->x, f->h, n, dim));
     DBG("ffn_inp", il, "ADD", f->x, n, dim);
 
@@ -152,10 +156,19 @@ static coder_status forward_layer(forward_state *f, int il, int n, int32_t pos0)
     DBG("ffn_gate", il, "MUL_MAT", f->gate, n, hp->ffn_dim);
     TRY(o->matmul(b, &L->w_up, f->h, n, f->up));
     DBG("ffn_up", il, "MUL_MAT", f->up, n, hp->ffn_dim);
-    TRY(o->swiglu(b, f->gate, f->up, n, hp->ffn_dim));
-    DBG("ffn_swiglu", il, "SWIGLU", f->gate, n, hp->ffn_dim);
+    if (hp->act_gelu) {
+        TRY(o->geglu(b, f->gate, f->up, n, hp->ffn_dim));
+        DBG("ffn_geglu", il, "GEGLU", f->gate, n, hp->ffn_dim);
+    } else {
+        TRY(o->swiglu(b, f->gate, f->up, n, hp->ffn_dim));
+        DBG("ffn_swiglu", il, "SWIGLU", f->gate, n, hp->ffn_dim);
+    }
     TRY(o->matmul(b, &L->w_down, f->gate, n, f->h));
     DBG("ffn_out", il, "MUL_MAT", f->h, n, dim);
+    if (L->post_ffw_norm.data) {   /* gemma3 */
+        TRY(o->rms_norm(b, f->h, &L->post_ffw_norm, n, dim, hp->rms_eps, f->h));
+        DBG("ffn_post_norm", il, "MUL", f->h, n, dim);
+    }
     TRY(o->add(b, f->x, f->h, n, dim));
     DBG("l_out", il, "ADD", f->x, n, dim);
     return CODER_OK;
@@ -171,6 +184,7 @@ coder_status forward_eval(forward_state *f, const int32_t *tokens, int n, int32_
 
     TRY(o->embed(b, &f->m->tok_embd, tokens, n, f->x));
     DBG("embd", -1, "GET_ROWS", f->x, n, hp->dim);
+    if (hp->embed_scale != 1.0f) TRY(o->scale(b, f->x, n, hp->dim, hp->embed_scale));   /* gemma3 */
     for (int il = 0; il < hp->n_layers; il++) {
         if (cancel && atomic_load_explicit(cancel, memory_order_relaxed))
             return coder_fail(CODER_ERR_CANCELLED, "evaluation cancelled before layer %d", il);

@@ -77,7 +77,7 @@ static coder_status model_bind(const gguf_file *f, const char *name, bool requir
 }
 
 /* Per-layer tensors: suffix, and which arch feature requires it. */
-typedef enum { NEED_ALL, NEED_QKV_BIAS, NEED_QK_NORM } layer_need;
+typedef enum { NEED_ALL, NEED_QKV_BIAS, NEED_QK_NORM, NEED_POST_NORMS } layer_need;
 typedef enum { SHAPE_DIM, SHAPE_Q, SHAPE_KV, SHAPE_HEAD, SHAPE_Q_IN_DIM_OUT, SHAPE_DIM_FFN,
                SHAPE_FFN_DIM, SHAPE_QOUT, SHAPE_KVOUT } layer_shape;
 
@@ -104,12 +104,14 @@ static const layer_spec layer_specs[] = {
     {"ffn_gate.weight", LW(w_gate), NEED_ALL, SHAPE_DIM_FFN},
     {"ffn_up.weight", LW(w_up), NEED_ALL, SHAPE_DIM_FFN},
     {"ffn_down.weight", LW(w_down), NEED_ALL, SHAPE_FFN_DIM},
+    {"post_attention_norm.weight", LW(post_attn_norm), NEED_POST_NORMS, SHAPE_DIM},
+    {"post_ffw_norm.weight", LW(post_ffw_norm), NEED_POST_NORMS, SHAPE_DIM},
 };
 #define N_LAYER_SPECS (sizeof layer_specs / sizeof layer_specs[0])
 
 static bool model_spec_needed(const model_hparams *hp, const layer_spec *s) {
     return s->need == NEED_ALL || (s->need == NEED_QKV_BIAS && hp->has_qkv_bias) ||
-           (s->need == NEED_QK_NORM && hp->has_qk_norm);
+           (s->need == NEED_QK_NORM && hp->has_qk_norm) || (s->need == NEED_POST_NORMS && hp->has_post_norms);
 }
 
 /* (cols, rows) of a layer tensor; rows 0 = vector. */

