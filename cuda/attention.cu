@@ -1,5 +1,5 @@
 /* attention.cu - the F16 KV cache writes and flash-attention style causal GQA attention, one
- * kernel for decode and prefill, head_dim 64 or 128.
+ * kernel for decode and prefill, head_dim 32 (the tiny test presets), 64 or 128.
  *
  *   out[t] head h = softmax(q_h . K_g^T / sqrt(hd)) V_g over cache rows 0 .. pos0+t,
  *   g = h / G with G = n_heads / n_kv_heads (consecutive heads share a KV head)
@@ -205,8 +205,8 @@ static void attn_launch(const att_args &a, int n_kv_heads, cudaStream_t st) {
 
 extern "C" coder_status cuda_attention(cuda_ctx *c, const void *k_cache, const void *v_cache, const float *q, int n,
                                        int32_t pos0, int n_heads, int n_kv_heads, int head_dim, float *out) {
-    if (head_dim != 64 && head_dim != 128)
-        return coder_fail(CODER_ERR_UNSUPPORTED, "cuda attention: head_dim %d (64 and 128 are implemented)", head_dim);
+    if (head_dim != 32 && head_dim != 64 && head_dim != 128)
+        return coder_fail(CODER_ERR_UNSUPPORTED, "cuda attention: head_dim %d (32, 64 and 128 are implemented)", head_dim);
     if (n < 1 || n_kv_heads < 1 || n_heads % n_kv_heads != 0)
         return coder_fail(CODER_ERR_INTERNAL, "cuda attention: n %d, heads %d / %d", n, n_heads, n_kv_heads);
     att_args a;
@@ -239,7 +239,10 @@ extern "C" coder_status cuda_attention(cuda_ctx *c, const void *k_cache, const v
     a.chunk = chunk;
     a.splits = (kv_len + chunk - 1) / chunk;
 
-    if (head_dim == 64) {
+    if (head_dim == 32) {
+        if (rpw == 2) attn_launch<32, 2>(a, n_kv_heads, c->stream);
+        else attn_launch<32, 8>(a, n_kv_heads, c->stream);
+    } else if (head_dim == 64) {
         if (rpw == 2) attn_launch<64, 2>(a, n_kv_heads, c->stream);
         else attn_launch<64, 8>(a, n_kv_heads, c->stream);
     } else {

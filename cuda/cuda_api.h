@@ -115,7 +115,7 @@ coder_status cuda_argmax(cuda_ctx *c, const float *x, int n, int32_t *out);
 coder_status cuda_kv_write(cuda_ctx *c, void *k_cache, void *v_cache, const float *k, const float *v, int n,
                            int32_t pos0, int width);
 /* Causal GQA attention of q [n][n_heads*head_dim] (token t at position pos0 + t) over cache rows
- * 0..pos0+t of one layer; out like q. head_dim 64 or 128. */
+ * 0..pos0+t of one layer; out like q. head_dim 32, 64 or 128. */
 coder_status cuda_attention(cuda_ctx *c, const void *k_cache, const void *v_cache, const float *q, int n,
                             int32_t pos0, int n_heads, int n_kv_heads, int head_dim, float *out);
 
