@@ -12,15 +12,16 @@
 
 template <int T>
 __global__ void embed_kernel(const uint8_t *__restrict__ E, uint64_t row_bytes, int64_t cols,
-                             const int32_t *__restrict__ ids, float *__restrict__ x) {
-    const int t = blockIdx.y;
+                             const int32_t *__restrict__ ids, int n, float *__restrict__ x) {
     const int64_t i0 = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * 8;
     if (i0 >= cols) return;
-    float v[8];
-    deq<T>::run(E + (uint64_t)ids[t] * row_bytes, i0, v);
-    float4 *o = (float4 *)(x + (size_t)t * cols + i0);
-    o[0] = make_float4(v[0], v[1], v[2], v[3]);
-    o[1] = make_float4(v[4], v[5], v[6], v[7]);
+    for (int t = blockIdx.y; t < n; t += gridDim.y) {   /* grid.y is capped at 65535 */
+        float v[8];
+        deq<T>::run(E + (uint64_t)ids[t] * row_bytes, i0, v);
+        float4 *o = (float4 *)(x + (size_t)t * cols + i0);
+        o[0] = make_float4(v[0], v[1], v[2], v[3]);
+        o[1] = make_float4(v[4], v[5], v[6], v[7]);
+    }
 }
 
 extern "C" coder_status cuda_embed(cuda_ctx *c, uint32_t type, const void *E, uint64_t row_bytes, int64_t cols,
@@ -34,9 +35,9 @@ extern "C" coder_status cuda_embed(cuda_ctx *c, uint32_t type, const void *E, ui
     CUDA_TRY(cudaStreamSynchronize(c->stream));
     memcpy(c->ids_host, ids, (size_t)n * sizeof(int32_t));
     CUDA_TRY(cudaMemcpyAsync(c->ids_dev, c->ids_host, (size_t)n * sizeof(int32_t), cudaMemcpyHostToDevice, c->stream));
-    const dim3 grid(cuda_blocks(cols / 8, 128), (unsigned)n);
+    const dim3 grid(cuda_blocks(cols / 8, 128), (unsigned)(n < 65535 ? n : 65535));
     const uint8_t *e = (const uint8_t *)E;
-#define EMB_L(T) embed_kernel<T><<<grid, 128, 0, c->stream>>>(e, row_bytes, cols, c->ids_dev, x)
+#define EMB_L(T) embed_kernel<T><<<grid, 128, 0, c->stream>>>(e, row_bytes, cols, c->ids_dev, n, x)
     CQ_DISPATCH(type, EMB_L, (void)0)
 #undef EMB_L
     LAUNCH_CHECK(c, "embed");

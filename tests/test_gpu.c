@@ -10,7 +10,7 @@
  * rms error ||gpu - cpu|| / ||cpu|| against:
  *   mat-vec (n <= 8, f32 activations)          1e-4
  *   GEMM path (n > 8, f16 operands, f32 accum)  1e-3
- *   element-wise ops, attention                1e-4
+ *   element-wise ops, attention                1e-4 (embedding 1e-5)
  *   whole-model logits                         1e-2
  * Shapes are real ones (896x4864, 3584x18944, head_dim 64/128, GQA 7:1) plus odd row counts.
  * The figures are printed as "  info:" lines. */
@@ -403,7 +403,7 @@ TEST(ops_embed_argmax) {
         p.gpu->ops->buf_free(p.gpu, xg);
         pair_free(&p);
         fake_model_free(m);
-        CHECK_MSG(e <= 1e-6, "embed %s rel rms %.3g", quant_type_name(all_types[t]), e);
+        CHECK_MSG(e <= 1e-5, "embed %s rel rms %.3g", quant_type_name(all_types[t]), e);
     }
     /* argmax: a planted maximum (twice: the first index wins) in 152064 random logits */
     coder_model *m = fake_model(256, 256, 4, 1, 64);
