@@ -41,7 +41,7 @@ CUDA_SRC    := $(wildcard cuda/*.cu)
 ifeq ($(USE_CUDA),1)
   CUDA_OBJ   := $(patsubst cuda/%.cu,$(B)/rel/cuda_%.o,$(CUDA_SRC))
   CUDA_DEF   := -DCODER_HAVE_CUDA=1
-  CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -lstdc++
+  CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -lcublas -lcudart_static -lrt -lstdc++ -Wl,-rpath,$(CUDA_HOME)/lib64
 else
   CUDA_OBJ   :=
   CUDA_DEF   :=
@@ -137,3 +137,23 @@ clean:
 	rm -rf $(B)
 
 -include $(wildcard $(B)/rel/*.d $(B)/test/*.d)
+
+# ---- CUDA backend: glue dependency, the GPU test, the bandwidth probe (docs/CUDA.md) ----------
+NVCCFLAGS += -Xcompiler -Wextra
+$(B)/rel/cuda_glue.o: cuda/cuda_api.h
+# test_gpu links the release archive (with the CUDA objects when CUDA is on), not the sanitizer
+# objects: ASan and the CUDA runtime do not mix. Without CUDA or a device it SKIPs.
+$(B)/test/bin/test_gpu: tests/test_gpu.c tests/test.h $(B)/libcoderinfer.a | $(B)/test/bin
+	$(CC) $(CSTD) -O1 -g -pthread $(WARN) $(CUDA_DEF) $(CPPFLAGS_ALL) -Itests -o $@ $< $(B)/libcoderinfer.a $(CUDA_LIBS) $(LDLIBS_ALL)
+SANITIZER ?= $(shell command -v compute-sanitizer 2>/dev/null || ls $(CUDA_HOME)/bin/compute-sanitizer 2>/dev/null)
+.PHONY: test-gpu
+test-gpu: $(B)/test/bin/test_gpu $(B)/coder
+	$(B)/test/bin/test_gpu
+	@if [ -n "$(SANITIZER)" ]; then echo "== compute-sanitizer memcheck (tiny models)"; \
+	  $(SANITIZER) --tool memcheck --error-exitcode 1 $(B)/test/bin/test_gpu model_tiny; \
+	else echo "SKIP compute-sanitizer: not installed"; fi
+ifeq ($(USE_CUDA),1)
+$(B)/bench/bench_gpu_bw: bench/bench_gpu_bw.cu | $(B)/bench
+	$(NVCC) -O3 -std=c++17 $(CUDA_ARCHS) -o $@ $<
+bench: $(B)/bench/bench_gpu_bw
+endif

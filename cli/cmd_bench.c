@@ -109,6 +109,7 @@ static void usage(void) {
           "  -r REPS       repetitions, the median is reported (default 3)\n"
           "  --bw-mib M    buffer for the bandwidth measurement (default 1024)\n"
           "  --gpu-layers N|auto|all\n"
+          "  --depth D     decode after D tokens of context (default 1; prefilled untimed)\n"
           "  --json        print one JSON object on stdout\n",
           stderr);
 }
@@ -126,6 +127,7 @@ int cmd_bench(int argc, char **argv) {
     const char *path = getenv("CODER_MODEL");
     int32_t n_prompt = 128, n_gen = 64, threads = 0, reps = 3, bw_mib = 1024;
     int gpu_layers = -1, json = 0;
+    int32_t depth = 1;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -140,6 +142,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(o, "-r")) bad = cli_parse_int(o, v, 1, 1000, &reps);
         else if (!strcmp(o, "--bw-mib")) bad = cli_parse_int(o, v, 16, 1 << 20, &bw_mib);
         else if (!strcmp(o, "--gpu-layers")) bad = cli_parse_gpu_layers(o, v, &gpu_layers);
+        else if (!strcmp(o, "--depth")) bad = cli_parse_int(o, v, 1, 1 << 22, &depth);
         else { fprintf(stderr, "coder bench: unknown option '%s'\n", o); usage(); return EXIT_USAGE; }
         if (bad) return EXIT_USAGE;
     }
@@ -162,7 +165,7 @@ int cmd_bench(int argc, char **argv) {
     }
     coder_session_params sp;
     coder_session_params_init(&sp);
-    sp.n_ctx = (n_prompt > n_gen ? n_prompt : n_gen) + 8;
+    sp.n_ctx = (n_prompt > depth + n_gen ? n_prompt : depth + n_gen) + 8;
     sp.n_threads = threads;
     if ((st = coder_session_new(model, &sp, &s)) != CODER_OK) {
         fprintf(stderr, "coder bench: cannot create a session: %s\n", coder_last_error());
@@ -170,7 +173,7 @@ int cmd_bench(int argc, char **argv) {
         goto done;
     }
     int32_t vocab = model->hp.vocab_size;
-    int32_t n_ids = n_prompt > n_gen + 1 ? n_prompt : n_gen + 1;
+    int32_t n_ids = n_prompt > depth + n_gen ? n_prompt : depth + n_gen;
     ids = malloc((size_t)n_ids * sizeof *ids);
     pre = malloc((size_t)reps * sizeof *pre);
     dec = malloc((size_t)reps * sizeof *dec);
@@ -185,9 +188,9 @@ int cmd_bench(int argc, char **argv) {
         if ((st = coder_session_eval(s, ids, (size_t)n_prompt)) != CODER_OK) goto fail;
         pre[r] = now_s() - t0;
         if ((st = coder_session_reset(s)) != CODER_OK) goto fail;
-        if ((st = coder_session_eval(s, ids, 1)) != CODER_OK) goto fail;
+        if ((st = coder_session_eval(s, ids, (size_t)depth)) != CODER_OK) goto fail;
         t0 = now_s();
-        for (int32_t i = 1; i <= n_gen; i++)
+        for (int32_t i = depth; i < depth + n_gen; i++)
             if ((st = coder_session_eval(s, ids + i, 1)) != CODER_OK) goto fail;
         dec[r] = now_s() - t0;
     }
@@ -210,16 +213,16 @@ int cmd_bench(int argc, char **argv) {
         cli_json_string(stdout, path, strlen(path));
         printf(",\"arch\":\"%s\",\"weight_bytes\":%llu,\"threads\":%d,\"reps\":%d,"
                "\"prefill_tokens\":%d,\"prefill_ms\":%.3f,\"prefill_tps\":%.2f,"
-               "\"decode_tokens\":%d,\"decode_ms\":%.3f,\"decode_tps\":%.2f,"
+               "\"depth\":%d,\"gpu_layers\":%d,\"decode_tokens\":%d,\"decode_ms\":%.3f,\"decode_tps\":%.2f,"
                "\"bytes_per_token\":%llu,\"decode_gbs\":%.3f,\"mem_bw_gbs\":%.3f,\"mem_bw_mib\":%d,"
                "\"roofline_fraction\":%.4f}\n",
                info.arch, (unsigned long long)info.weight_bytes, bw_threads, (int)reps, (int)n_prompt,
-               pre_s * 1e3, pre_tps, (int)n_gen, dec_s * 1e3, dec_tps, (unsigned long long)bpt, dec_gbs, bw,
+               pre_s * 1e3, pre_tps, (int)depth, (int)info.gpu_layers, (int)n_gen, dec_s * 1e3, dec_tps, (unsigned long long)bpt, dec_gbs, bw,
                (int)bw_mib, frac);
     } else {
         printf("model      %s (%s, %.1f MiB of weights)\n", path, info.arch, (double)info.weight_bytes / (1 << 20));
         printf("prefill    %d tokens: %.2f ms, %.1f tok/s (median of %d)\n", (int)n_prompt, pre_s * 1e3, pre_tps, (int)reps);
-        printf("decode     %d tokens: %.2f ms, %.1f tok/s (median of %d)\n", (int)n_gen, dec_s * 1e3, dec_tps, (int)reps);
+        printf("decode     %d tokens after %d of context (%d layers on the GPU): %.2f ms, %.1f tok/s (median of %d)\n", (int)n_gen, (int)depth, (int)info.gpu_layers, dec_s * 1e3, dec_tps, (int)reps);
         printf("roofline   %.2f MiB read per token -> %.2f GB/s; memory read %.2f GB/s (%d threads, %d MiB)"
                " -> %.1f%% of roofline\n",
                (double)bpt / (1 << 20), dec_gbs, bw, bw_threads, (int)bw_mib, 100 * frac);

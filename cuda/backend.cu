@@ -1,8 +1,12 @@
-/* backend.cu - the CUDA side of the library: device discovery (kernels and the op table come with
- * the CUDA backend issue). Everything that crosses into C is extern "C" and returns statuses; no
- * CUDA error ever aborts the host. */
-#include <cuda_runtime.h>
+/* backend.cu - the CUDA runtime side of the library: device discovery, device memory, the
+ * pinned-staging weight uploader, and the per-session context (stream, cuBLAS handle, scratch).
+ * Everything that crosses into C is extern "C" (cuda_api.h) and returns statuses; no CUDA error
+ * ever aborts the host. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.cuh"
 
 extern "C" int cuda_device_probe(char *why, size_t why_cap, char *name, size_t name_cap) {
     int n = 0;
@@ -30,4 +34,205 @@ extern "C" int cuda_device_probe(char *why, size_t why_cap, char *name, size_t n
     snprintf(name, name_cap, "%s (sm_%d%d, %.1f GiB)", prop.name, prop.major, prop.minor,
              (double)prop.totalGlobalMem / (1u << 30));
     return n;
+}
+
+/* ---- memory --------------------------------------------------------------------------------- */
+
+extern "C" coder_status cuda_mem_info(size_t *free_bytes, size_t *total_bytes) {
+    CUDA_TRY(cudaSetDevice(0));
+    CUDA_TRY(cudaMemGetInfo(free_bytes, total_bytes));
+    return CODER_OK;
+}
+
+extern "C" coder_status cuda_dev_alloc(void **out, size_t bytes, const char *what) {
+    *out = NULL;
+    if (bytes == 0) bytes = 256;   /* a valid pointer for empty buffers */
+    cudaError_t e = cudaMalloc(out, bytes);
+    if (e != cudaSuccess) {
+        *out = NULL;
+        cudaGetLastError();
+        size_t fr = 0, tot = 0;
+        cudaMemGetInfo(&fr, &tot);
+        cudaGetLastError();
+        return coder_fail(e == cudaErrorMemoryAllocation ? CODER_ERR_DEVICE_NOMEM : cuda_status_of(e),
+                          "cudaMalloc of %.1f MiB for %s: %s (device has %.1f of %.1f MiB free)",
+                          (double)bytes / 1048576.0, what, cudaGetErrorString(e), (double)fr / 1048576.0,
+                          (double)tot / 1048576.0);
+    }
+    return CODER_OK;
+}
+
+extern "C" void cuda_dev_free(void *p) {
+    if (p) cudaFree(p);
+}
+
+extern "C" coder_status cuda_dev_memset(void *p, int byte, size_t bytes) {
+    CUDA_TRY(cudaMemset(p, byte, bytes));
+    CUDA_TRY(cudaDeviceSynchronize());
+    return CODER_OK;
+}
+
+/* ---- uploader: two pinned buffers, one stream, an event per buffer --------------------------- */
+
+struct cuda_uploader {
+    cudaStream_t stream;
+    void *pinned[2];
+    cudaEvent_t done[2];
+    int used[2];              /* an async copy out of pinned[i] was issued (wait before reuse) */
+    size_t cap;
+    int next;
+};
+
+extern "C" coder_status cuda_upload_end(cuda_uploader *u) {
+    if (!u) return CODER_OK;
+    coder_status st = CODER_OK;
+    if (u->stream) {
+        cudaError_t e = cudaStreamSynchronize(u->stream);
+        if (e != cudaSuccess) st = cuda_fail_err(e, __FILE__, __LINE__, "cudaStreamSynchronize (upload)");
+    }
+    for (int i = 0; i < 2; i++) {
+        if (u->done[i]) cudaEventDestroy(u->done[i]);
+        if (u->pinned[i]) cudaFreeHost(u->pinned[i]);
+    }
+    if (u->stream) cudaStreamDestroy(u->stream);
+    coder_mfree(u);
+    return st;
+}
+
+extern "C" coder_status cuda_upload_begin(size_t staging_bytes, cuda_uploader **out) {
+    *out = NULL;
+    cuda_uploader *u = (cuda_uploader *)coder_calloc(1, sizeof *u);
+    if (!u) return coder_fail(CODER_ERR_NOMEM, "cuda uploader");
+    u->cap = staging_bytes;
+    cudaError_t e = cudaSetDevice(0);
+    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&u->stream, cudaStreamNonBlocking);
+    for (int i = 0; i < 2 && e == cudaSuccess; i++) {
+        e = cudaHostAlloc(&u->pinned[i], staging_bytes, cudaHostAllocDefault);
+        if (e == cudaSuccess) e = cudaEventCreateWithFlags(&u->done[i], cudaEventDisableTiming);
+    }
+    if (e != cudaSuccess) {
+        coder_status st = cuda_fail_err(e, __FILE__, __LINE__, "upload staging (2 pinned buffers)");
+        cuda_upload_end(u);
+        return st;
+    }
+    *out = u;
+    return CODER_OK;
+}
+
+extern "C" coder_status cuda_upload(cuda_uploader *u, void *dst, const void *src, size_t bytes) {
+    const char *s = (const char *)src;
+    char *d = (char *)dst;
+    while (bytes > 0) {
+        const int i = u->next;
+        const size_t n = bytes < u->cap ? bytes : u->cap;
+        if (u->used[i]) CUDA_TRY(cudaEventSynchronize(u->done[i]));   /* its last DMA finished */
+        memcpy(u->pinned[i], s, n);   /* reads the mmap: page faults happen here, on the host */
+        CUDA_TRY(cudaMemcpyAsync(d, u->pinned[i], n, cudaMemcpyHostToDevice, u->stream));
+        CUDA_TRY(cudaEventRecord(u->done[i], u->stream));
+        u->used[i] = 1;
+        u->next = 1 - i;
+        s += n;
+        d += n;
+        bytes -= n;
+    }
+    return CODER_OK;
+}
+
+/* ---- per-session context -------------------------------------------------------------------- */
+
+extern "C" void cuda_ctx_free(cuda_ctx *c) {
+    if (!c) return;
+    if (c->stream) cudaStreamSynchronize(c->stream);
+    if (c->blas) cublasDestroy(c->blas);
+    cudaFree(c->ids_dev);
+    cudaFree(c->argmax_dev);
+    cudaFree(c->xh);
+    cudaFree(c->deq);
+    cudaFree(c->att_part);
+    if (c->ids_host) cudaFreeHost(c->ids_host);
+    if (c->argmax_host) cudaFreeHost(c->argmax_host);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    cudaGetLastError();
+    coder_mfree(c);
+}
+
+extern "C" coder_status cuda_ctx_new(const cuda_ctx_params *p, cuda_ctx **out) {
+    *out = NULL;
+    cuda_ctx *c = (cuda_ctx *)coder_calloc(1, sizeof *c);
+    if (!c) return coder_fail(CODER_ERR_NOMEM, "cuda context");
+    c->p = *p;
+    const char *env = getenv("CODER_CUDA_SYNC");
+    c->sync_each = env && env[0] == '1';
+    coder_status st = CODER_OK;
+    cudaError_t e;
+    int dev_sm = 0;
+#define CTX_TRY(call, what)                                                                        \
+    do {                                                                                           \
+        if ((e = (call)) != cudaSuccess) {                                                         \
+            st = cuda_fail_err(e, __FILE__, __LINE__, what);                                       \
+            goto fail;                                                                             \
+        }                                                                                          \
+    } while (0)
+    CTX_TRY(cudaSetDevice(0), "cudaSetDevice(0)");
+    CTX_TRY(cudaDeviceGetAttribute(&dev_sm, cudaDevAttrMultiProcessorCount, 0), "multiprocessor count");
+    c->n_sm = dev_sm;
+    CTX_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    CTX_TRY(cudaMalloc(&c->ids_dev, (size_t)p->max_tokens * sizeof(int32_t)), "token id buffer");
+    CTX_TRY(cudaHostAlloc(&c->ids_host, (size_t)p->max_tokens * sizeof(int32_t), cudaHostAllocDefault),
+            "pinned token ids");
+    CTX_TRY(cudaMalloc(&c->argmax_dev, sizeof(int32_t)), "argmax result");
+    CTX_TRY(cudaHostAlloc(&c->argmax_host, sizeof(int32_t), cudaHostAllocDefault), "pinned argmax result");
+    if (p->max_tokens > 8) {   /* the GEMM path exists only for batches above the mat-vec limit */
+        CTX_TRY(cudaMalloc(&c->xh, (size_t)p->max_tokens * (size_t)p->max_cols * sizeof(__half)),
+                "f16 activation scratch");
+        CTX_TRY(cudaMalloc(&c->deq, (size_t)p->deq_elems * sizeof(__half)), "f16 weight scratch");
+    }
+    c->att_part_floats = (size_t)CUDA_ATT_MAX_SPLITS * CUDA_ATT_PART_TOKENS * (size_t)p->max_heads *
+                         (size_t)(p->head_dim + 2);
+    CTX_TRY(cudaMalloc(&c->att_part, c->att_part_floats * sizeof(float)), "attention split scratch");
+#undef CTX_TRY
+    {
+        cublasStatus_t bs = cublasCreate(&c->blas);
+        if (bs != CUBLAS_STATUS_SUCCESS) {
+            c->blas = NULL;
+            st = coder_fail(bs == CUBLAS_STATUS_ALLOC_FAILED ? CODER_ERR_DEVICE_NOMEM : CODER_ERR_DEVICE,
+                            "cublasCreate: status %d", (int)bs);
+            goto fail;
+        }
+        bs = cublasSetStream(c->blas, c->stream);
+        if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH);
+        if (bs != CUBLAS_STATUS_SUCCESS) {
+            st = coder_fail(CODER_ERR_DEVICE, "cublasSetStream/SetMathMode: status %d", (int)bs);
+            goto fail;
+        }
+    }
+    *out = c;
+    return CODER_OK;
+fail:
+    cudaGetLastError();
+    cuda_ctx_free(c);
+    return st;
+}
+
+extern "C" coder_status cuda_ctx_sync(cuda_ctx *c) {
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    return CODER_OK;
+}
+
+extern "C" coder_status cuda_d2h(cuda_ctx *c, void *dst, const void *src, size_t bytes) {
+    CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    return CODER_OK;
+}
+
+extern "C" coder_status cuda_h2d(cuda_ctx *c, void *dst, const void *src, size_t bytes) {
+    CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    return CODER_OK;
+}
+
+extern "C" coder_status cuda_d2d(cuda_ctx *c, void *dst, const void *src, size_t bytes) {
+    CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
+    if (c->sync_each) CUDA_TRY(cudaStreamSynchronize(c->stream));
+    return CODER_OK;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backend.h"
 #include "device.h"
 #include "model.h"
 #include "prompt.h"
@@ -119,6 +120,7 @@ static coder_status api_model_load(const char *path, coder_model *m) {
     TRY(model_bind_weights(m));
     TRY(model_progress(m, 0.4f));
     if (m->params.validate_weights) TRY(model_validate_weights(m, 0.4f, 0.95f));
+    TRY(backend_model_place(m, 0.95f, 0.99f));   /* GPU upload when asked for and possible (cuda_glue.c) */
     LOG_INFO("loaded %s: %s, %d layers, dim %d, %d/%d heads, vocab %d, %.1f MiB of weights",
              path, m->hp.arch_name, m->hp.n_layers, m->hp.dim, m->hp.n_heads, m->hp.n_kv_heads,
              m->hp.vocab_size, (double)m->weight_bytes / (1024.0 * 1024.0));

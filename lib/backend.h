@@ -81,6 +81,13 @@ typedef struct backend_ops {
                               int dst_row, int n_rows, int width);
     /* Forgets cache positions >= n_keep (a backend may do nothing: positions are overwritten). */
     coder_status (*kv_truncate)(backend *b, int32_t n_keep);
+
+    /* ---- optional ops (NULL where a backend lacks them; the CPU backend sets neither) ---- */
+    /* Copies n host floats into buf at float offset off (tests fill device buffers with it).  */
+    coder_status (*buf_write)(backend *b, backend_buf *buf, size_t off, size_t n, const float *src);
+    /* *out = index of the largest value of row `row` of x [.][width] (first on ties), computed
+     * where x lives, so a greedy step copies back 4 bytes instead of the logits.             */
+    coder_status (*argmax)(backend *b, const backend_buf *x, int row, int width, int32_t *out);
 } backend_ops;
 
 struct backend {
@@ -91,5 +98,39 @@ struct backend {
 
 /* The CPU backend (cpu_backend.c). */
 coder_status cpu_backend_new(const coder_model *m, const backend_params *p, backend **out);
+
+/* ---- backend selection (cuda_glue.c; built with and without CUDA) ---------------------------
+ * backend_model_place runs once at the end of coder_model_load. With params.n_gpu_layers != 0 and
+ * a usable device it uploads every weight to the GPU in its GGUF format (m->backend_data, freed by
+ * m->backend_free) and sets m->gpu_layers = n_layers. Partial offload is not implemented: 0 <
+ * n_gpu_layers < n_layers places all layers on the GPU (logged). When the upload fails and the
+ * request was -1 (auto) or partial, the model stays on the CPU with a LOG_WARN; an explicit
+ * full request (n_gpu_layers >= n_layers) returns the error (CODER_ERR_DEVICE_NOMEM etc.), having
+ * freed everything. progress is reported in [lo, hi]. */
+coder_status backend_model_place(coder_model *m, float lo, float hi);
+/* A session's backend: CUDA when m's weights are on the device, the CPU otherwise. */
+coder_status backend_new_for_model(const coder_model *m, const backend_params *p, backend **out);
+
+#ifdef CODER_HAVE_CUDA
+/* The CUDA backend (cuda_glue.c over cuda/). Requires cuda_model_upload(m) to have succeeded.
+ * The KV cache is F16 on the device whatever p->kv_type says. */
+coder_status cuda_backend_new(const coder_model *m, const backend_params *p, backend **out);
+/* Uploads every bound weight of m (sets backend_data, backend_free, gpu_layers). All device
+ * memory is planned first: CODER_ERR_DEVICE_NOMEM names the bytes needed and free. */
+coder_status cuda_model_upload(coder_model *m, float lo, float hi);
+#else
+static inline coder_status cuda_backend_new(const coder_model *m, const backend_params *p, backend **out) {
+    (void)m;
+    (void)p;
+    *out = NULL;
+    return coder_fail(CODER_ERR_UNSUPPORTED, "built without CUDA (make CUDA=1 where nvcc is installed)");
+}
+static inline coder_status cuda_model_upload(coder_model *m, float lo, float hi) {
+    (void)m;
+    (void)lo;
+    (void)hi;
+    return coder_fail(CODER_ERR_UNSUPPORTED, "built without CUDA (make CUDA=1 where nvcc is installed)");
+}
+#endif
 
 #endif

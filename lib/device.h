@@ -9,6 +9,8 @@
 /* Number of usable CUDA devices (0 when built without CUDA, without a driver or without a GPU).
  * The first call logs the reason for 0 once (INFO) and the device name otherwise. Thread-safe. */
 int device_count(void);
+/* Why device_count() is 0 ("built without CUDA", the driver's error, ...); "" when a device exists. */
+const char *device_unavailable_reason(void);
 
 #ifdef CODER_HAVE_CUDA
 /* Implemented in cuda/backend.cu. Returns the device count, or 0 with a reason in why. */

@@ -93,7 +93,8 @@ CODER_EXPORT coder_status coder_session_new(coder_model *model, const coder_sess
         goto fail;
     }
     backend_params bp = {.n_ctx = s->n_ctx, .n_batch = s->n_batch, .n_threads = s->n_threads, .kv_type = s->kv_type};
-    if ((st = cpu_backend_new(model, &bp, &s->backend)) != CODER_OK) goto fail;
+    /* CUDA when the model's weights were uploaded at load, the CPU otherwise (cuda_glue.c) */
+    if ((st = backend_new_for_model(model, &bp, &s->backend)) != CODER_OK) goto fail;
     forward_state *fs;
     if ((st = forward_new(s->backend, s->n_batch, &fs)) != CODER_OK) goto fail;
     s->engine = fs;

@@ -1,0 +1,259 @@
+/* attention.cu - the F16 KV cache writes and flash-attention style causal GQA attention, one
+ * kernel for decode and prefill, head_dim 32 (the tiny test presets), 64 or 128.
+ *
+ *   out[t] head h = softmax(q_h . K_g^T / sqrt(hd)) V_g over cache rows 0 .. pos0+t,
+ *   g = h / G with G = n_heads / n_kv_heads (consecutive heads share a KV head)
+ *
+ * Work decomposition. The query rows of one KV head g are flattened as rho = t*G + (h - g*G), so
+ * the G heads that read the same K/V rows are processed together (decode: all G heads of a KV head
+ * in one block; prefill: 32 consecutive (token, head) rows per block). grid = (row tiles,
+ * n_kv_heads, splits): split s covers cache positions [s*chunk, (s+1)*chunk); decode at long
+ * contexts uses many splits (split-KV / flash-decoding) so every multiprocessor streams part of
+ * the cache; the partial results (m, l, acc) are merged by attn_combine_kernel.
+ *
+ * Inside a block (4 warps; warp w owns RPW consecutive rows): the rows' q (pre-scaled by
+ * 1/sqrt(hd)) sit in shared memory as f32; key tiles of 32 positions of K and V are staged in
+ * shared memory with 16-byte global loads (K rows padded by one word so that lane = key reads are
+ * bank-conflict free). Lane j scores key j of the tile for each of its warp's rows, then an online
+ * softmax (running max m, sum l, f32 accumulators acc[hd/32] per lane, lane owning dims
+ * lane + 32e) folds the tile in. Masked keys (beyond the row's position or the cache end) score
+ * -inf and their V rows are zero-filled, so unwritten cache memory never reaches the sums.
+ * Scalar FMA arithmetic: correct first; a tensor-core (mma) prefill tile is the next step. */
+#include <math.h>
+
+#include "common.cuh"
+
+#define ATT_WARPS 4
+#define ATT_TK 32
+
+/* ---- KV cache write: f32 -> f16, round to nearest even ------------------------------------ */
+
+__global__ void kv_write_kernel(__half *kc, __half *vc, const float *__restrict__ k, const float *__restrict__ v,
+                                int64_t count, int64_t base) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < count) {
+        kc[base + i] = __float2half_rn(k[i]);
+        vc[base + i] = __float2half_rn(v[i]);
+    }
+}
+
+extern "C" coder_status cuda_kv_write(cuda_ctx *c, void *k_cache, void *v_cache, const float *k, const float *v, int n,
+                                      int32_t pos0, int width) {
+    const int64_t count = (int64_t)n * width;
+    if (count <= 0) return CODER_OK;
+    kv_write_kernel<<<cuda_blocks(count, 256), 256, 0, c->stream>>>((__half *)k_cache, (__half *)v_cache, k, v, count,
+                                                                   (int64_t)pos0 * width);
+    LAUNCH_CHECK(c, "kv_write");
+    return CODER_OK;
+}
+
+/* ---- attention ------------------------------------------------------------------------------ */
+
+struct att_args {
+    const __half *kc, *vc;    /* one layer: [n_ctx][kv_width]                                 */
+    const float *q;           /* [n][n_heads*hd]                                             */
+    float *out;               /* [n][n_heads*hd]                                             */
+    float *part;              /* [splits][n][n_heads][hd + 2] (m, l, acc) when splits > 1    */
+    int n, n_heads, G, kv_width;
+    int32_t pos0;
+    int chunk, splits;        /* positions per split, number of splits                       */
+    float scale;
+};
+
+template <int HD, int RPW>
+__global__ void __launch_bounds__(ATT_WARPS * WARP) attn_kernel(const att_args a) {
+    constexpr int R = ATT_WARPS * RPW;        /* rows per block           */
+    constexpr int E = HD / WARP;              /* accumulator dims per lane */
+    constexpr int KW = HD / 2 + 1;            /* padded K row in words     */
+    __shared__ __align__(16) float qs[R][HD];
+    __shared__ uint32_t ks[ATT_TK][KW];
+    __shared__ __align__(16) __half vs[ATT_TK][HD];
+
+    const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
+    const int g = blockIdx.y, s = blockIdx.z;
+    const int n_rows = a.n * a.G;
+    const int rho0 = blockIdx.x * R;
+    const int q_width = a.n_heads * HD;
+
+    /* q rows of this block, scaled; rows past the end are zero (and never written out) */
+    for (int i = threadIdx.x; i < R * HD; i += blockDim.x) {
+        const int r = i / HD, d = i % HD, rho = rho0 + r;
+        float val = 0.0f;
+        if (rho < n_rows) {
+            const int t = rho / a.G, h = g * a.G + rho % a.G;
+            val = a.q[(size_t)t * q_width + (size_t)h * HD + d] * a.scale;
+        }
+        qs[r][d] = val;
+    }
+    const int rho_last = min(rho0 + R, n_rows) - 1;
+    const int32_t block_end = a.pos0 + rho_last / a.G + 1;          /* keys < block_end matter */
+    const int32_t kv_lo = s * a.chunk, kv_hi = min(kv_lo + a.chunk, block_end);
+
+    float m[RPW], l[RPW], acc[RPW][E];
+    int32_t row_pos[RPW];
+#pragma unroll
+    for (int i = 0; i < RPW; i++) {
+        m[i] = -INFINITY;
+        l[i] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < E; e++) acc[i][e] = 0.0f;
+        const int rho = rho0 + warp * RPW + i;
+        row_pos[i] = rho < n_rows ? a.pos0 + rho / a.G : -1;   /* -1: no key is visible */
+    }
+
+    for (int32_t p0 = kv_lo; p0 < kv_hi; p0 += ATT_TK) {
+        __syncthreads();   /* the previous tile is consumed (and qs is written, first time) */
+        /* stage K and V rows p0 .. p0+31 of head g: HD/8 16-byte chunks per row */
+        for (int i = threadIdx.x; i < ATT_TK * (HD / 8); i += blockDim.x) {
+            const int kk = i / (HD / 8), c8 = i % (HD / 8);
+            const int32_t p = p0 + kk;
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+            if (p < kv_hi) {
+                const size_t off = (size_t)p * a.kv_width + (size_t)g * HD + (size_t)c8 * 8;
+                kv = *(const uint4 *)(a.kc + off);
+                vv = *(const uint4 *)(a.vc + off);
+            }
+            ks[kk][c8 * 4 + 0] = kv.x;
+            ks[kk][c8 * 4 + 1] = kv.y;
+            ks[kk][c8 * 4 + 2] = kv.z;
+            ks[kk][c8 * 4 + 3] = kv.w;
+            *(uint4 *)&vs[kk][c8 * 8] = vv;
+        }
+        __syncthreads();
+
+        /* scores: lane = key p0 + lane, for each of the warp's rows */
+        float sc[RPW];
+#pragma unroll
+        for (int i = 0; i < RPW; i++) sc[i] = 0.0f;
+#pragma unroll 8
+        for (int d2 = 0; d2 < HD / 2; d2++) {
+            const uint32_t w = ks[lane][d2];
+            const float2 kf = __half22float2(*(const __half2 *)&w);
+#pragma unroll
+            for (int i = 0; i < RPW; i++) {
+                const float2 qv = *(const float2 *)&qs[warp * RPW + i][2 * d2];
+                sc[i] += qv.x * kf.x + qv.y * kf.y;
+            }
+        }
+        const int32_t p = p0 + lane;
+#pragma unroll
+        for (int i = 0; i < RPW; i++) {
+            const float si = (p < kv_hi && p <= row_pos[i]) ? sc[i] : -INFINITY;
+            const float m_new = fmaxf(m[i], warp_max(si));
+            if (m_new == -INFINITY) continue;   /* nothing visible yet for this row (warp-uniform) */
+            const float corr = expf(m[i] - m_new);   /* m = -inf -> 0 */
+            const float pr = expf(si - m_new);       /* masked -> 0  */
+            l[i] = l[i] * corr + warp_sum(pr);
+            m[i] = m_new;
+#pragma unroll
+            for (int e = 0; e < E; e++) acc[i][e] *= corr;
+#pragma unroll 4
+            for (int kk = 0; kk < ATT_TK; kk++) {
+                const float pk = __shfl_sync(0xffffffffu, pr, kk);
+#pragma unroll
+                for (int e = 0; e < E; e++) acc[i][e] += pk * __half2float(vs[kk][lane + WARP * e]);
+            }
+        }
+    }
+
+#pragma unroll
+    for (int i = 0; i < RPW; i++) {
+        const int rho = rho0 + warp * RPW + i;
+        if (rho >= n_rows) continue;
+        const int t = rho / a.G, h = g * a.G + rho % a.G;
+        if (a.splits == 1) {
+            const float inv = 1.0f / l[i];   /* key 0 is always visible: l > 0 */
+            float *o = a.out + (size_t)t * q_width + (size_t)h * HD;
+#pragma unroll
+            for (int e = 0; e < E; e++) o[lane + WARP * e] = acc[i][e] * inv;
+        } else {
+            float *pp = a.part + (((size_t)s * a.n + t) * a.n_heads + h) * (HD + 2);
+            if (lane == 0) {
+                pp[0] = m[i];
+                pp[1] = l[i];
+            }
+#pragma unroll
+            for (int e = 0; e < E; e++) pp[2 + lane + WARP * e] = acc[i][e];
+        }
+    }
+}
+
+/* Merges the splits of one (token, head): out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s. */
+__global__ void attn_combine_kernel(const float *__restrict__ part, float *out, int n, int n_heads, int hd, int splits) {
+    const int th = blockIdx.x;   /* t * n_heads + h */
+    float M = -INFINITY;
+    for (int s = 0; s < splits; s++) M = fmaxf(M, part[((size_t)s * n * n_heads + th) * (hd + 2)]);
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float num = 0.0f, den = 0.0f;
+        for (int s = 0; s < splits; s++) {
+            const float *pp = part + ((size_t)s * n * n_heads + th) * (hd + 2);
+            if (pp[0] == -INFINITY) continue;   /* an empty split */
+            const float w = expf(pp[0] - M);
+            num += w * pp[2 + d];
+            den += w * pp[1];
+        }
+        out[(size_t)th * hd + d] = num / den;
+    }
+}
+
+template <int HD, int RPW>
+static void attn_launch(const att_args &a, int n_kv_heads, cudaStream_t st) {
+    const int R = ATT_WARPS * RPW;
+    const dim3 grid(cuda_blocks((int64_t)a.n * a.G, R), (unsigned)n_kv_heads, (unsigned)a.splits);
+    attn_kernel<HD, RPW><<<grid, ATT_WARPS * WARP, 0, st>>>(a);
+}
+
+extern "C" coder_status cuda_attention(cuda_ctx *c, const void *k_cache, const void *v_cache, const float *q, int n,
+                                       int32_t pos0, int n_heads, int n_kv_heads, int head_dim, float *out) {
+    if (head_dim != 32 && head_dim != 64 && head_dim != 128)
+        return coder_fail(CODER_ERR_UNSUPPORTED, "cuda attention: head_dim %d (32, 64 and 128 are implemented)", head_dim);
+    if (n < 1 || n_kv_heads < 1 || n_heads % n_kv_heads != 0)
+        return coder_fail(CODER_ERR_INTERNAL, "cuda attention: n %d, heads %d / %d", n, n_heads, n_kv_heads);
+    att_args a;
+    a.kc = (const __half *)k_cache;
+    a.vc = (const __half *)v_cache;
+    a.q = q;
+    a.out = out;
+    a.part = c->att_part;
+    a.n = n;
+    a.n_heads = n_heads;
+    a.G = n_heads / n_kv_heads;
+    a.kv_width = n_kv_heads * head_dim;
+    a.pos0 = pos0;
+    a.scale = 1.0f / sqrtf((float)head_dim);
+    const int rpw = (int64_t)n * a.G <= ATT_WARPS * 2 ? 2 : 8;
+    const int64_t row_tiles = cuda_blocks((int64_t)n * a.G, ATT_WARPS * rpw);
+    const int32_t kv_len = pos0 + n;
+
+    /* Splits: enough blocks for two waves over the multiprocessors, at least 128 keys each,
+     * within the partial-result scratch. */
+    int64_t want = (2 * (int64_t)c->n_sm + row_tiles * n_kv_heads - 1) / (row_tiles * n_kv_heads);
+    const int64_t by_len = (kv_len + 127) / 128;
+    const int64_t by_mem = (int64_t)(c->att_part_floats / ((size_t)n * n_heads * (head_dim + 2)));
+    if (want > by_len) want = by_len;
+    if (want > by_mem) want = by_mem;
+    if (want > CUDA_ATT_MAX_SPLITS) want = CUDA_ATT_MAX_SPLITS;
+    if (want < 1) want = 1;
+    int32_t chunk = (int32_t)((kv_len + want - 1) / want);
+    chunk = (chunk + ATT_TK - 1) / ATT_TK * ATT_TK;
+    a.chunk = chunk;
+    a.splits = (kv_len + chunk - 1) / chunk;
+
+    if (head_dim == 32) {
+        if (rpw == 2) attn_launch<32, 2>(a, n_kv_heads, c->stream);
+        else attn_launch<32, 8>(a, n_kv_heads, c->stream);
+    } else if (head_dim == 64) {
+        if (rpw == 2) attn_launch<64, 2>(a, n_kv_heads, c->stream);
+        else attn_launch<64, 8>(a, n_kv_heads, c->stream);
+    } else {
+        if (rpw == 2) attn_launch<128, 2>(a, n_kv_heads, c->stream);
+        else attn_launch<128, 8>(a, n_kv_heads, c->stream);
+    }
+    LAUNCH_CHECK(c, "attention");
+    if (a.splits > 1) {
+        attn_combine_kernel<<<(unsigned)(n * n_heads), head_dim, 0, c->stream>>>(c->att_part, out, n, n_heads, head_dim,
+                                                                               a.splits);
+        LAUNCH_CHECK(c, "attention combine");
+    }
+    return CODER_OK;
+}

@@ -1,0 +1,104 @@
+/* common.cuh - what every .cu file in cuda/ shares: the per-session context, status-returning
+ * CUDA_TRY / LAUNCH_CHECK macros, and warp reductions.
+ *
+ * Error policy: no CUDA error aborts. CUDA_TRY(call) returns a coder_status from the enclosing
+ * function with "file:line call: cudaErrorName (string)" recorded through coder_fail. */
+#ifndef CODER_CUDA_COMMON_CUH
+#define CODER_CUDA_COMMON_CUH
+
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "cuda_api.h"
+
+extern "C" coder_status coder_fail(coder_status status, const char *fmt, ...);
+extern "C" void coder_log(coder_log_level level, const char *fmt, ...);
+extern "C" void *coder_calloc(size_t count, size_t size);
+extern "C" void coder_mfree(void *p);
+
+/* Split-KV attention partials: up to CUDA_ATT_MAX_SPLITS splits for up to CUDA_ATT_PART_TOKENS
+ * query tokens of every head, each (m, l, acc[head_dim]); larger batches use fewer splits. */
+#define CUDA_ATT_PART_TOKENS 8
+#define CUDA_ATT_MAX_SPLITS 64
+
+/* The status a CUDA error maps to: sticky faults lose the context (the session must be freed). */
+static inline coder_status cuda_status_of(cudaError_t e) {
+    switch (e) {
+    case cudaErrorMemoryAllocation: return CODER_ERR_DEVICE_NOMEM;
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorAssert:
+    case cudaErrorECCUncorrectable:
+        return CODER_ERR_DEVICE_LOST;
+    default: return CODER_ERR_DEVICE;
+    }
+}
+
+static inline coder_status cuda_fail_err(cudaError_t e, const char *file, int line, const char *what) {
+    return coder_fail(cuda_status_of(e), "%s:%d %s: %s (%s)", file, line, what, cudaGetErrorName(e),
+                      cudaGetErrorString(e));
+}
+
+#define CUDA_TRY(call)                                                                             \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) return cuda_fail_err(e_, __FILE__, __LINE__, #call);                \
+    } while (0)
+
+/* After every kernel launch: the launch error, and in CODER_CUDA_SYNC=1 mode the kernel's own. */
+#define LAUNCH_CHECK(c, name)                                                                      \
+    do {                                                                                           \
+        cudaError_t e_ = cudaGetLastError();                                                       \
+        if (e_ == cudaSuccess && (c)->sync_each) e_ = cudaStreamSynchronize((c)->stream);           \
+        if (e_ != cudaSuccess) return cuda_fail_err(e_, __FILE__, __LINE__, "kernel " name);       \
+    } while (0)
+
+#define CUBLAS_TRY(call)                                                                           \
+    do {                                                                                           \
+        cublasStatus_t s_ = (call);                                                                \
+        if (s_ != CUBLAS_STATUS_SUCCESS)                                                           \
+            return coder_fail(s_ == CUBLAS_STATUS_ALLOC_FAILED ? CODER_ERR_DEVICE_NOMEM : CODER_ERR_DEVICE, \
+                              "%s:%d %s: cuBLAS status %d", __FILE__, __LINE__, #call, (int)s_);   \
+    } while (0)
+
+/* Per-session state. Scratch is sized at creation (cuda_ctx_params), so ops allocate nothing. */
+struct cuda_ctx {
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    int sync_each;            /* CODER_CUDA_SYNC=1                                              */
+    int n_sm;
+    cuda_ctx_params p;
+    int32_t *ids_dev;         /* [max_tokens] embedding ids                                    */
+    int32_t *ids_host;        /* pinned [max_tokens]                                           */
+    int32_t *argmax_dev;      /* [1]                                                           */
+    int32_t *argmax_host;     /* pinned [1]                                                    */
+    __half *xh;               /* [max_tokens][max_cols] f16 activations for the GEMM path      */
+    __half *deq;              /* [deq_elems] f16 dequantized weight rows                        */
+    float *att_part;          /* [att_part_floats] split-KV partial results                     */
+    size_t att_part_floats;
+};
+
+#define WARP 32
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+static inline unsigned cuda_blocks(int64_t n, int per) { return (unsigned)((n + per - 1) / per); }
+
+#endif

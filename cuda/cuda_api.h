@@ -1,0 +1,126 @@
+/* cuda_api.h - the C interface of the CUDA device layer (the .cu files in cuda/), used by lib/cuda_glue.c.
+ *
+ * Layering: the .cu files know nothing of models, sessions or the op table; they see device
+ * pointers, shapes and ggml type ids. lib/cuda_glue.c (C) maps the backend op table (backend.h)
+ * onto these calls and owns the model-level weight copy. Every function returns a coder_status and
+ * records a message through coder_fail on failure (the call and the CUDA error string); nothing
+ * aborts. Sticky device faults (illegal address, launch failure) give CODER_ERR_DEVICE_LOST,
+ * allocation failures CODER_ERR_DEVICE_NOMEM, everything else CODER_ERR_DEVICE.
+ *
+ * All kernels run on the context's stream, in order; only cuda_d2h / cuda_ctx_sync / cuda_argmax
+ * wait for the device. With CODER_CUDA_SYNC=1 in the environment every call synchronises and
+ * checks, so the first failing kernel names itself (debugging aid). */
+#ifndef CODER_CUDA_API_H
+#define CODER_CUDA_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coderinfer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- device and memory (backend.cu) -------------------------------------------------------- */
+
+/* Device 0's count/name probe (used by lib/device.c). Returns the device count, or 0 with why. */
+int cuda_device_probe(char *why, size_t why_cap, char *name, size_t name_cap);
+/* Free and total bytes of device 0. */
+coder_status cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
+/* cudaMalloc of `bytes` (> 0); `what` names the allocation in the message. */
+coder_status cuda_dev_alloc(void **out, size_t bytes, const char *what);
+void cuda_dev_free(void *p);
+/* Synchronous memset (tests poison outputs with 0xFF = NaN floats). */
+coder_status cuda_dev_memset(void *p, int byte, size_t bytes);
+
+/* Uploads host bytes (e.g. from the mmap) to device memory through two pinned staging buffers,
+ * double-buffered: the host copy into one overlaps the DMA out of the other. */
+typedef struct cuda_uploader cuda_uploader;
+coder_status cuda_upload_begin(size_t staging_bytes, cuda_uploader **out);
+coder_status cuda_upload(cuda_uploader *u, void *dst, const void *src, size_t bytes);
+/* Waits for every copy, frees the staging buffers and the stream (also after a failure). */
+coder_status cuda_upload_end(cuda_uploader *u);
+
+/* ---- per-session context: stream, cuBLAS handle, scratch (backend.cu) -------------------- */
+
+typedef struct cuda_ctx_params {
+    int32_t max_tokens;       /* n_batch: the most tokens an op sees                           */
+    int64_t max_cols;         /* widest matmul input (f16 activation scratch per token)        */
+    int64_t deq_elems;        /* f16 elements of the weight-dequantization scratch (prefill)   */
+    int32_t max_heads;        /* n_heads (attention split scratch)                             */
+    int32_t head_dim;
+} cuda_ctx_params;
+
+typedef struct cuda_ctx cuda_ctx;
+coder_status cuda_ctx_new(const cuda_ctx_params *p, cuda_ctx **out);
+void cuda_ctx_free(cuda_ctx *c);
+coder_status cuda_ctx_sync(cuda_ctx *c);
+/* Device -> host copy on the context's stream; returns when the bytes are on the host. */
+coder_status cuda_d2h(cuda_ctx *c, void *dst, const void *src, size_t bytes);
+/* Host -> device copy on the context's stream (synchronous from the caller's view). */
+coder_status cuda_h2d(cuda_ctx *c, void *dst, const void *src, size_t bytes);
+/* Device -> device copy on the stream (asynchronous). */
+coder_status cuda_d2d(cuda_ctx *c, void *dst, const void *src, size_t bytes);
+
+/* ---- matmul (mmvq.cu for n <= 8, mmq_prefill.cu above) ------------------------------------- */
+
+/* y[t] = W @ x[t] for t < n:  W (rows, cols) of ggml `type`, rows of row_bytes each, device
+ * copy in the GGUF layout; x [n][cols] f32, y [n][rows] f32. cols % 8 == 0 (cuda_type_ok). */
+coder_status cuda_matmul(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
+                         int64_t cols, const float *x, int n, float *y);
+/* Decode path only (n <= 8), exposed for tests. */
+coder_status cuda_mmv(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
+                      int64_t cols, const float *x, int n, float *y);
+/* Whether the device layer computes with this weight type (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1
+ * Q4_K Q5_K Q6_K) at this width. */
+int cuda_type_ok(uint32_t type, int64_t cols);
+/* dst[r][c] = f16(dequant(W row r0+r)[c]) for r < n_rows: the prefill dequantizer (tests). */
+coder_status cuda_dequant_f16(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t r0,
+                              int64_t n_rows, int64_t cols, void *dst_f16);
+
+/* ---- element-wise ops (ops.cu) ------------------------------------------------------------ */
+
+/* x[t] = dequant(row ids[t] of E) for t < n. ids are host ints (copied through pinned memory). */
+coder_status cuda_embed(cuda_ctx *c, uint32_t type, const void *E, uint64_t row_bytes, int64_t cols,
+                        const int32_t *ids, int n, float *x);
+/* y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w (w may be NULL); y may be x. */
+coder_status cuda_rms_norm(cuda_ctx *c, const float *x, const float *w, int n_rows, int width, float eps,
+                           float *y);
+/* y[t][i] += bias[i]. */
+coder_status cuda_add_bias(cuda_ctx *c, float *y, const float *bias, int n, int width);
+/* x[i] += y[i] for i < count. */
+coder_status cuda_add(cuda_ctx *c, float *x, const float *y, int64_t count);
+/* gate[i] = silu(gate[i]) * up[i] for i < count. */
+coder_status cuda_swiglu(cuda_ctx *c, float *gate, const float *up, int64_t count);
+
+/* RoPE parameters as resolved by the CPU backend's cpu_rope_init (same meaning). */
+typedef struct cuda_rope_params {
+    int style;                /* 0 NORM (adjacent pairs), 1 NEOX (halves)                       */
+    int n_rot, head_dim;
+    float theta_scale, freq_scale, ext_factor, attn_factor;
+    float corr_dims[2];
+    const float *freq_factors;/* device [n_rot/2] or NULL                                       */
+} cuda_rope_params;
+/* Rotates each head of x [n][n_heads*head_dim] in place, token t at position pos0 + t. */
+coder_status cuda_rope(cuda_ctx *c, const cuda_rope_params *r, float *x, int n, int n_heads, int32_t pos0);
+
+/* Index of the largest of x[0..n) (first on ties); copies 4 bytes back. */
+coder_status cuda_argmax(cuda_ctx *c, const float *x, int n, int32_t *out);
+
+/* ---- KV cache and attention (attention.cu) ------------------------------------------------ */
+
+/* k_cache/v_cache: one layer, [n_ctx][width] f16. Writes rows pos0.. from k, v [n][width] f32
+ * (round to nearest even, like the CPU cache). */
+coder_status cuda_kv_write(cuda_ctx *c, void *k_cache, void *v_cache, const float *k, const float *v, int n,
+                           int32_t pos0, int width);
+/* Causal GQA attention of q [n][n_heads*head_dim] (token t at position pos0 + t) over cache rows
+ * 0..pos0+t of one layer; out like q. head_dim 32, 64 or 128. */
+coder_status cuda_attention(cuda_ctx *c, const void *k_cache, const void *v_cache, const float *q, int n,
+                            int32_t pos0, int n_heads, int n_kv_heads, int head_dim, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

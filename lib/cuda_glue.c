@@ -1,0 +1,468 @@
+/* cuda_glue.c - the CUDA backend's C side: backend selection, the model-level weight upload and
+ * the op table (backend.h) mapped onto the device layer (cuda/cuda_api.h).
+ *
+ * Memory plan (docs/CUDA.md):
+ *   model (once, at load): one device arena holding every bound weight in its GGUF bytes, each
+ *     tensor 256-byte aligned; looked up by the weight's host data pointer (a sorted table), so
+ *     a tied output matrix shares token_embd's copy. Planned before the first allocation against
+ *     cudaMemGetInfo; uploaded from the mmap through two pinned staging buffers.
+ *   session: the KV cache (F16, 2 x n_layers x n_ctx x kv_width), activation buffers (forward.c
+ *     asks buf_alloc), and the context's scratch (f16 activations, f16 weight chunk for prefill
+ *     GEMMs, attention split partials) - all allocated in cuda_backend_new.
+ * Built without CUDA, only backend_model_place / backend_new_for_model exist (CPU always). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "cpu.h"
+#include "device.h"
+#include "quant.h"
+
+#ifdef CODER_HAVE_CUDA
+#include "../cuda/cuda_api.h"
+
+#define CUDA_GLUE_ALIGN 256u
+#define CUDA_GLUE_STAGING (32u << 20)          /* bytes per pinned staging buffer (two)      */
+#define CUDA_GLUE_RESERVE ((size_t)256 << 20)  /* left free for cuBLAS, contexts, the KV     */
+#define CUDA_GLUE_DEQ_MAX ((int64_t)64 << 20)  /* f16 elements of the prefill weight scratch */
+
+typedef struct cuda_wentry {
+    const void *host;         /* weight.data: the key                                         */
+    void *dev;
+    const weight *w;          /* first weight seen with this data (for names and sizes)        */
+} cuda_wentry;
+
+typedef struct cuda_model {
+    void *arena;
+    size_t arena_bytes;
+    cuda_wentry *w;           /* sorted by host                                               */
+    size_t n_w;
+} cuda_model;
+
+static const char *cuda_glue_wname(const weight *w) { return w->t ? w->t->name : "?"; }
+
+static int cuda_glue_cmp(const void *a, const void *b) {
+    uintptr_t x = (uintptr_t)((const cuda_wentry *)a)->host, y = (uintptr_t)((const cuda_wentry *)b)->host;
+    return (x > y) - (x < y);
+}
+
+/* Device copy of W, or NULL when W has no data or was never uploaded. */
+static void *cuda_glue_dev(const cuda_model *cm, const weight *W) {
+    if (!W || !W->data) return NULL;
+    cuda_wentry key = {.host = W->data};
+    const cuda_wentry *e = bsearch(&key, cm->w, cm->n_w, sizeof key, cuda_glue_cmp);
+    return e ? e->dev : NULL;
+}
+
+static void cuda_model_free(coder_model *m) {
+    cuda_model *cm = m->backend_data;
+    if (!cm) return;
+    cuda_dev_free(cm->arena);
+    coder_mfree(cm->w);
+    coder_mfree(cm);
+    m->backend_data = NULL;
+    m->backend_free = NULL;
+    m->gpu_layers = 0;
+}
+
+/* Every weight slot of the model, data or not (tok_embd, output_norm, output, rope_freqs, then
+ * 14 per layer); *n gets the count. */
+static coder_status cuda_glue_slots(const coder_model *m, const weight ***out, size_t *n) {
+    const size_t per = sizeof(layer_weights) / sizeof(weight);
+    _Static_assert(sizeof(layer_weights) % sizeof(weight) == 0, "layer_weights is an array of weights");
+    size_t total = 4 + per * (size_t)m->hp.n_layers;
+    const weight **s = coder_calloc(total, sizeof *s);
+    if (!s) return coder_fail(CODER_ERR_NOMEM, "cuda upload: table of %zu weights", total);
+    size_t k = 0;
+    s[k++] = &m->tok_embd;
+    s[k++] = &m->output_norm;
+    s[k++] = &m->output;
+    s[k++] = &m->rope_freqs;
+    for (int32_t l = 0; l < m->hp.n_layers; l++) {
+        const weight *lw = (const weight *)&m->layers[l];
+        for (size_t i = 0; i < per; i++) s[k++] = &lw[i];
+    }
+    *out = s;
+    *n = k;
+    return CODER_OK;
+}
+
+coder_status cuda_model_upload(coder_model *m, float lo, float hi) {
+    if (m->backend_data) return CODER_OK;
+    const weight **slots = NULL;
+    size_t n_slots = 0;
+    TRY(cuda_glue_slots(m, &slots, &n_slots));
+    coder_status st = CODER_OK;
+    cuda_uploader *up = NULL;
+    cuda_model *cm = coder_calloc(1, sizeof *cm);
+    if (cm) cm->w = coder_calloc(n_slots, sizeof *cm->w);
+    if (!cm || !cm->w) {
+        st = coder_fail(CODER_ERR_NOMEM, "cuda upload: weight table");
+        goto fail;
+    }
+    /* the unique weights with data, checked against the device kernels */
+    for (size_t i = 0; i < n_slots; i++) {
+        const weight *w = slots[i];
+        if (!w->data) continue;
+        if (w->rows > 1 && !cuda_type_ok(w->type, w->cols)) {
+            st = coder_fail(CODER_ERR_UNSUPPORTED, "tensor %s: type %s with %lld columns has no CUDA kernel",
+                            cuda_glue_wname(w), quant_type_name(w->type), (long long)w->cols);
+            goto fail;
+        }
+        cm->w[cm->n_w++] = (cuda_wentry){.host = w->data, .w = w};
+    }
+    qsort(cm->w, cm->n_w, sizeof *cm->w, cuda_glue_cmp);
+    size_t k = 0;   /* drop duplicates (tied output = token_embd) */
+    for (size_t i = 0; i < cm->n_w; i++)
+        if (k == 0 || cm->w[k - 1].host != cm->w[i].host) cm->w[k++] = cm->w[i];
+    cm->n_w = k;
+
+    /* plan: offsets in one arena */
+    uint64_t total = 0;
+    size_t *offs = coder_calloc(cm->n_w ? cm->n_w : 1, sizeof *offs);
+    if (!offs) {
+        st = coder_fail(CODER_ERR_NOMEM, "cuda upload: offsets");
+        goto fail;
+    }
+    for (size_t i = 0; i < cm->n_w; i++) {
+        const weight *w = cm->w[i].w;
+        uint64_t bytes;
+        if (ck_mul((uint64_t)w->rows, w->row_bytes, &bytes) || ck_add(total, CUDA_GLUE_ALIGN - 1, &total)) {
+            coder_mfree(offs);
+            st = coder_fail(CODER_ERR_LIMIT, "cuda upload: tensor %s size overflows", cuda_glue_wname(w));
+            goto fail;
+        }
+        total &= ~(uint64_t)(CUDA_GLUE_ALIGN - 1);
+        offs[i] = (size_t)total;
+        if (ck_add(total, bytes, &total)) {
+            coder_mfree(offs);
+            st = coder_fail(CODER_ERR_LIMIT, "cuda upload: total size overflows at tensor %s", cuda_glue_wname(w));
+            goto fail;
+        }
+    }
+    size_t dev_free = 0, dev_total = 0;
+    if ((st = cuda_mem_info(&dev_free, &dev_total)) != CODER_OK) {
+        coder_mfree(offs);
+        goto fail;
+    }
+    if (total + CUDA_GLUE_RESERVE > dev_free) {
+        coder_mfree(offs);
+        st = coder_fail(CODER_ERR_DEVICE_NOMEM,
+                        "GPU weights need %.1f MiB (+%zu MiB reserve) but the device has %.1f MiB free of %.1f MiB",
+                        (double)total / 1048576.0, CUDA_GLUE_RESERVE >> 20, (double)dev_free / 1048576.0,
+                        (double)dev_total / 1048576.0);
+        goto fail;
+    }
+    cm->arena_bytes = (size_t)total;
+    if ((st = cuda_dev_alloc(&cm->arena, cm->arena_bytes, "model weights")) != CODER_OK ||
+        (st = cuda_upload_begin(CUDA_GLUE_STAGING, &up)) != CODER_OK) {
+        coder_mfree(offs);
+        goto fail;
+    }
+    uint64_t done = 0;
+    for (size_t i = 0; i < cm->n_w; i++) {
+        const weight *w = cm->w[i].w;
+        const size_t bytes = (size_t)((uint64_t)w->rows * w->row_bytes);
+        cm->w[i].dev = (char *)cm->arena + offs[i];
+        if ((st = cuda_upload(up, cm->w[i].dev, w->data, bytes)) != CODER_OK) {
+            coder_fail_context("uploading tensor %s", cuda_glue_wname(w));
+            break;
+        }
+        done += bytes;
+        if ((st = model_progress(m, lo + (hi - lo) * (float)((double)done / (double)(total ? total : 1)))) != CODER_OK)
+            break;
+    }
+    coder_mfree(offs);
+    {
+        coder_status st2 = cuda_upload_end(up);
+        up = NULL;
+        if (st == CODER_OK) st = st2;
+    }
+    if (st != CODER_OK) goto fail;
+    coder_mfree(slots);
+    m->backend_data = cm;
+    m->backend_free = cuda_model_free;
+    m->gpu_layers = m->hp.n_layers;
+    LOG_INFO("CUDA: %zu weight tensors, %.1f MiB uploaded (device had %.1f MiB free)", cm->n_w,
+             (double)total / 1048576.0, (double)dev_free / 1048576.0);
+    return CODER_OK;
+fail:
+    if (up) cuda_upload_end(up);
+    if (cm) {
+        cuda_dev_free(cm->arena);
+        coder_mfree(cm->w);
+        coder_mfree(cm);
+    }
+    coder_mfree(slots);
+    return st;
+}
+
+/* ---- the session backend -------------------------------------------------------------------- */
+
+typedef struct cuda_backend {
+    backend base;
+    cuda_ctx *ctx;
+    const cuda_model *cm;
+    void *kv;                 /* [2][n_layers][n_ctx][kv_width] f16                          */
+    size_t kv_layer_bytes;
+    int32_t n_ctx, kv_width;
+    cuda_rope_params rope;
+} cuda_backend;
+
+#define CB(b) ((cuda_backend *)(b))
+#define DF(buf) ((float *)(buf)->data)
+
+static void *cuda_glue_k(cuda_backend *c, int layer) { return (char *)c->kv + (size_t)layer * c->kv_layer_bytes; }
+static void *cuda_glue_v(cuda_backend *c, int layer) {
+    return (char *)c->kv + (size_t)(c->base.model->hp.n_layers + layer) * c->kv_layer_bytes;
+}
+
+/* The device copy of W or CODER_ERR_INTERNAL naming it. */
+static coder_status cuda_glue_need(cuda_backend *c, const weight *W, void **out) {
+    *out = cuda_glue_dev(c->cm, W);
+    if (!*out) return coder_fail(CODER_ERR_INTERNAL, "cuda: tensor %s has no device copy", W ? cuda_glue_wname(W) : "(null)");
+    return CODER_OK;
+}
+
+static void cuda_glue_free(backend *b) {
+    cuda_backend *c = CB(b);
+    if (!c) return;
+    cuda_ctx_free(c->ctx);
+    cuda_dev_free(c->kv);
+    coder_mfree(c);
+}
+
+static coder_status cuda_glue_buf_alloc(backend *b, size_t n_floats, backend_buf **out) {
+    (void)b;
+    *out = NULL;
+    size_t bytes;
+    if (ck_mul_size(n_floats, sizeof(float), &bytes))
+        return coder_fail(CODER_ERR_LIMIT, "cuda buffer of %zu floats overflows", n_floats);
+    backend_buf *buf = coder_calloc(1, sizeof *buf);
+    if (!buf) return coder_fail(CODER_ERR_NOMEM, "cuda buffer descriptor");
+    coder_status st = cuda_dev_alloc(&buf->data, bytes, "activation buffer");
+    if (st != CODER_OK) {
+        coder_mfree(buf);
+        return st;
+    }
+    buf->n_floats = n_floats;
+    *out = buf;
+    return CODER_OK;
+}
+
+static void cuda_glue_buf_free(backend *b, backend_buf *buf) {
+    (void)b;
+    if (!buf) return;
+    cuda_dev_free(buf->data);
+    coder_mfree(buf);
+}
+
+static coder_status cuda_glue_buf_read(backend *b, const backend_buf *buf, size_t off, size_t n, float *dst) {
+    if (off > buf->n_floats || n > buf->n_floats - off)
+        return coder_fail(CODER_ERR_INTERNAL, "buf_read: [%zu, +%zu) outside a buffer of %zu floats", off, n, buf->n_floats);
+    return cuda_d2h(CB(b)->ctx, dst, DF(buf) + off, n * sizeof(float));
+}
+
+static coder_status cuda_glue_buf_write(backend *b, backend_buf *buf, size_t off, size_t n, const float *src) {
+    if (off > buf->n_floats || n > buf->n_floats - off)
+        return coder_fail(CODER_ERR_INTERNAL, "buf_write: [%zu, +%zu) outside a buffer of %zu floats", off, n, buf->n_floats);
+    return cuda_h2d(CB(b)->ctx, DF(buf) + off, src, n * sizeof(float));
+}
+
+static coder_status cuda_glue_embed(backend *b, const weight *E, const int32_t *ids, int n, backend_buf *x) {
+    void *e;
+    TRY(cuda_glue_need(CB(b), E, &e));
+    return cuda_embed(CB(b)->ctx, E->type, e, E->row_bytes, E->cols, ids, n, DF(x));
+}
+
+static coder_status cuda_glue_rms_norm(backend *b, const backend_buf *x, const weight *w, int n_rows, int width, float eps,
+                                       backend_buf *y) {
+    void *wd = NULL;
+    if (w && w->data) TRY(cuda_glue_need(CB(b), w, &wd));
+    return cuda_rms_norm(CB(b)->ctx, DF(x), wd, n_rows, width, eps, DF(y));
+}
+
+static coder_status cuda_glue_matmul(backend *b, const weight *W, const backend_buf *x, int n, backend_buf *y) {
+    void *wd;
+    TRY(cuda_glue_need(CB(b), W, &wd));
+    coder_status st = cuda_matmul(CB(b)->ctx, W->type, wd, W->row_bytes, W->rows, W->cols, DF(x), n, DF(y));
+    if (st != CODER_OK) coder_fail_context("matmul %s", cuda_glue_wname(W));
+    return st;
+}
+
+static coder_status cuda_glue_add_bias(backend *b, backend_buf *y, const weight *bias, int n) {
+    void *bd;
+    TRY(cuda_glue_need(CB(b), bias, &bd));
+    return cuda_add_bias(CB(b)->ctx, DF(y), bd, n, (int)bias->cols);
+}
+
+static coder_status cuda_glue_rope(backend *b, backend_buf *x, int n, int n_heads, int32_t pos0) {
+    return cuda_rope(CB(b)->ctx, &CB(b)->rope, DF(x), n, n_heads, pos0);
+}
+
+static coder_status cuda_glue_kv_write(backend *b, int layer, const backend_buf *k, const backend_buf *v, int n, int32_t pos0) {
+    cuda_backend *c = CB(b);
+    if (pos0 < 0 || pos0 + n > c->n_ctx)
+        return coder_fail(CODER_ERR_INTERNAL, "kv_write: positions %d..%d outside n_ctx %d", (int)pos0, (int)(pos0 + n),
+                          (int)c->n_ctx);
+    return cuda_kv_write(c->ctx, cuda_glue_k(c, layer), cuda_glue_v(c, layer), DF(k), DF(v), n, pos0, c->kv_width);
+}
+
+static coder_status cuda_glue_attention(backend *b, int layer, const backend_buf *q, int n, int32_t pos0, backend_buf *out) {
+    cuda_backend *c = CB(b);
+    const model_hparams *hp = &b->model->hp;
+    return cuda_attention(c->ctx, cuda_glue_k(c, layer), cuda_glue_v(c, layer), DF(q), n, pos0, hp->n_heads, hp->n_kv_heads,
+                          hp->head_dim, DF(out));
+}
+
+static coder_status cuda_glue_swiglu(backend *b, backend_buf *gate, const backend_buf *up, int n, int width) {
+    return cuda_swiglu(CB(b)->ctx, DF(gate), DF(up), (int64_t)n * width);
+}
+
+static coder_status cuda_glue_add(backend *b, backend_buf *x, const backend_buf *y, int n, int width) {
+    return cuda_add(CB(b)->ctx, DF(x), DF(y), (int64_t)n * width);
+}
+
+static coder_status cuda_glue_copy_rows(backend *b, const backend_buf *src, int src_row, backend_buf *dst, int dst_row,
+                                        int n_rows, int width) {
+    return cuda_d2d(CB(b)->ctx, DF(dst) + (size_t)dst_row * width, DF(src) + (size_t)src_row * width,
+                    (size_t)n_rows * width * sizeof(float));
+}
+
+static coder_status cuda_glue_kv_truncate(backend *b, int32_t n_keep) {
+    (void)b;
+    (void)n_keep;   /* rows past n_past are never read before being rewritten */
+    return CODER_OK;
+}
+
+static coder_status cuda_glue_argmax(backend *b, const backend_buf *x, int row, int width, int32_t *out) {
+    return cuda_argmax(CB(b)->ctx, DF(x) + (size_t)row * width, width, out);
+}
+
+static const backend_ops cuda_glue_ops = {
+    .name = "cuda",
+    .free = cuda_glue_free,
+    .buf_alloc = cuda_glue_buf_alloc,
+    .buf_free = cuda_glue_buf_free,
+    .buf_read = cuda_glue_buf_read,
+    .embed = cuda_glue_embed,
+    .rms_norm = cuda_glue_rms_norm,
+    .matmul = cuda_glue_matmul,
+    .add_bias = cuda_glue_add_bias,
+    .rope = cuda_glue_rope,
+    .kv_write = cuda_glue_kv_write,
+    .attention = cuda_glue_attention,
+    .swiglu = cuda_glue_swiglu,
+    .add = cuda_glue_add,
+    .copy_rows = cuda_glue_copy_rows,
+    .kv_truncate = cuda_glue_kv_truncate,
+    .buf_write = cuda_glue_buf_write,
+    .argmax = cuda_glue_argmax,
+};
+
+static int64_t cuda_glue_max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+coder_status cuda_backend_new(const coder_model *m, const backend_params *p, backend **out) {
+    *out = NULL;
+    const cuda_model *cm = m->backend_data;
+    if (!cm) return coder_fail(CODER_ERR_STATE, "cuda backend: the model's weights are not on the GPU");
+    const model_hparams *hp = &m->hp;
+    cuda_backend *c = coder_calloc(1, sizeof *c);
+    if (!c) return coder_fail(CODER_ERR_NOMEM, "cuda backend");
+    c->base.ops = &cuda_glue_ops;
+    c->base.model = m;
+    c->base.params = *p;
+    c->cm = cm;
+    c->n_ctx = p->n_ctx;
+    c->kv_width = hp->n_kv_heads * hp->head_dim;
+    coder_status st;
+
+    /* the widest matmul input, and the largest matrix (prefill dequantization chunk) */
+    int64_t max_cols = cuda_glue_max64(cuda_glue_max64(hp->dim, hp->ffn_dim), (int64_t)hp->n_heads * hp->head_dim);
+    int64_t max_elems = max_cols;
+    for (size_t i = 0; i < cm->n_w; i++) {
+        const weight *w = cm->w[i].w;
+        if (w->rows > 1) max_elems = cuda_glue_max64(max_elems, w->rows * w->cols);
+    }
+    cuda_ctx_params cp = {.max_tokens = p->n_batch, .max_cols = max_cols,
+                          .deq_elems = max_elems < CUDA_GLUE_DEQ_MAX ? max_elems : cuda_glue_max64(CUDA_GLUE_DEQ_MAX, max_cols),
+                          .max_heads = hp->n_heads, .head_dim = hp->head_dim};
+    if ((st = cuda_ctx_new(&cp, &c->ctx)) != CODER_OK) goto fail;
+
+    size_t row_bytes, kv_bytes;
+    if (ck_mul_size((size_t)c->kv_width, 2, &row_bytes) || ck_mul_size(row_bytes, (size_t)p->n_ctx, &c->kv_layer_bytes) ||
+        ck_mul_size(c->kv_layer_bytes, 2 * (size_t)hp->n_layers, &kv_bytes)) {
+        st = coder_fail(CODER_ERR_LIMIT, "cuda KV cache: n_ctx %d x width %d overflows", (int)p->n_ctx, (int)c->kv_width);
+        goto fail;
+    }
+    if ((st = cuda_dev_alloc(&c->kv, kv_bytes, "KV cache")) != CODER_OK) {
+        coder_fail_context("n_ctx %d", (int)p->n_ctx);
+        goto fail;
+    }
+
+    /* RoPE exactly as the CPU backend resolves it; frequency factors from the device copy */
+    {
+        cpu_rope r;
+        const float *ff_dev = NULL;
+        const int n_rot = hp->n_rot > 0 ? hp->n_rot : hp->head_dim;
+        if (m->rope_freqs.data) {
+            if (m->rope_freqs.type != QT_F32 || m->rope_freqs.cols * 2 != n_rot) {
+                st = coder_fail(CODER_ERR_FORMAT, "rope_freqs.weight: %lld values of type %u, want %d F32",
+                                (long long)m->rope_freqs.cols, m->rope_freqs.type, n_rot / 2);
+                goto fail;
+            }
+            void *d;
+            if ((st = cuda_glue_need(c, &m->rope_freqs, &d)) != CODER_OK) goto fail;
+            ff_dev = d;
+        }
+        cpu_rope_init(&r, hp, ff_dev);   /* only copies the pointer */
+        c->rope = (cuda_rope_params){.style = r.style, .n_rot = r.n_rot, .head_dim = r.head_dim,
+                                     .theta_scale = r.theta_scale, .freq_scale = r.freq_scale,
+                                     .ext_factor = r.ext_factor, .attn_factor = r.attn_factor,
+                                     .corr_dims = {r.corr_dims[0], r.corr_dims[1]}, .freq_factors = ff_dev};
+    }
+    if (p->kv_type != CODER_KV_F16) LOG_DEBUG("cuda backend: kv_type %d requested; the device cache is F16", (int)p->kv_type);
+    LOG_DEBUG("cuda backend: n_ctx %d, n_batch %d, KV f16 %.1f MiB, prefill scratch %.1f MiB", (int)p->n_ctx,
+              (int)p->n_batch, (double)kv_bytes / 1048576.0, (double)cp.deq_elems * 2 / 1048576.0);
+    *out = &c->base;
+    return CODER_OK;
+fail:
+    cuda_glue_free(&c->base);
+    return st;
+}
+
+#endif /* CODER_HAVE_CUDA */
+
+/* ---- selection (both builds) ---------------------------------------------------------------- */
+
+coder_status backend_model_place(coder_model *m, float lo, float hi) {
+    m->gpu_layers = 0;
+    const int want = m->params.n_gpu_layers;
+    if (want == 0 || m->vocab_only || !m->layers) return CODER_OK;
+#ifdef CODER_HAVE_CUDA
+    if (device_count() == 0) return CODER_OK;   /* device_count logged why, once */
+    const int n_layers = m->hp.n_layers;
+    const bool partial = want > 0 && want < n_layers;
+    if (partial)
+        LOG_WARN("n_gpu_layers = %d of %d: partial offload is not implemented yet; trying all %d layers on the GPU",
+                 want, n_layers, n_layers);
+    coder_status st = cuda_model_upload(m, lo, hi);
+    if (st == CODER_OK || st == CODER_ERR_CANCELLED) return st;
+    if (want == -1 || partial) {
+        LOG_WARN("GPU offload failed (%s); running this model on the CPU", coder_last_error());
+        return CODER_OK;
+    }
+    return st;
+#else
+    (void)lo;
+    (void)hi;
+    return CODER_OK;
+#endif
+}
+
+coder_status backend_new_for_model(const coder_model *m, const backend_params *p, backend **out) {
+#ifdef CODER_HAVE_CUDA
+    if (m->backend_data) return cuda_backend_new(m, p, out);
+#endif
+    return cpu_backend_new(m, p, out);
+}

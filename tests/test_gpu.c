@@ -1,0 +1,690 @@
+/* test_gpu.c - the CUDA backend against the CPU backend (the reference), op by op and on whole
+ * synthetic models. Every test SKIPs with "no CUDA device: <reason>" where there is none (this
+ * binary is part of the normal test build; built without CUDA it only SKIPs).
+ *
+ *   ./build/test/bin/test_gpu [GROUP...]     GROUP: matmul ops attention model_tiny model_small
+ *                                            session model_7b (default: all but model_7b)
+ *
+ * Both backends run the same op table (backend.h) on the same inputs: fresh random data for each
+ * check, device outputs poisoned with NaN before each op (an unwritten element fails), relative
+ * rms error ||gpu - cpu|| / ||cpu|| against:
+ *   mat-vec (n <= 8, f32 activations)          1e-4
+ *   GEMM path (n > 8, f16 operands, f32 accum)  1e-3
+ *   element-wise ops, attention                1e-4 (embedding 1e-5)
+ *   whole-model logits                         1e-2
+ * Shapes are real ones (896x4864, 3584x18944, head_dim 64/128, GQA 7:1) plus odd row counts.
+ * The figures are printed as "  info:" lines. */
+#include <stdint.h>
+#include <unistd.h>
+
+#include "test.h"
+
+#include "backend.h"
+#include "device.h"
+#include "forward.h"
+#include "gguf.h"
+#include "mkmodel.h"
+#include "model.h"
+#include "quant.h"
+#include "session.h"
+#ifdef CODER_HAVE_CUDA
+#include "../cuda/cuda_api.h"
+#endif
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+static const char *gpu_missing(void) {
+#ifdef CODER_HAVE_CUDA
+    return device_count() > 0 ? NULL : device_unavailable_reason();
+#else
+    return "built without CUDA";
+#endif
+}
+#define NEED_GPU()                                                                                 \
+    do {                                                                                           \
+        const char *why_ = gpu_missing();                                                          \
+        if (why_) SKIP("no CUDA device: %s", why_);                                                \
+    } while (0)
+
+static uint64_t rng_state = 0x243F6A8885A308D3ull;
+static uint64_t rng_next(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static float rng_uniform(void) { return (float)((rng_next() >> 40) * (1.0 / 16777216.0)); }
+static float rng_normal(void) {
+    float u = rng_uniform() + 1e-7f, v = rng_uniform();
+    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+}
+static float *rand_floats(size_t n, float scale) {
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = rng_normal() * scale;
+    return p;
+}
+
+/* ||a - ref|| / ||ref||; +inf if a has a NaN/Inf (unwritten outputs are NaN-poisoned). */
+static double rel_rms(const float *a, const float *ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i])) return INFINITY;
+        double d = (double)a[i] - (double)ref[i];
+        num += d * d;
+        den += (double)ref[i] * (double)ref[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* A weight in host memory with random contents of `type` (quantized by the reference
+ * quantizers where they exist; Q4_1/Q5_1 get random bytes with sane scales). */
+static void make_weight(weight *w, uint32_t type, int64_t rows, int64_t cols, float scale) {
+    uint64_t rb = 0;
+    quant_row_bytes(type, (uint64_t)cols, &rb);
+    memset(w, 0, sizeof *w);
+    w->type = type;
+    w->rows = rows;
+    w->cols = cols;
+    w->row_bytes = rb;
+    uint8_t *data = malloc((size_t)(rb * (uint64_t)rows) + 16);
+    float *row = malloc((size_t)cols * sizeof *row);
+    for (int64_t r = 0; r < rows; r++) {
+        uint8_t *dst = data + (size_t)r * rb;
+        if (type == QT_Q4_1 || type == QT_Q5_1) {
+            for (uint64_t i = 0; i < rb; i++) dst[i] = (uint8_t)rng_next();
+            size_t bs = type == QT_Q4_1 ? 20 : 24;
+            for (uint64_t b = 0; b < rb / bs; b++) {
+                f16_t d = fp32_to_fp16(scale * 0.15f * (0.5f + rng_uniform()));
+                f16_t m = fp32_to_fp16(-scale * (0.5f + rng_uniform()));
+                memcpy(dst + b * bs, &d, 2);
+                memcpy(dst + b * bs + 2, &m, 2);
+            }
+        } else {
+            for (int64_t i = 0; i < cols; i++) row[i] = rng_normal() * scale;
+            quantize_row_ref(type, row, dst, cols);
+        }
+    }
+    free(row);
+    w->data = data;
+}
+
+/* A one-layer model object around hand-made weights (no file, no tokenizer). */
+static coder_model *fake_model(int dim, int ffn, int nh, int nkv, int hd) {
+    coder_model *m = calloc(1, sizeof *m);
+    coder_model_params_init(&m->params);
+    model_hparams *hp = &m->hp;
+    hp->arch = ARCH_QWEN2;
+    snprintf(hp->arch_name, sizeof hp->arch_name, "qwen2");
+    hp->n_layers = 1;
+    hp->dim = dim;
+    hp->ffn_dim = ffn;
+    hp->n_heads = nh;
+    hp->n_kv_heads = nkv;
+    hp->head_dim = hd;
+    hp->n_rot = hd;
+    hp->vocab_size = 64;
+    hp->n_ctx_train = 32768;
+    hp->rms_eps = 1e-6f;
+    hp->rope = ROPE_NEOX;
+    hp->rope_base = 1e6f;
+    hp->rope_freq_scale = 1.0f;
+    hp->yarn_attn_factor = 1.0f;
+    hp->yarn_ext_factor = -1.0f;
+    m->layers = calloc(1, sizeof *m->layers);
+    return m;
+}
+
+static void free_weight(weight *w) {
+    free((void *)w->data);
+    memset(w, 0, sizeof *w);
+}
+
+static void fake_model_free(coder_model *m) {
+    if (!m) return;
+    if (m->backend_free) m->backend_free(m);
+    weight *ws[] = {&m->tok_embd, &m->output_norm, &m->output, &m->rope_freqs};
+    for (size_t i = 0; i < 4; i++) free_weight(ws[i]);
+    weight *lw = (weight *)m->layers;
+    for (size_t i = 0; i < sizeof(layer_weights) / sizeof(weight); i++) free_weight(&lw[i]);
+    free(m->layers);
+    free(m);
+}
+
+typedef struct pair {
+    backend *cpu, *gpu;
+} pair;
+
+static coder_status pair_new(coder_model *m, int n_ctx, int n_batch, pair *p) {
+    memset(p, 0, sizeof *p);
+    backend_params bp = {.n_ctx = n_ctx, .n_batch = n_batch, .n_threads = coder_cpu_count(), .kv_type = CODER_KV_F16};
+    TRY(cuda_model_upload(m, 0.0f, 1.0f));
+    TRY(cpu_backend_new(m, &bp, &p->cpu));
+    return cuda_backend_new(m, &bp, &p->gpu);
+}
+
+static void pair_free(pair *p) {
+    if (p->cpu) p->cpu->ops->free(p->cpu);
+    if (p->gpu) p->gpu->ops->free(p->gpu);
+}
+
+/* A buffer of n floats on backend b, filled with src (or NaN when src is NULL). */
+static backend_buf *buf_new(backend *b, size_t n, const float *src) {
+    backend_buf *buf = NULL;
+    if (b->ops->buf_alloc(b, n, &buf) != CODER_OK) return NULL;
+    float *tmp = NULL;
+    if (!src) {
+        tmp = malloc(n * sizeof *tmp);
+        for (size_t i = 0; i < n; i++) tmp[i] = NAN;
+        src = tmp;
+    }
+    if (b->ops->buf_write) b->ops->buf_write(b, buf, 0, n, src);
+    else memcpy(buf->data, src, n * sizeof(float));
+    free(tmp);
+    return buf;
+}
+
+static float *buf_get(backend *b, const backend_buf *buf, size_t n) {
+    float *h = malloc(n * sizeof *h);
+    if (b->ops->buf_read(b, buf, 0, n, h) != CODER_OK) {
+        for (size_t i = 0; i < n; i++) h[i] = NAN;
+    }
+    return h;
+}
+
+static int groups_n;
+static char **groups_v;
+static int group_on(const char *name) {
+    if (groups_n == 0) return strcmp(name, "model_7b") != 0;
+    for (int i = 0; i < groups_n; i++)
+        if (strcmp(groups_v[i], name) == 0) return 1;
+    return 0;
+}
+
+/* ---- matmul -------------------------------------------------------------------------------- */
+
+static const uint32_t all_types[] = {QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_Q8_0, QT_Q5_0, QT_Q4_0,
+                                     QT_Q4_1, QT_Q5_1, QT_F16,  QT_BF16, QT_F32};
+
+/* W (rows, cols) of `type` against n = ns[i] tokens; returns the worst figures through *worst. */
+static int check_matmul(uint32_t type, int64_t rows, int64_t cols, const int *ns, int n_ns, char *msg, size_t cap) {
+    coder_model *m = fake_model((int)cols, (int)cols, 2, 1, 64);
+    make_weight(&m->layers[0].wq, type, rows, cols, 0.05f);
+    int max_n = 1;
+    for (int i = 0; i < n_ns; i++) max_n = ns[i] > max_n ? ns[i] : max_n;
+    pair p;
+    int ok = 1;
+    if (pair_new(m, 64, max_n, &p) != CODER_OK) {
+        snprintf(msg, cap, "backend creation: %s", coder_last_error());
+        pair_free(&p);
+        fake_model_free(m);
+        return 0;
+    }
+    for (int i = 0; i < n_ns && ok; i++) {
+        const int n = ns[i];
+        float *x = rand_floats((size_t)n * cols, 1.0f);
+        backend_buf *xc = buf_new(p.cpu, (size_t)n * cols, x), *yc = buf_new(p.cpu, (size_t)n * rows, NULL);
+        backend_buf *xg = buf_new(p.gpu, (size_t)n * cols, x), *yg = buf_new(p.gpu, (size_t)n * rows, NULL);
+        coder_status s1 = p.cpu->ops->matmul(p.cpu, &m->layers[0].wq, xc, n, yc);
+        coder_status s2 = p.gpu->ops->matmul(p.gpu, &m->layers[0].wq, xg, n, yg);
+        if (s1 != CODER_OK || s2 != CODER_OK) {
+            snprintf(msg, cap, "%s %lldx%lld n=%d: status %d/%d: %s", quant_type_name(type), (long long)rows,
+                     (long long)cols, n, s1, s2, coder_last_error());
+            ok = 0;
+        } else {
+            float *a = buf_get(p.gpu, yg, (size_t)n * rows), *b = buf_get(p.cpu, yc, (size_t)n * rows);
+            double e = rel_rms(a, b, (size_t)n * rows), tol = n <= 8 ? 1e-4 : 1e-3;
+            printf("  info: matmul %-5s %6lld x %-6lld n=%-3d rel_rms %.3g\n", quant_type_name(type), (long long)rows,
+                   (long long)cols, n, e);
+            if (!(e <= tol)) {
+                snprintf(msg, cap, "%s %lldx%lld n=%d: rel rms %.3g > %.0e", quant_type_name(type), (long long)rows,
+                         (long long)cols, n, e, tol);
+                ok = 0;
+            }
+            free(a);
+            free(b);
+        }
+        p.cpu->ops->buf_free(p.cpu, xc);
+        p.cpu->ops->buf_free(p.cpu, yc);
+        p.gpu->ops->buf_free(p.gpu, xg);
+        p.gpu->ops->buf_free(p.gpu, yg);
+        free(x);
+    }
+    pair_free(&p);
+    fake_model_free(m);
+    return ok;
+}
+
+TEST(matmul_all_types) {
+    NEED_GPU();
+    /* (rows, cols): Qwen2.5-0.5B ffn_up / ffn_down, odd row counts, fewer rows than a block */
+    static const int64_t shapes[][2] = {{4864, 896}, {896, 4864}, {1001, 256}, {7, 512}, {333, 1536}};
+    static const int ns[] = {1, 2, 3, 7, 8, 9, 64, 77};
+    char msg[512] = "";
+    for (size_t t = 0; t < sizeof all_types / sizeof all_types[0]; t++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            if (shapes[s][1] % quant_block_size(all_types[t]) != 0) continue;
+            CHECK_MSG(check_matmul(all_types[t], shapes[s][0], shapes[s][1], ns, 8, msg, sizeof msg), "%s", msg);
+        }
+}
+
+TEST(matmul_7b_shapes) {
+    NEED_GPU();
+    /* Qwen2.5-Coder-7B ffn_down (3584 x 18944) and ffn_up (18944 x 3584) */
+    static const uint32_t types[] = {QT_Q4_K, QT_Q6_K, QT_Q8_0, QT_F16};
+    static const int ns[] = {1, 5, 77};
+    char msg[512] = "";
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        CHECK_MSG(check_matmul(types[t], 3584, 18944, ns, 3, msg, sizeof msg), "%s", msg);
+        CHECK_MSG(check_matmul(types[t], 18944, 3584, ns, 1, msg, sizeof msg), "%s", msg);
+    }
+}
+
+/* ---- element-wise ops ---------------------------------------------------------------------- */
+
+/* Runs op on both backends from the same inputs and compares output buffer `out` (n floats). */
+#define BOTH(p, call_cpu, call_gpu)                                                                \
+    do {                                                                                           \
+        CHECK_OK(call_cpu);                                                                        \
+        CHECK_OK(call_gpu);                                                                        \
+    } while (0)
+
+static double cmp_bufs(pair *p, backend_buf *c, backend_buf *g, size_t n) {
+    float *a = buf_get(p->gpu, g, n), *b = buf_get(p->cpu, c, n);
+    double e = rel_rms(a, b, n);
+    free(a);
+    free(b);
+    return e;
+}
+
+TEST(ops_elementwise) {
+    NEED_GPU();
+    const int dim = 896, nh = 14, nkv = 2, hd = 64, n = 5;
+    for (int variant = 0; variant < 3; variant++) {   /* NEOX; NORM with freq factors; NEOX + YaRN */
+        coder_model *m = fake_model(dim, 4864, nh, nkv, hd);
+        if (variant == 1) {
+            m->hp.rope = ROPE_NORM;
+            m->hp.rope_base = 10000.0f;
+            make_weight(&m->rope_freqs, QT_F32, 1, hd / 2, 1.0f);
+            float *ff = (float *)m->rope_freqs.data;
+            for (int i = 0; i < hd / 2; i++) ff[i] = 1.0f + 3.0f * rng_uniform();
+        } else if (variant == 2) {
+            m->hp.rope_scaling_type = ROPE_SCALING_YARN;
+            m->hp.rope_freq_scale = 0.25f;
+            m->hp.yarn_orig_ctx = 32768;
+            m->hp.yarn_beta_fast = 32.0f;
+            m->hp.yarn_beta_slow = 1.0f;
+        }
+        make_weight(&m->layers[0].attn_norm, QT_F32, 1, dim, 1.0f);
+        make_weight(&m->layers[0].bq, QT_F32, 1, nh * hd, 0.5f);
+        make_weight(&m->layers[0].q_norm, QT_F32, 1, hd, 1.0f);
+        pair p;
+        coder_status st = pair_new(m, 64, 16, &p);
+        if (st != CODER_OK) {
+            pair_free(&p);
+            fake_model_free(m);
+            CHECK_MSG(0, "backends: %s", coder_last_error());
+        }
+        const size_t nx = (size_t)n * dim, nq = (size_t)n * nh * hd;
+        float *x = rand_floats(nx, 3.0f), *y = rand_floats(nx, 1.0f), *q = rand_floats(nq, 1.0f);
+        backend_buf *xc = buf_new(p.cpu, nx, x), *xg = buf_new(p.gpu, nx, x);
+        backend_buf *yc = buf_new(p.cpu, nx, y), *yg = buf_new(p.gpu, nx, y);
+        backend_buf *hc = buf_new(p.cpu, nx, NULL), *hg = buf_new(p.gpu, nx, NULL);
+        backend_buf *qc = buf_new(p.cpu, nq, q), *qg = buf_new(p.gpu, nq, q);
+        const backend_ops *C = p.cpu->ops, *G = p.gpu->ops;
+        double e[8];
+        int k = 0;
+        /* rms_norm into another buffer, then per-head in place (qwen3 q_norm) */
+        CHECK_OK(C->rms_norm(p.cpu, xc, &m->layers[0].attn_norm, n, dim, 1e-6f, hc));
+        CHECK_OK(G->rms_norm(p.gpu, xg, &m->layers[0].attn_norm, n, dim, 1e-6f, hg));
+        e[k++] = cmp_bufs(&p, hc, hg, nx);
+        CHECK_OK(C->rms_norm(p.cpu, qc, &m->layers[0].q_norm, n * nh, hd, 1e-6f, qc));
+        CHECK_OK(G->rms_norm(p.gpu, qg, &m->layers[0].q_norm, n * nh, hd, 1e-6f, qg));
+        e[k++] = cmp_bufs(&p, qc, qg, nq);
+        CHECK_OK(C->add_bias(p.cpu, qc, &m->layers[0].bq, n));
+        CHECK_OK(G->add_bias(p.gpu, qg, &m->layers[0].bq, n));
+        e[k++] = cmp_bufs(&p, qc, qg, nq);
+        /* RoPE near the start and deep into the context */
+        CHECK_OK(C->rope(p.cpu, qc, n, nh, 3));
+        CHECK_OK(G->rope(p.gpu, qg, n, nh, 3));
+        e[k++] = cmp_bufs(&p, qc, qg, nq);
+        CHECK_OK(C->rope(p.cpu, qc, n, nh, 20000));
+        CHECK_OK(G->rope(p.gpu, qg, n, nh, 20000));
+        e[k++] = cmp_bufs(&p, qc, qg, nq);
+        CHECK_OK(C->swiglu(p.cpu, xc, yc, n, dim));
+        CHECK_OK(G->swiglu(p.gpu, xg, yg, n, dim));
+        e[k++] = cmp_bufs(&p, xc, xg, nx);
+        CHECK_OK(C->add(p.cpu, xc, yc, n, dim));
+        CHECK_OK(G->add(p.gpu, xg, yg, n, dim));
+        e[k++] = cmp_bufs(&p, xc, xg, nx);
+        CHECK_OK(C->copy_rows(p.cpu, xc, 1, hc, 3, 2, dim));
+        CHECK_OK(G->copy_rows(p.gpu, xg, 1, hg, 3, 2, dim));
+        e[k++] = cmp_bufs(&p, hc, hg, nx);
+        static const char *names[] = {"rms_norm", "rms_norm/head", "add_bias", "rope@3", "rope@20000", "swiglu", "add",
+                                      "copy_rows"};
+        int bad = -1;
+        for (int i = 0; i < k; i++) {
+            printf("  info: rope variant %d %-14s rel_rms %.3g\n", variant, names[i], e[i]);
+            if (!(e[i] <= 1e-4) && bad < 0) bad = i;
+        }
+        backend_buf *bufs_c[] = {xc, yc, hc, qc}, *bufs_g[] = {xg, yg, hg, qg};
+        for (int i = 0; i < 4; i++) {
+            C->buf_free(p.cpu, bufs_c[i]);
+            G->buf_free(p.gpu, bufs_g[i]);
+        }
+        free(x);
+        free(y);
+        free(q);
+        pair_free(&p);
+        fake_model_free(m);
+        CHECK_MSG(bad < 0, "variant %d: %s rel rms %.3g > 1e-4", variant, bad >= 0 ? names[bad] : "", bad >= 0 ? e[bad] : 0);
+    }
+}
+
+TEST(ops_embed_argmax) {
+    NEED_GPU();
+    const int dim = 512, vocab = 301, n = 6;
+    for (size_t t = 0; t < sizeof all_types / sizeof all_types[0]; t++) {
+        coder_model *m = fake_model(dim, dim, 8, 2, 64);
+        make_weight(&m->tok_embd, all_types[t], vocab, dim, 0.05f);
+        pair p;
+        coder_status st = pair_new(m, 16, 16, &p);
+        if (st != CODER_OK) {
+            pair_free(&p);
+            fake_model_free(m);
+            CHECK_MSG(0, "backends: %s", coder_last_error());
+        }
+        int32_t ids[6] = {0, vocab - 1, 17, 17, (int32_t)(rng_next() % vocab), 150};
+        backend_buf *xc = buf_new(p.cpu, (size_t)n * dim, NULL), *xg = buf_new(p.gpu, (size_t)n * dim, NULL);
+        CHECK_OK(p.cpu->ops->embed(p.cpu, &m->tok_embd, ids, n, xc));
+        CHECK_OK(p.gpu->ops->embed(p.gpu, &m->tok_embd, ids, n, xg));
+        double e = cmp_bufs(&p, xc, xg, (size_t)n * dim);
+        printf("  info: embed %-5s rel_rms %.3g\n", quant_type_name(all_types[t]), e);
+        p.cpu->ops->buf_free(p.cpu, xc);
+        p.gpu->ops->buf_free(p.gpu, xg);
+        pair_free(&p);
+        fake_model_free(m);
+        CHECK_MSG(e <= 1e-5, "embed %s rel rms %.3g", quant_type_name(all_types[t]), e);
+    }
+    /* argmax: a planted maximum (twice: the first index wins) in 152064 random logits */
+    coder_model *m = fake_model(256, 256, 4, 1, 64);
+    pair p;
+    CHECK_OK(pair_new(m, 16, 16, &p));
+    const int nv = 152064;
+    float *lg = rand_floats((size_t)nv * 2, 3.0f);
+    lg[nv + 100000] = 50.0f;
+    lg[nv + 120000] = 50.0f;
+    backend_buf *g = buf_new(p.gpu, (size_t)nv * 2, lg);
+    int32_t idx = -1;
+    CHECK_OK(p.gpu->ops->argmax(p.gpu, g, 1, nv, &idx));
+    p.gpu->ops->buf_free(p.gpu, g);
+    free(lg);
+    pair_free(&p);
+    fake_model_free(m);
+    CHECK_MSG(idx == 100000, "argmax %d, want 100000", (int)idx);
+}
+
+/* ---- attention ------------------------------------------------------------------------------ */
+
+static int check_attention(int nh, int nkv, int hd, char *msg, size_t cap) {
+    const int n_ctx = 6000, nb = 128, kvw = nkv * hd, qw = nh * hd;
+    coder_model *m = fake_model(256, 256, nh, nkv, hd);
+    pair p;
+    if (pair_new(m, n_ctx, nb, &p) != CODER_OK) {
+        snprintf(msg, cap, "backends: %s", coder_last_error());
+        pair_free(&p);
+        fake_model_free(m);
+        return 0;
+    }
+    int ok = 1;
+    /* fill the cache rows 0 .. 5100 identically on both backends */
+    backend_buf *kc = buf_new(p.cpu, (size_t)nb * kvw, NULL), *vc = buf_new(p.cpu, (size_t)nb * kvw, NULL);
+    backend_buf *kg = buf_new(p.gpu, (size_t)nb * kvw, NULL), *vg = buf_new(p.gpu, (size_t)nb * kvw, NULL);
+    for (int pos = 0; pos < 5100 && ok; pos += nb) {
+        float *k = rand_floats((size_t)nb * kvw, 1.0f), *v = rand_floats((size_t)nb * kvw, 1.0f);
+        p.cpu->ops->buf_free(p.cpu, kc);
+        p.cpu->ops->buf_free(p.cpu, vc);
+        p.gpu->ops->buf_free(p.gpu, kg);
+        p.gpu->ops->buf_free(p.gpu, vg);
+        kc = buf_new(p.cpu, (size_t)nb * kvw, k);
+        vc = buf_new(p.cpu, (size_t)nb * kvw, v);
+        kg = buf_new(p.gpu, (size_t)nb * kvw, k);
+        vg = buf_new(p.gpu, (size_t)nb * kvw, v);
+        if (p.cpu->ops->kv_write(p.cpu, 0, kc, vc, nb, pos) != CODER_OK ||
+            p.gpu->ops->kv_write(p.gpu, 0, kg, vg, nb, pos) != CODER_OK) {
+            snprintf(msg, cap, "kv_write: %s", coder_last_error());
+            ok = 0;
+        }
+        free(k);
+        free(v);
+    }
+    /* (pos0, n): prefill from 0, decode steps short and long, chunked prefill deep in */
+    static const int cases[][2] = {{0, 77}, {0, 1}, {77, 1}, {5000, 1}, {4000, 8}, {1000, 100}, {3, 128}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0] && ok; c++) {
+        const int pos0 = cases[c][0], n = cases[c][1];
+        float *q = rand_floats((size_t)n * qw, 1.0f);
+        backend_buf *qc = buf_new(p.cpu, (size_t)n * qw, q), *qg = buf_new(p.gpu, (size_t)n * qw, q);
+        backend_buf *oc = buf_new(p.cpu, (size_t)n * qw, NULL), *og = buf_new(p.gpu, (size_t)n * qw, NULL);
+        coder_status s1 = p.cpu->ops->attention(p.cpu, 0, qc, n, pos0, oc);
+        coder_status s2 = p.gpu->ops->attention(p.gpu, 0, qg, n, pos0, og);
+        if (s1 != CODER_OK || s2 != CODER_OK) {
+            snprintf(msg, cap, "attention pos0 %d n %d: %s", pos0, n, coder_last_error());
+            ok = 0;
+        } else {
+            double e = cmp_bufs(&p, oc, og, (size_t)n * qw);
+            printf("  info: attention heads %d/%d hd %d pos0 %-5d n %-3d rel_rms %.3g\n", nh, nkv, hd, pos0, n, e);
+            if (!(e <= 1e-4)) {
+                snprintf(msg, cap, "attention heads %d/%d hd %d pos0 %d n %d: rel rms %.3g > 1e-4", nh, nkv, hd, pos0, n, e);
+                ok = 0;
+            }
+        }
+        p.cpu->ops->buf_free(p.cpu, qc);
+        p.cpu->ops->buf_free(p.cpu, oc);
+        p.gpu->ops->buf_free(p.gpu, qg);
+        p.gpu->ops->buf_free(p.gpu, og);
+        free(q);
+    }
+    p.cpu->ops->buf_free(p.cpu, kc);
+    p.cpu->ops->buf_free(p.cpu, vc);
+    p.gpu->ops->buf_free(p.gpu, kg);
+    p.gpu->ops->buf_free(p.gpu, vg);
+    pair_free(&p);
+    fake_model_free(m);
+    return ok;
+}
+
+TEST(attention_shapes) {
+    NEED_GPU();
+    /* 0.5B (14/2, 64), 7B (28/4, 128), MHA llama (32/32, 128), tiny (8/2, 32), qwen3 (16/8, 128) */
+    static const int shapes[][3] = {{14, 2, 64}, {28, 4, 128}, {32, 32, 128}, {8, 2, 32}, {16, 8, 128}};
+    char msg[512] = "";
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        CHECK_MSG(check_attention(shapes[s][0], shapes[s][1], shapes[s][2], msg, sizeof msg), "%s", msg);
+}
+
+/* ---- whole models -------------------------------------------------------------------------- */
+
+/* Opens a model file without a tokenizer (mkmodel without --vocab). */
+static coder_status open_weights(const char *path, coder_model **out) {
+    *out = NULL;
+    coder_model *m = calloc(1, sizeof *m);
+    coder_model_params_init(&m->params);
+    gguf_open_opts oo = {.use_mmap = true};
+    coder_status st = gguf_open(path, &oo, &m->file);
+    if (st == CODER_OK) st = model_read_hparams(m->file, &m->hp);
+    if (st == CODER_OK) {
+        m->layers = calloc((size_t)m->hp.n_layers, sizeof *m->layers);
+        st = model_bind_weights(m);
+    }
+    if (st != CODER_OK) {
+        if (m->file) gguf_close(m->file);
+        free(m->layers);
+        free(m);
+        return st;
+    }
+    *out = m;
+    return CODER_OK;
+}
+
+static void close_weights(coder_model *m) {
+    if (!m) return;
+    if (m->backend_free) m->backend_free(m);
+    free(m->layers);
+    gguf_close(m->file);
+    free(m);
+}
+
+/* CPU vs CUDA logits on a synthetic model: a 37-token prefill (GEMM path, every row's logits),
+ * three decode steps (mat-vec), a 5-token batch (mat-vec 4 + 1). */
+static int check_model(const char *preset, const char *type, char *msg, size_t cap) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/coder_gpu_%d_%s_%s.gguf", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid(),
+             preset, type);
+    mkmodel_opts o = {.preset = preset, .out_path = path, .seed = 7, .mode = MKMODEL_MODE_RANDOM};
+    if (mkmodel_parse_ftype(type, &o.ftype) != CODER_OK || mkmodel_write(&o, NULL) != CODER_OK) {
+        snprintf(msg, cap, "mkmodel %s %s: %s", preset, type, coder_last_error());
+        return 0;
+    }
+    coder_model *m = NULL;
+    pair p = {0};
+    forward_state *fc = NULL, *fg = NULL;
+    int ok = 1;
+    if (open_weights(path, &m) != CODER_OK || pair_new(m, 256, 64, &p) != CODER_OK ||
+        forward_new(p.cpu, 64, &fc) != CODER_OK || forward_new(p.gpu, 64, &fg) != CODER_OK) {
+        snprintf(msg, cap, "%s %s setup: %s", preset, type, coder_last_error());
+        ok = 0;
+    }
+    const int vocab = m ? m->hp.vocab_size : 0;
+    int32_t toks[64];
+    for (int i = 0; i < 64; i++) toks[i] = (int32_t)(rng_next() % (uint64_t)(vocab > 0 ? vocab : 1));
+    float *lc = ok ? malloc((size_t)37 * vocab * sizeof *lc) : NULL, *lg = ok ? malloc((size_t)37 * vocab * sizeof *lg) : NULL;
+    /* steps: (first token, n, logits_all) */
+    static const int steps[][3] = {{0, 37, 1}, {37, 1, 0}, {38, 1, 0}, {39, 1, 0}, {40, 5, 0}};
+    int32_t pos = 0;
+    for (size_t s = 0; s < sizeof steps / sizeof steps[0] && ok; s++) {
+        const int n = steps[s][1], all = steps[s][2];
+        for (size_t i = 0; i < (size_t)(all ? n : 1) * vocab; i++) lg[i] = NAN;
+        coder_status s1 = forward_eval(fc, toks + steps[s][0], n, pos, NULL, all ? NULL : lc, all ? lc : NULL);
+        coder_status s2 = forward_eval(fg, toks + steps[s][0], n, pos, NULL, all ? NULL : lg, all ? lg : NULL);
+        if (s1 != CODER_OK || s2 != CODER_OK) {
+            snprintf(msg, cap, "%s %s step %zu: %s", preset, type, s, coder_last_error());
+            ok = 0;
+            break;
+        }
+        double e = rel_rms(lg, lc, (size_t)(all ? n : 1) * vocab);
+        printf("  info: model %-18s %-6s pos %-3d n %-3d logits rel_rms %.3g\n", preset, type, (int)pos, n, e);
+        if (!(e <= 1e-2)) {
+            snprintf(msg, cap, "%s %s pos %d n %d: logits rel rms %.3g > 1e-2", preset, type, (int)pos, n, e);
+            ok = 0;
+        }
+        pos += n;
+    }
+    free(lc);
+    free(lg);
+    forward_free(fc);
+    forward_free(fg);
+    pair_free(&p);
+    close_weights(m);
+    unlink(path);
+    return ok;
+}
+
+static int run_models(const char *const *presets, size_t np, const char *const *types, size_t nt, char *msg, size_t cap) {
+    for (size_t i = 0; i < np; i++)
+        for (size_t j = 0; j < nt; j++)
+            if (!check_model(presets[i], types[j], msg, cap)) return 0;
+    return 1;
+}
+
+static const char *const model_types[] = {"Q4_K_M", "Q6_K", "Q8_0", "F16"};
+
+TEST(model_tiny_logits) {
+    NEED_GPU();
+    /* qwen2 (QKV bias, NEOX, head_dim 32), llama (NORM rope, untied), qwen3 (q/k norms, hd 128) */
+    static const char *const presets[] = {"tiny", "tiny-llama", "tiny-qwen3"};
+    char msg[512] = "";
+    CHECK_MSG(run_models(presets, 3, model_types, 4, msg, sizeof msg), "%s", msg);
+}
+
+TEST(model_small_logits) {
+    NEED_GPU();
+    /* qwen2 with head_dim 64 and the Q5_0/Q8_0 fallbacks of Q4_K_M (896 columns), and with head_dim
+     * 128 (1.5B); the 7B-class presets are in model_7b */
+    static const char *const presets[] = {"qwen2.5-0.5b", "qwen2.5-coder-1.5b"};
+    char msg[512] = "";
+    CHECK_MSG(run_models(presets, 2, model_types, 4, msg, sizeof msg), "%s", msg);
+}
+
+TEST(model_7b_logits) {
+    NEED_GPU();
+    static const char *const presets[] = {"qwen2.5-coder-7b", "llama-7b", "qwen3-8b"};
+    static const char *const types[] = {"Q4_K_M"};
+    char msg[512] = "";
+    CHECK_MSG(run_models(presets, 3, types, 1, msg, sizeof msg), "%s", msg);
+}
+
+/* The public path: coder_model_load places the weights on the GPU (gpu_layers = n_layers) and a
+ * session evaluates there; n_gpu_layers = 0 gives the CPU. Needs a vocabulary file. */
+TEST(session_selection) {
+    NEED_GPU();
+    char vocab[1024];
+    const char *env = getenv("CODER_GPU_VOCAB");
+    if (env && *env) snprintf(vocab, sizeof vocab, "%s", env);
+    else if (test_refdata()) snprintf(vocab, sizeof vocab, "%s/vocab/ggml-vocab-qwen3.gguf", test_refdata());
+    else SKIP("no vocabulary file: set CODER_GPU_VOCAB (e.g. a copy of refdata's ggml-vocab-qwen3.gguf)");
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/coder_gpu_%d_session.gguf", (int)getpid());
+    mkmodel_opts o = {.preset = "tiny-qwen3", .ftype = MKMODEL_Q8_0, .vocab_path = vocab, .out_path = path, .seed = 3,
+                      .mode = MKMODEL_MODE_RANDOM};
+    CHECK_OK(mkmodel_write(&o, NULL));
+    float *lv[2] = {NULL, NULL};
+    int32_t vocab_n = 0;
+    for (int gpu = 0; gpu < 2; gpu++) {
+        coder_model_params mp;
+        coder_model_params_init(&mp);
+        mp.n_gpu_layers = gpu ? -1 : 0;
+        coder_model *m = NULL;
+        CHECK_OK(coder_model_load(path, &mp, &m));
+        coder_model_info info = {.size = sizeof info};
+        CHECK_OK(coder_model_get_info(m, &info));
+        printf("  info: session n_gpu_layers %d -> gpu_layers %d of %d\n", mp.n_gpu_layers, info.gpu_layers, info.n_layers);
+        CHECK(info.gpu_layers == (gpu ? info.n_layers : 0));
+        coder_session *s = NULL;
+        CHECK_OK(coder_session_new(m, NULL, &s));
+        CHECK(strcmp(s->backend->ops->name, gpu ? "cuda" : "cpu") == 0);
+        int32_t toks[20];
+        for (int i = 0; i < 20; i++) toks[i] = 100 + 37 * i;
+        CHECK_OK(coder_session_eval(s, toks, 20));
+        CHECK_OK(coder_session_eval(s, toks, 1));
+        const float *lg;
+        CHECK_OK(coder_session_logits(s, &lg, &vocab_n));
+        lv[gpu] = malloc((size_t)vocab_n * sizeof(float));
+        memcpy(lv[gpu], lg, (size_t)vocab_n * sizeof(float));
+        coder_session_free(s);
+        CHECK_OK(coder_model_free(m));
+    }
+    unlink(path);
+    double e = rel_rms(lv[1], lv[0], (size_t)vocab_n);
+    printf("  info: session logits rel_rms %.3g\n", e);
+    free(lv[0]);
+    free(lv[1]);
+    CHECK_MSG(e <= 1e-2, "session logits rel rms %.3g", e);
+}
+
+int main(int argc, char **argv) {
+    groups_n = argc - 1;
+    groups_v = argv + 1;
+    if (group_on("matmul")) {
+        RUN(matmul_all_types);
+        RUN(matmul_7b_shapes);
+    }
+    if (group_on("ops")) {
+        RUN(ops_elementwise);
+        RUN(ops_embed_argmax);
+    }
+    if (group_on("attention")) RUN(attention_shapes);
+    if (group_on("model_tiny")) RUN(model_tiny_logits);
+    if (group_on("model_small")) RUN(model_small_logits);
+    if (group_on("session")) RUN(session_selection);
+    if (group_on("model_7b")) RUN(model_7b_logits);
+    return test_summary();
+}
