@@ -296,7 +296,8 @@ static coder_status cuda_glue_add_bias(backend *b, backend_buf *y, const weight 
     return cuda_add_bias(CB(b)->ctx, DF(y), bd, n, (int)bias->cols);
 }
 
-static coder_status cuda_glue_rope(backend *b, backend_buf *x, int n, int n_heads, int32_t pos0) {
+static coder_status cuda_glue_rope(backend *b, backend_buf *x, int n, int n_heads, int32_t pos0, int layer) {
+    (void)layer;   /* one RoPE for every layer: per-layer bases (gemma3) never reach this backend */
     return cuda_rope(CB(b)->ctx, &CB(b)->rope, DF(x), n, n_heads, pos0);
 }
 
@@ -441,6 +442,11 @@ coder_status backend_model_place(coder_model *m, float lo, float hi) {
     if (want == 0 || m->vocab_only || !m->layers) return CODER_OK;
 #ifdef CODER_HAVE_CUDA
     if (device_count() == 0) return CODER_OK;   /* device_count logged why, once */
+    /* The CUDA kernels do not have gemma3's GELU, embedding scale and sliding-window attention yet. */
+    if (m->hp.act_gelu || m->hp.swa_window > 0 || m->hp.embed_scale != 1.0f) {
+        LOG_WARN("the CUDA backend does not support %s models yet; running this model on the CPU", m->hp.arch_name);
+        return CODER_OK;
+    }
     const int n_layers = m->hp.n_layers;
     const bool partial = want > 0 && want < n_layers;
     if (partial)

@@ -344,11 +344,11 @@ TEST(ops_elementwise) {
         CHECK_OK(G->add_bias(p.gpu, qg, &m->layers[0].bq, n));
         e[k++] = cmp_bufs(&p, qc, qg, nq);
         /* RoPE near the start and deep into the context */
-        CHECK_OK(C->rope(p.cpu, qc, n, nh, 3));
-        CHECK_OK(G->rope(p.gpu, qg, n, nh, 3));
+        CHECK_OK(C->rope(p.cpu, qc, n, nh, 3, 0));
+        CHECK_OK(G->rope(p.gpu, qg, n, nh, 3, 0));
         e[k++] = cmp_bufs(&p, qc, qg, nq);
-        CHECK_OK(C->rope(p.cpu, qc, n, nh, 20000));
-        CHECK_OK(G->rope(p.gpu, qg, n, nh, 20000));
+        CHECK_OK(C->rope(p.cpu, qc, n, nh, 20000, 0));
+        CHECK_OK(G->rope(p.gpu, qg, n, nh, 20000, 0));
         e[k++] = cmp_bufs(&p, qc, qg, nq);
         CHECK_OK(C->swiglu(p.cpu, xc, yc, n, dim));
         CHECK_OK(G->swiglu(p.gpu, xg, yg, n, dim));
