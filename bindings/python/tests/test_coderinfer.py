@@ -18,6 +18,8 @@ def test_import_checks_abi():
     assert ci.lib_version() == "0.1.0"
     assert ci.ABI_VERSION == ci._clib.coder_abi_version()
     assert os.path.basename(ci.lib_path).startswith("libcoderinfer.so")
+    if os.environ.get("CODERINFER_TEST_INSTALLED") == "1":  # tests/sh/python.sh: the pip-installed copy
+        assert os.path.join("bindings", "python", "coderinfer") not in ci.__file__, ci.__file__
 
 
 def test_load_errors(tmp_path):
