@@ -100,6 +100,15 @@ test-build: all $(TEST_BIN)
 test: test-build
 	@CODER_REFDATA=$${CODER_REFDATA:-$(REFDATA)} CODER_BUILD=$(B) sh tests/run.sh $(TEST_BIN) tests/sh/*.sh
 
+# The bindings and the install test alone (make test runs them too, through tests/sh/*.sh).
+.PHONY: test-go test-python test-install
+test-go: lib cli
+	@CODER_REFDATA=$${CODER_REFDATA:-$(REFDATA)} CODER_BUILD=$(B) sh tests/run.sh tests/sh/go.sh
+test-python: lib cli
+	@CODER_REFDATA=$${CODER_REFDATA:-$(REFDATA)} CODER_BUILD=$(B) sh tests/run.sh tests/sh/python.sh
+test-install: all
+	@CODER_REFDATA=$${CODER_REFDATA:-$(REFDATA)} CODER_BUILD=$(B) sh tests/run.sh tests/sh/install.sh
+
 # ---- benchmarks (never part of the tests) --------------------------------------------------
 $(B)/bench/bench_%: bench/bench_%.c $(B)/libcoderinfer.a | $(B)/bench
 	$(CC) $(CSTD) -O2 -g -march=native -pthread $(WARN) $(CPPFLAGS_ALL) -o $@ $< $(B)/libcoderinfer.a $(CUDA_LIBS) $(LDLIBS_ALL)

@@ -431,7 +431,11 @@ func (s *Session) run(ctx context.Context, prompt *string, toks []int32, opts Ge
 			return res, state.err
 		}
 		cause := ctx.Err()
-		return res, &Error{Status: StatusCancelled, Msg: "generation cancelled", cause: cause}
+		msg := fmt.Sprintf("generation cancelled after %d tokens", len(res.Tokens))
+		if cause != nil {
+			msg += ": " + cause.Error()
+		}
+		return res, &Error{Status: StatusCancelled, Msg: msg, cause: cause}
 	}
 	return res, nil
 }

@@ -43,7 +43,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	res, err := s.Generate(ctx, "def is_prime(n):", coder.GenOptions{
 		MaxTokens: 96,
 		Stop:      []string{"\ndef ", "\nclass "},
@@ -76,14 +76,13 @@ func main() {
 				return
 			}
 			defer sess.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			r, err := sess.Generate(ctx, prompt, coder.GenOptions{MaxTokens: 48})
+			out[i] = prompt + r.Text // after a deadline: the partial completion
 			if err != nil {
-				out[i] = err.Error()
-				return
+				out[i] += "\n[" + err.Error() + "]"
 			}
-			out[i] = prompt + r.Text
 		}(i, prompt)
 	}
 	wg.Wait()

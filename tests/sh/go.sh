@@ -25,7 +25,9 @@ GODEBUG=cgocheck=2 go test -count=1 -v ./... >"$tmp/out" 2>&1; rc=$?
 awk -v T="$T" '
     /^--- PASS: / { print "PASS " T ":" $3; next }
     /^--- FAIL: / { print "FAIL " T ":" $3; fail = 1; next }
-    /^--- SKIP: / { name = $3; getline why; sub(/^ +/, "", why); print "SKIP " T ":" name ": " why; next }
+    /^    [a-z_]+\.go:[0-9]+: / { last = $0; sub(/^ +[a-z_]+\.go:[0-9]+: /, "", last); next }
+    /^=== RUN/ { last = ""; next }
+    /^--- SKIP: / { print "SKIP " T ":" $3 ": " last; next }
 ' "$tmp/out"
 if [ $rc -ne 0 ]; then
     if grep -q '^--- FAIL: ' "$tmp/out"; then grep -v '^=== RUN' "$tmp/out" | grep -B2 -A8 -- '--- FAIL' | head -60
