@@ -67,7 +67,7 @@ SOREAL   := libcoderinfer.so.$(VERSION)
 
 .PHONY: all lib cli test test-build bench install uninstall clean demo test-real
 all: lib cli
-lib: $(B)/$(SOREAL) $(B)/$(SONAME) $(B)/libcoderinfer.so $(B)/libcoderinfer.a
+lib: $(B)/$(SOREAL) $(B)/$(SONAME) $(B)/libcoderinfer.so $(B)/libcoderinfer.a $(B)/coderinfer-uninstalled.pc
 cli: $(B)/coder
 
 $(B)/rel/%.o: lib/%.c $(wildcard lib/*.h include/*.h) | $(B)/rel
@@ -100,6 +100,15 @@ test-build: all $(TEST_BIN)
 test: test-build
 	@CODER_REFDATA=$${CODER_REFDATA:-$(REFDATA)} CODER_BUILD=$(B) sh tests/run.sh $(TEST_BIN) tests/sh/*.sh
 
+# The bindings and the install test alone (make test runs them too, through tests/sh/*.sh).
+.PHONY: test-go test-python test-install
+test-go: lib cli
+	@CODER_REFDATA=$${CODER_REFDATA:-$(REFDATA)} CODER_BUILD=$(B) sh tests/run.sh tests/sh/go.sh
+test-python: lib cli
+	@CODER_REFDATA=$${CODER_REFDATA:-$(REFDATA)} CODER_BUILD=$(B) sh tests/run.sh tests/sh/python.sh
+test-install: all
+	@CODER_REFDATA=$${CODER_REFDATA:-$(REFDATA)} CODER_BUILD=$(B) sh tests/run.sh tests/sh/install.sh
+
 # ---- benchmarks (never part of the tests) --------------------------------------------------
 $(B)/bench/bench_%: bench/bench_%.c $(B)/libcoderinfer.a | $(B)/bench
 	$(CC) $(CSTD) -O2 -g -march=native -pthread $(WARN) $(CPPFLAGS_ALL) -o $@ $< $(B)/libcoderinfer.a $(CUDA_LIBS) $(LDLIBS_ALL)
@@ -119,6 +128,12 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
 	    -e 's|@VERSION@|$(VERSION)|g' lib/coderinfer.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/coderinfer.pc
 	install -m 755 $(B)/coder $(DESTDIR)$(BINDIR)/coder
+# pkg-config file for the build tree: PKG_CONFIG_PATH=$(B) finds it before an installed
+# coderinfer.pc (pkg-config prefers NAME-uninstalled.pc); the rpath lets programs run uninstalled.
+$(B)/coderinfer-uninstalled.pc: lib/coderinfer.pc.in Makefile | $(B)/rel
+	sed -e 's|@PREFIX@|$(abspath $(B))|g' -e 's|@LIBDIR@|$(abspath $(B))|g' \
+	    -e 's|@INCLUDEDIR@|$(abspath include)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|^Libs: .*|& -Wl,-rpath,$${libdir}|' lib/coderinfer.pc.in > $@
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/$(SOREAL) $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libcoderinfer.so \
 	      $(DESTDIR)$(INCLUDEDIR)/coderinfer.h $(DESTDIR)$(PKGCONFIGDIR)/coderinfer.pc $(DESTDIR)$(BINDIR)/coder

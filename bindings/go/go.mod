@@ -1,0 +1,3 @@
+module github.com/libcoderinfer/coderinfer-go
+
+go 1.19
