@@ -300,7 +300,7 @@ TEST(state_round_trip) {
         double e = test_rel_rms(b->logits, ref, (size_t)vocab);
         printf("  kv_type %d: restored vs one-shot max rel %.3g; vs llama.cpp rel rms %.3g\n", kvt, d, e);
         CHECK_MSG(d < 1e-4, "restored vs one-shot %g", d);
-        CHECK_MSG(e < (kvt == CODER_KV_Q8_0 ? 3e-2 : 1e-2), "vs reference %g", e);
+        CHECK_MSG(e < (kvt == CODER_KV_Q8_0 ? 5e-2 : 1e-2), "vs reference %g", e);
         /* a prefix save (no logits) loads with has_logits false and n_past = the prefix */
         CHECK_OK(coder_session_save(a, f, 50));
         CHECK_OK(coder_session_load(b, f));
