@@ -19,5 +19,6 @@ int cmd_mkmodel(int argc, char **argv);    /* coder mkmodel --preset P ...      
 int cmd_tokenize(int argc, char **argv);   /* coder tokenize -m FILE [--no-special]   */
 int cmd_eval(int argc, char **argv);       /* coder eval -m FILE -o OUT.f32           */
 int cmd_bench(int argc, char **argv);      /* coder bench -m FILE ...                 */
+int cmd_plan(int argc, char **argv);       /* coder plan -m FILE -c CTX               */
 
 #endif

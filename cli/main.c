@@ -13,6 +13,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "print the token ids of stdin"},
     {"eval", cmd_eval, "evaluate stdin and write the last position's logits"},
     {"bench", cmd_bench, "time prefill and decode"},
+    {"plan", cmd_plan, "memory a model and context need (header only)"},
 };
 
 static void usage(void) {
