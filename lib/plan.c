@@ -64,6 +64,13 @@ CODER_EXPORT coder_status coder_plan_memory(const char *path, const coder_model_
         gguf_close(f);
         return st;
     }
+    if (!gguf_find_tensor(f, "token_embd.weight") || !gguf_find_tensor(f, "blk.0.attn_q.weight")) {
+        gguf_close(f);
+        return coder_fail(CODER_ERR_UNSUPPORTED, "'%s': no token_embd.weight / blk.0.attn_q.weight tensors (a "
+                          "vocabulary-only file?): nothing to plan", path);
+    }
+    if (hp.vocab_size == 0)   /* no <arch>.vocab_size key: the loader takes the tokenizer's count = embedding rows */
+        hp.vocab_size = (int32_t)gguf_find_tensor(f, "token_embd.weight")->ne[1];
     if (sp.n_ctx < 0 || sp.n_batch <= 0 || sp.n_threads < 0 || sp.kv_type < 0 || sp.kv_type > CODER_KV_Q8_0) {
         gguf_close(f);
         return coder_fail(CODER_ERR_INVALID_ARG, "session params: n_ctx %d, n_batch %d, n_threads %d, kv_type %d out of range",
