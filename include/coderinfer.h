@@ -425,13 +425,20 @@ CODER_EXPORT void coder_result_clear(coder_result *r);
 
 /* Tokenizes the prompt (gp->tokenize_flags), evaluates it after the tokens the session already
  * holds, and generates. The prompt continues the session: call coder_session_reset first for a
- * fresh start. Fills *result (call coder_result_clear on it afterwards, also after an error).
- *   - BOS is only ever added at position 0: with tokens already held, ADD_SPECIAL is ignored.
+ * fresh start, or set gp->prompt_mode = CODER_PROMPT_REUSE to make the prompt the whole context
+ * while reusing the evaluated prefix it shares with the session (agents re-sending a long system
+ * prompt pay only for the new tokens). Fills *result (call coder_result_clear on it afterwards,
+ * also after an error).
+ *   - BOS is only ever added at position 0: with tokens already held (CONTINUE), ADD_SPECIAL is
+ *     ignored.
+ *   - A prompt that does not fit: gp->context_policy (CODER_ERR_CONTEXT_FULL by default).
+ *   - stats.n_prompt = prompt tokens evaluated; stats.n_cached = tokens kept from the session
+ *     (CONTINUE: all it held; REUSE: the common prefix).
  *   - An empty prompt continues from the session's current logits (CODER_ERR_INVALID_ARG if none).
  *   - A cancel (coder_session_cancel, or on_piece returning non-zero) returns CODER_OK with stop
  *     reason CODER_STOP_CANCELLED; the session keeps everything evaluated so far.
  *   - result->tokens excludes the end-of-generation token; every id in it has been evaluated into
- *     the session. stats.n_cached = tokens the session held before the call.
+ *     the session.
  *   - Parameter rules (else CODER_ERR_INVALID_ARG naming the field): temperature finite; top_p and
  *     min_p in [0,1]; repeat_penalty > 0; frequency/presence penalties >= 0; repeat_last_n >= 0;
  *     max_tokens >= -1; stop strings non-empty; gp->size == sizeof(coder_gen_params). */
@@ -480,6 +487,7 @@ CODER_EXPORT coder_status coder_session_load(coder_session *session, const char 
  * Memory planning (added in 0.2)
  * --------------------------------------------------------------------------------------------- */
 
+/* The result of coder_plan_memory. All sizes in bytes. */
 typedef struct coder_plan {
     size_t size;                  /* sizeof(coder_plan); set by the caller before the call       */
     int32_t n_ctx;                /* the context planned for (session params, 0 -> the default)  */
