@@ -29,7 +29,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#define ZSTD_STATIC_LINKING_ONLY   /* ZSTD_customMem: zstd allocates through coder_malloc too */
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "backend.h"
 #include "kv_cache.h"
@@ -41,6 +43,17 @@
 #define STATE_FLAG_LOGITS 1u
 #define STATE_ZSTD_LEVEL 1             /* fast: the cache is written on the critical path of a CLI call */
 #define STATE_COPY_ROWS 256            /* positions per chunk in a fork */
+
+/* zstd's own allocations go through the library's wrappers (failure injection, accounting). */
+static void *state_zalloc(void *opaque, size_t n) {
+    (void)opaque;
+    return coder_malloc(n);
+}
+static void state_zfree(void *opaque, void *p) {
+    (void)opaque;
+    coder_mfree(p);
+}
+static const ZSTD_customMem state_zmem = {state_zalloc, state_zfree, NULL};
 
 /* ---- hashing: 64-bit, 8 bytes a step (murmur-style mix); integrity, not security -------------- */
 
@@ -204,7 +217,7 @@ static coder_status state_serialize(coder_session *s, int32_t n, unsigned char *
         st = coder_fail(CODER_ERR_NOMEM, "session state: compression buffer of %zu bytes", bound);
         goto done;
     }
-    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    ZSTD_CCtx *cc = ZSTD_createCCtx_advanced(state_zmem);
     if (!cc) {
         st = coder_fail(CODER_ERR_NOMEM, "session state: zstd context");
         goto done;
@@ -214,7 +227,8 @@ static coder_status state_serialize(coder_session *s, int32_t n, unsigned char *
     size_t comp = ZSTD_compress2(cc, out + STATE_HEADER, bound, raw, (size_t)raw_bytes);
     ZSTD_freeCCtx(cc);
     if (ZSTD_isError(comp)) {
-        st = coder_fail(CODER_ERR_INTERNAL, "session state: zstd compression: %s", ZSTD_getErrorName(comp));
+        st = coder_fail(ZSTD_getErrorCode(comp) == ZSTD_error_memory_allocation ? CODER_ERR_NOMEM : CODER_ERR_INTERNAL,
+                        "session state: zstd compression: %s", ZSTD_getErrorName(comp));
         goto done;
     }
     state_header(s, n, logits ? STATE_FLAG_LOGITS : 0, raw_bytes, comp, out);
@@ -387,9 +401,17 @@ static coder_status state_check(coder_session *s, const unsigned char *d, size_t
                           STATE_HEADER, fcs >= ZSTD_CONTENTSIZE_ERROR ? -1ll : (long long)fcs, (unsigned long long)raw_bytes);
     unsigned char *raw = coder_malloc(raw_bytes ? (size_t)raw_bytes : 1);
     if (!raw) return coder_fail(CODER_ERR_NOMEM, "session state: payload of %llu bytes", (unsigned long long)raw_bytes);
-    size_t got = ZSTD_decompress(raw, (size_t)raw_bytes, frame, comp);
+    ZSTD_DCtx *dc = ZSTD_createDCtx_advanced(state_zmem);
+    if (!dc) {
+        coder_mfree(raw);
+        return coder_fail(CODER_ERR_NOMEM, "session state: zstd context");
+    }
+    size_t got = ZSTD_decompressDCtx(dc, raw, (size_t)raw_bytes, frame, comp);
+    ZSTD_freeDCtx(dc);
     if (ZSTD_isError(got) || got != raw_bytes) {
         coder_mfree(raw);
+        if (ZSTD_isError(got) && ZSTD_getErrorCode(got) == ZSTD_error_memory_allocation)
+            return coder_fail(CODER_ERR_NOMEM, "session state: zstd decompression: %s", ZSTD_getErrorName(got));
         return coder_fail(CODER_ERR_FORMAT, "session state: zstd frame at offset %u: %s", STATE_HEADER,
                           ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short content");
     }

@@ -3,10 +3,9 @@
  * float64 reference on hand-built rows.
  *
  * Stated tolerance: Q8_0 KV logits within 5e-2 relative rms (rms(a-b)/std(b)) of the F32-KV
- * reference, and within 5e-2 of the F16-KV logits (observed 0.8-3.0e-2 on these random-weight
- * models, whose sharp attention amplifies rounding; F16 KV is 0.4-1.1e-3). Q8_0 rounds each value to 1/254 of its block's
- * largest magnitude (~0.2-0.4% relative per value, 4x the F16 rounding); observed figures are
- * printed by the test and recorded in docs/PERF.md. */
+ * reference, and within 5e-2 of the F16-KV logits. Observed: 0.8-3.0e-2 on these random-weight
+ * models, whose sharp attention amplifies rounding (F16 KV: 0.4-1.1e-3). Q8_0 rounds each value to
+ * 1/254 of its block's largest magnitude; the figures are printed and recorded in docs/PERF.md. */
 #include "cpu.h"
 #include "session.h"
 #include "test.h"

@@ -474,6 +474,49 @@ TEST(state_hostile_files) {
     coder_session_free(s);
 }
 
+/* Every allocation of save, load and fork failing in turn: CODER_ERR_NOMEM (never a crash), the
+ * target session unchanged, nothing leaked (LSan). */
+TEST(state_allocation_failures) {
+    NEED_MODEL();
+    coder_session *a = new_session(model, 64, CODER_KV_F16), *b = new_session(model, 64, CODER_KV_F16), *f = NULL;
+    CHECK(a && b);
+    int32_t ids[20], other[3] = {5, 6, 7};
+    make_ids(ids, 20, 9);
+    CHECK_OK(coder_session_eval(a, ids, 20));
+    CHECK_OK(coder_session_eval(b, other, 3));
+    char path[512];
+    snprintf(path, sizeof path, "%s", tmp_path("alloc.state"));
+    int n_fail = 0;
+    for (long n = 0; n < 60; n++) {
+        coder_alloc_fail_after(n);
+        coder_status s1 = coder_session_save(a, path, -1);
+        coder_alloc_fail_after(-1);
+        CHECK_MSG(s1 == CODER_OK || s1 == CODER_ERR_NOMEM, "save, fail after %ld: %d (%s)", n, s1, coder_last_error());
+        if (s1 != CODER_OK) { n_fail++; continue; }
+        coder_alloc_fail_after(n);
+        coder_status s2 = coder_session_load(b, path);
+        coder_alloc_fail_after(-1);
+        CHECK_MSG(s2 == CODER_OK || s2 == CODER_ERR_NOMEM, "load, fail after %ld: %d (%s)", n, s2, coder_last_error());
+        if (s2 != CODER_OK) CHECK(coder_session_n_past(b) == 3);
+        else {
+            CHECK(coder_session_n_past(b) == 20);
+            CHECK_OK(coder_session_reset(b));
+            CHECK_OK(coder_session_eval(b, other, 3));
+        }
+        coder_alloc_fail_after(n);
+        coder_status s3 = coder_session_fork(a, &f);
+        coder_alloc_fail_after(-1);
+        CHECK_MSG(s3 == CODER_OK || s3 == CODER_ERR_NOMEM, "fork, fail after %ld: %d (%s)", n, s3, coder_last_error());
+        CHECK((s3 == CODER_OK) == (f != NULL));
+        coder_session_free(f);
+        f = NULL;
+        n_fail += s2 != CODER_OK || s3 != CODER_OK;
+    }
+    CHECK(n_fail > 0);
+    coder_session_free(a);
+    coder_session_free(b);
+}
+
 int main(void) {
     RUN(reuse_prefix_same_output);
     RUN(fork_shares_prefix);
@@ -481,6 +524,7 @@ int main(void) {
     RUN(old_gen_params_size);
     RUN(state_round_trip);
     RUN(state_hostile_files);
+    RUN(state_allocation_failures);
     coder_model_free(model);
     coder_model_free(other_model);
     if (tmpdir[0]) {
