@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli_util.h"
@@ -55,6 +56,11 @@ static void usage(void) {
           "  --json             print one JSON object (text, tokens, stop reason, stats) instead\n"
           "  --stats            print timing statistics to stderr\n"
           "  --gpu-layers N|auto|all   layers on the GPU (CPU when there is none)\n"
+          "  --prompt-cache FILE  reuse the prompt state saved in FILE (longest matching prefix)\n"
+          "                     and save this prompt's state to it\n"
+          "  --kv-type T        KV cache type: f16 (default), f32, q8_0\n"
+          "  --truncate-prompt  cut the middle of a prompt that does not fit (default: refuse)\n"
+          "  --keep N           with --truncate-prompt: prompt tokens kept from the start\n"
           "  -q / -v / -vv      quieter / more logging on stderr\n",
           stderr);
 }
@@ -116,13 +122,20 @@ static void print_stats(const coder_result *r) {
             s->decode_ms, s->decode_tps, stop_name(r->stop_reason));
 }
 
+static double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 /* ---- arguments ------------------------------------------------------------------------------- */
 
 typedef struct gen_args {
     const char *model, *prompt, *prompt_file, *system, *fim_prefix, *fim_suffix;
     const char **stops;
     size_t n_stop;
-    int n_ctx, n_threads, gpu_layers, chat, json, stats, verbosity;
+    int n_ctx, n_threads, gpu_layers, chat, json, stats, verbosity, kv_type;
+    const char *prompt_cache;
     coder_gen_params gp;
     int seed_given;
 } gen_args;
@@ -175,6 +188,16 @@ static int parse_args(int argc, char **argv, gen_args *a) {
             NEED_VALUE();
             if (cli_parse_gpu_layers(o, v, &a->gpu_layers)) return EXIT_USAGE;
         }
+        else if (OPT("--prompt-cache")) { NEED_VALUE(); a->prompt_cache = v; }
+        else if (OPT("--kv-type")) {
+            NEED_VALUE();
+            if (!strcmp(v, "f16")) a->kv_type = CODER_KV_F16;
+            else if (!strcmp(v, "f32")) a->kv_type = CODER_KV_F32;
+            else if (!strcmp(v, "q8_0")) a->kv_type = CODER_KV_Q8_0;
+            else { fprintf(stderr, "coder: --kv-type must be f16, f32 or q8_0, not '%s'\n", v); return EXIT_USAGE; }
+        }
+        else if (OPT("--truncate-prompt")) a->gp.context_policy = CODER_CONTEXT_TRUNCATE;
+        else if (OPT("--keep")) { NEED_VALUE(); if (cli_parse_int(o, v, 0, INT_MAX, &a->gp.truncate_keep)) return EXIT_USAGE; }
         else if (OPT("-q") || OPT("--quiet")) a->verbosity = 0;
         else if (OPT("-v") || OPT("--verbose")) a->verbosity = a->verbosity < 2 ? 2 : a->verbosity + 1;
         else if (OPT("-vv")) a->verbosity = 3;
@@ -261,6 +284,23 @@ static int fim_part(const char *arg, char **out) {
     return 0;
 }
 
+/* After generation: saves the prompt's positions (not the completion) to --prompt-cache, unless
+ * the file already holds the whole prompt. A failure to write is reported (exit 1). */
+static int save_prompt_cache(const gen_args *a, coder_session *s, const coder_result *r, int32_t loaded) {
+    int32_t total = r->stats.n_cached + r->stats.n_prompt;
+    if (total <= 0 || coder_session_n_past(s) < total) return 0;
+    if (loaded >= total && r->stats.n_cached + 1 >= total) return 0;   /* nothing new */
+    double t0 = cli_now();
+    if (coder_session_save(s, a->prompt_cache, total) != CODER_OK) {
+        fprintf(stderr, "coder: cannot save the prompt cache: %s\n", coder_last_error());
+        return EXIT_RUNTIME;
+    }
+    if (a->stats)
+        fprintf(stderr, "prompt cache: saved %d tokens to %s in %.1f ms\n", (int)total, a->prompt_cache,
+                (cli_now() - t0) * 1e3);
+    return 0;
+}
+
 /* ---- the command ----------------------------------------------------------------------------- */
 
 int cmd_generate(int argc, char **argv) {
@@ -305,6 +345,7 @@ int cmd_generate(int argc, char **argv) {
     coder_session_params_init(&sp);
     sp.n_ctx = a.n_ctx;
     sp.n_threads = a.n_threads;
+    sp.kv_type = a.kv_type;
     if ((st = coder_session_new(model, &sp, &session)) != CODER_OK) {
         fprintf(stderr, "coder: cannot create a session: %s\n", coder_last_error());
         rc = cli_exit_code(st, EXIT_RUNTIME);
@@ -312,6 +353,22 @@ int cmd_generate(int argc, char **argv) {
     }
     sigint_session = session;
     if (sigint_seen) coder_session_cancel(session);
+    int32_t cache_loaded = -1;   /* positions loaded from --prompt-cache, -1: none */
+    if (a.prompt_cache) {
+        /* the prompt is the whole context: reuse the longest prefix it shares with the file */
+        a.gp.prompt_mode = CODER_PROMPT_REUSE;
+        double t0 = cli_now();
+        if (access(a.prompt_cache, F_OK) == 0) {
+            if (coder_session_load(session, a.prompt_cache) == CODER_OK) {
+                cache_loaded = coder_session_n_past(session);
+                if (a.stats)
+                    fprintf(stderr, "prompt cache: loaded %d tokens from %s in %.1f ms\n", (int)cache_loaded,
+                            a.prompt_cache, (cli_now() - t0) * 1e3);
+            } else if (a.verbosity > 0) {
+                fprintf(stderr, "coder: warning: prompt cache not used: %s\n", coder_last_error());
+            }
+        }
+    }
 
     if (a.chat) {
         coder_chat_message msgs[2];
@@ -376,6 +433,7 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     if (a.stats) print_stats(&r);
+    if (a.prompt_cache && (rc = save_prompt_cache(&a, session, &r, cache_loaded)) != 0) goto done;
     if (r.stop_reason == CODER_STOP_CONTEXT_FULL && !a.json) fprintf(stderr, "coder: stopped: the context is full\n");
     rc = r.stop_reason == CODER_STOP_CANCELLED && sigint_seen ? EXIT_INTERRUPTED : EXIT_OK;
 

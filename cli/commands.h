@@ -20,5 +20,6 @@ int cmd_tokenize(int argc, char **argv);   /* coder tokenize -m FILE [--no-speci
 int cmd_eval(int argc, char **argv);       /* coder eval -m FILE -o OUT.f32           */
 int cmd_bench(int argc, char **argv);      /* coder bench -m FILE ...                 */
 int cmd_perplexity(int argc, char **argv); /* coder perplexity -m FILE -f TEXT [-c N]  */
+int cmd_plan(int argc, char **argv);       /* coder plan -m FILE -c CTX               */
 
 #endif

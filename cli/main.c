@@ -14,6 +14,7 @@ static const struct {
     {"eval", cmd_eval, "evaluate stdin and write the last position's logits"},
     {"bench", cmd_bench, "time prefill and decode"},
     {"perplexity", cmd_perplexity, "perplexity of the model over a text file"},
+    {"plan", cmd_plan, "memory a model and context need (header only)"},
 };
 
 static void usage(void) {

@@ -284,7 +284,8 @@ typedef struct coder_session coder_session;
 typedef enum coder_kv_type {
     CODER_KV_F16 = 0,             /* default                                                    */
     CODER_KV_F32 = 1,
-    CODER_KV_Q8_0 = 2
+    CODER_KV_Q8_0 = 2             /* 32-value blocks with an F16 scale (8.5 bits per value, 53% of
+                                     F16): K and V rounded on write; head_dim % 32 == 0 required */
 } coder_kv_type;
 
 typedef struct coder_session_params {
@@ -364,7 +365,35 @@ typedef struct coder_gen_params {
     unsigned tokenize_flags;      /* for text prompts; default ADD_SPECIAL | PARSE_SPECIAL      */
     coder_piece_fn on_piece;      /* optional streaming callback                                */
     void *user_data;
+    /* Added in 0.2 (a caller built against 0.1 gets the defaults):                              */
+    int32_t prompt_mode;          /* coder_prompt_mode; default CODER_PROMPT_CONTINUE            */
+    int32_t context_policy;       /* coder_context_policy; default CODER_CONTEXT_REFUSE          */
+    int32_t truncate_keep;        /* CODER_CONTEXT_TRUNCATE: prompt tokens kept from the start
+                                     (a system prompt); default 0                               */
 } coder_gen_params;
+
+/* coder_gen_params.prompt_mode: how the prompt relates to the tokens the session holds.         */
+typedef enum coder_prompt_mode {
+    CODER_PROMPT_CONTINUE = 0,    /* the prompt is appended after the tokens held (default)      */
+    CODER_PROMPT_REUSE = 1        /* the prompt is the whole context: the longest common prefix of
+                                     the tokens held and the prompt is kept (not re-evaluated),
+                                     the rest of the session is dropped, and only the remaining
+                                     prompt tokens are evaluated. At least one prompt token is
+                                     always re-evaluated unless the session holds exactly the
+                                     prompt and its logits. ADD_SPECIAL applies (position 0).    */
+} coder_prompt_mode;
+
+/* coder_gen_params.context_policy: a prompt that does not fit in the free context
+ * (n_ctx - n_past with CONTINUE, n_ctx with REUSE).                                              */
+typedef enum coder_context_policy {
+    CODER_CONTEXT_REFUSE = 0,     /* CODER_ERR_CONTEXT_FULL before anything is evaluated; the
+                                     message gives the prompt length, tokens held and n_ctx     */
+    CODER_CONTEXT_TRUNCATE = 1    /* drop the middle of the prompt: keep its first K tokens and
+                                     its last tokens so that it fills free - room, where room =
+                                     min(max_tokens, free/2) (free/2 when max_tokens is -1) is
+                                     left for generation, and K = min(truncate_keep, half of what
+                                     is kept). A prompt that fits is never cut.                 */
+} coder_context_policy;
 
 CODER_EXPORT void coder_gen_params_init(coder_gen_params *p);
 
@@ -402,13 +431,20 @@ CODER_EXPORT void coder_result_clear(coder_result *r);
 
 /* Tokenizes the prompt (gp->tokenize_flags), evaluates it after the tokens the session already
  * holds, and generates. The prompt continues the session: call coder_session_reset first for a
- * fresh start. Fills *result (call coder_result_clear on it afterwards, also after an error).
- *   - BOS is only ever added at position 0: with tokens already held, ADD_SPECIAL is ignored.
+ * fresh start, or set gp->prompt_mode = CODER_PROMPT_REUSE to make the prompt the whole context
+ * while reusing the evaluated prefix it shares with the session (agents re-sending a long system
+ * prompt pay only for the new tokens). Fills *result (call coder_result_clear on it afterwards,
+ * also after an error).
+ *   - BOS is only ever added at position 0: with tokens already held (CONTINUE), ADD_SPECIAL is
+ *     ignored.
+ *   - A prompt that does not fit: gp->context_policy (CODER_ERR_CONTEXT_FULL by default).
+ *   - stats.n_prompt = prompt tokens evaluated; stats.n_cached = tokens kept from the session
+ *     (CONTINUE: all it held; REUSE: the common prefix).
  *   - An empty prompt continues from the session's current logits (CODER_ERR_INVALID_ARG if none).
  *   - A cancel (coder_session_cancel, or on_piece returning non-zero) returns CODER_OK with stop
  *     reason CODER_STOP_CANCELLED; the session keeps everything evaluated so far.
  *   - result->tokens excludes the end-of-generation token; every id in it has been evaluated into
- *     the session. stats.n_cached = tokens the session held before the call.
+ *     the session.
  *   - Parameter rules (else CODER_ERR_INVALID_ARG naming the field): temperature finite; top_p and
  *     min_p in [0,1]; repeat_penalty > 0; frequency/presence penalties >= 0; repeat_last_n >= 0;
  *     max_tokens >= -1; stop strings non-empty; gp->size == sizeof(coder_gen_params). */
@@ -419,6 +455,68 @@ CODER_EXPORT coder_status coder_generate(coder_session *session, const char *pro
 CODER_EXPORT coder_status coder_generate_tokens(coder_session *session, const int32_t *prompt,
                                                 size_t n_prompt, const coder_gen_params *gp,
                                                 coder_result *result);
+
+/* ------------------------------------------------------------------------------------------------
+ * Prefix sharing and session state (added in 0.2)
+ * --------------------------------------------------------------------------------------------- */
+
+/* Creates *out, a new session on src's model with src's parameters (n_ctx, n_batch, n_threads,
+ * kv_type) holding a copy of src's tokens, KV cache and logits, so several continuations can share
+ * one evaluated prefix (each fork then evaluates only its own tokens). src is not modified;
+ * CODER_ERR_BUSY if another thread is using it. Costs one session's memory and a copy of
+ * n_past positions of the cache. */
+CODER_EXPORT coder_status coder_session_fork(coder_session *src, coder_session **out);
+
+/* Writes the session's state to path: the token history, the KV cache of positions
+ * 0..n_past-1 and the last logits, zstd-compressed, in a versioned file whose header names the
+ * model (a 64-bit hash of the GGUF's metadata and tensor-info bytes, plus architecture and shape)
+ * and the KV type, with a checksum over the whole file. The file is written to "path.tmp" and
+ * renamed, so a reader never sees half a file. n_tokens < 0 saves every position held; otherwise
+ * the first n_tokens positions only (then no logits are stored). Layout: docs/CLI.md,
+ * "Session state files". CODER_ERR_IO when the file cannot be written. */
+CODER_EXPORT coder_status coder_session_save(coder_session *session, const char *path, int32_t n_tokens);
+
+/* Replaces the session's state with the one saved in path. Everything is checked before the
+ * session is touched, and on any error the session is unchanged:
+ *   CODER_ERR_IO         the file cannot be opened or read;
+ *   CODER_ERR_FORMAT     not a session file (magic), a checksum mismatch (bit flips), sizes that
+ *                        disagree with each other, or a payload that does not decompress to them;
+ *   CODER_ERR_TRUNCATED  the file is shorter than its header says;
+ *   CODER_ERR_UNSUPPORTED a newer format version;
+ *   CODER_ERR_STATE      saved from another model (hash/shape differ) or with another kv_type;
+ *   CODER_ERR_CONTEXT_FULL more positions than this session's n_ctx.
+ * Declared sizes are validated against the model and the file size before anything is allocated
+ * (a decompression bomb or a huge declared count allocates nothing). The message names the field. */
+CODER_EXPORT coder_status coder_session_load(coder_session *session, const char *path);
+
+/* ------------------------------------------------------------------------------------------------
+ * Memory planning (added in 0.2)
+ * --------------------------------------------------------------------------------------------- */
+
+/* The result of coder_plan_memory. All sizes in bytes. */
+typedef struct coder_plan {
+    size_t size;                  /* sizeof(coder_plan); set by the caller before the call       */
+    int32_t n_ctx;                /* the context planned for (session params, 0 -> the default)  */
+    int32_t n_layers, gpu_layers; /* layers in the model; layers planned on the GPU              */
+    int32_t kv_type;              /* the session's coder_kv_type                                 */
+    uint64_t file_bytes;          /* size of the GGUF file                                       */
+    uint64_t weight_bytes;        /* tensor data of the file                                     */
+    uint64_t kv_bytes_per_token;  /* K+V of one position over all layers, for kv_type           */
+    uint64_t kv_bytes_per_token_by_type[3]; /* the same for F16, F32, Q8_0 (index = coder_kv_type) */
+    uint64_t kv_bytes;            /* n_ctx * kv_bytes_per_token                                  */
+    uint64_t scratch_bytes;       /* activations, per-thread scratch, token and logit arrays     */
+    uint64_t model_bytes;         /* tokenizer tables and model structures (estimate)            */
+    uint64_t host_bytes;          /* host memory in all: the mapped file (weights pages count
+                                     when touched), model_bytes, host KV and scratch             */
+    uint64_t device_bytes;        /* GPU memory: weights, KV and scratch of the GPU layers       */
+} coder_plan;
+
+/* Plans the memory a model file and session parameters need, reading only the GGUF header (no
+ * weights are touched). mp and sp may be NULL (defaults). With mp->n_gpu_layers != 0 and no GPU
+ * available, the plan is for the CPU (gpu_layers 0). Errors are those of coder_model_load for the
+ * header, and of coder_session_new for the parameters. */
+CODER_EXPORT coder_status coder_plan_memory(const char *path, const coder_model_params *mp,
+                                            const coder_session_params *sp, coder_plan *plan);
 
 #ifdef __cplusplus
 }

@@ -31,7 +31,7 @@ typedef struct backend_params {
     int32_t n_ctx;            /* KV cache length in positions                                   */
     int32_t n_batch;          /* the most tokens one forward call passes to an op               */
     int32_t n_threads;        /* >= 1                                                           */
-    int32_t kv_type;          /* CODER_KV_F16 or CODER_KV_F32                                   */
+    int32_t kv_type;          /* CODER_KV_F16, CODER_KV_F32 or CODER_KV_Q8_0                    */
 } backend_params;
 
 typedef struct backend_ops {
@@ -81,6 +81,11 @@ typedef struct backend_ops {
                               int dst_row, int n_rows, int width);
     /* Forgets cache positions >= n_keep (a backend may do nothing: positions are overwritten). */
     coder_status (*kv_truncate)(backend *b, int32_t n_keep);
+    /* Raw cache rows of `layer`, positions pos0..pos0+n-1, in the cache's own encoding
+     * (kv_row_bytes(kv_type, n_kv_heads*head_dim) bytes a row, rows packed): copied to host
+     * memory k, v (kv_read) or from it (kv_load). Session state files and forks use them.       */
+    coder_status (*kv_read)(backend *b, int layer, int32_t pos0, int n, void *k, void *v);
+    coder_status (*kv_load)(backend *b, int layer, int32_t pos0, int n, const void *k, const void *v);
 
     /* ---- optional ops (NULL where a backend lacks them; the CPU backend sets neither) ---- */
     /* Copies n host floats into buf at float offset off (tests fill device buffers with it).  */

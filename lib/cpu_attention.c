@@ -3,11 +3,73 @@
  * One task = one (token, head): scores s_p = q_h . K_g[p] / sqrt(head_dim) for p <= pos, softmax,
  * out_h = sum_p a_p V_g[p], with g = h / (n_heads / n_kv_heads) (consecutive heads share a KV
  * head). Tasks are handed out dynamically over the pool; each thread keeps its scores in its own
- * n_ctx-float scratch. Cost per token is O(pos * head_dim * n_heads): memory bound on the cache. */
+ * n_ctx-float scratch. Cost per token is O(pos * head_dim * n_heads): memory bound on the cache.
+ * Cache rows are F16, F32 or Q8_0 (kv_cache.h); a Q8_0 row is dequantized inside the dot/axpy. */
 #include <math.h>
 #include <stdatomic.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define ATT_X86 1
+#endif
 
 #include "cpu.h"
+
+/* ---- Q8_0 cache rows: the dequantization is fused into the dot product and the axpy ---------
+ * A row segment of n values (n % 32 == 0) is n/32 blocks {f16 d; int8 qs[32]}, value = d * qs[j]. */
+
+/* q (n,) . row (n,) = sum_b d_b * sum_j q[32b+j] * qs_b[j] */
+static float att_dot_q8_0(const block_q8_0 *x, const float *q, int n) {
+    float s = 0;
+    for (int b = 0; b < n / 32; b++) {
+        float acc[8] = {0};   /* 8 partial sums: lets the compiler vectorize without reassociating */
+        for (int j = 0; j < 32; j += 8)
+            for (int i = 0; i < 8; i++) acc[i] += q[b * 32 + j + i] * (float)x[b].qs[j + i];
+        float bs = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        s += cpu_f16_to_f32(x[b].d) * bs;
+    }
+    return s;
+}
+
+/* y (n,) += a * row (n,) */
+static void att_axpy_q8_0(float *y, float a, const block_q8_0 *x, int n) {
+    for (int b = 0; b < n / 32; b++) {
+        const float ad = a * cpu_f16_to_f32(x[b].d);
+        for (int j = 0; j < 32; j++) y[b * 32 + j] += ad * (float)x[b].qs[j];
+    }
+}
+
+#ifdef ATT_X86
+__attribute__((target("avx2,fma"))) static inline __m256 att_q8_load8(const int8_t *qs) {
+    int64_t v;
+    memcpy(&v, qs, 8);
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_cvtsi64_si128(v)));
+}
+
+__attribute__((target("avx2,fma"))) static float att_dot_q8_0_avx2(const block_q8_0 *x, const float *q, int n) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < n / 32; b++) {
+        const float *qb = q + b * 32;
+        __m256 bs = _mm256_mul_ps(_mm256_loadu_ps(qb), att_q8_load8(x[b].qs));
+        bs = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 8), att_q8_load8(x[b].qs + 8), bs);
+        bs = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 16), att_q8_load8(x[b].qs + 16), bs);
+        bs = _mm256_fmadd_ps(_mm256_loadu_ps(qb + 24), att_q8_load8(x[b].qs + 24), bs);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(cpu_f16_to_f32(x[b].d)), bs, acc);
+    }
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+__attribute__((target("avx2,fma"))) static void att_axpy_q8_0_avx2(float *y, float a, const block_q8_0 *x, int n) {
+    for (int b = 0; b < n / 32; b++) {
+        const __m256 ad = _mm256_set1_ps(a * cpu_f16_to_f32(x[b].d));
+        float *yb = y + b * 32;
+        for (int j = 0; j < 32; j += 8)
+            _mm256_storeu_ps(yb + j, _mm256_fmadd_ps(ad, att_q8_load8(x[b].qs + j), _mm256_loadu_ps(yb + j)));
+    }
+}
+#endif
 
 typedef struct att_job {
     const cpu_attention_args *a;
@@ -26,7 +88,22 @@ static void att_task(const cpu_attention_args *a, int task, float *scores) {
     const size_t off = (size_t)g * hd;
     /* keys p0..pos; scores[i] belongs to position p0 + i */
     const int32_t p0 = a->window > 0 && pos - a->window + 1 > 0 ? pos - a->window + 1 : 0;
-    if (kv->type == CODER_KV_F16) {
+    const bool q8 = kv->type == CODER_KV_Q8_0;
+#ifdef ATT_X86
+    const bool avx2 = a->k->isa != CPU_ISA_SCALAR;
+#else
+    const bool avx2 = false;
+#endif
+    const size_t qoff = off / 32;   /* Q8_0: the head's first block in the row */
+    if (q8) {
+        for (int32_t p = p0; p <= pos; p++) {
+            const block_q8_0 *row = (const block_q8_0 *)kv_cache_k_row(kv, a->layer, p) + qoff;
+#ifdef ATT_X86
+            if (avx2) { scores[p - p0] = att_dot_q8_0_avx2(row, q, hd) * scale; continue; }
+#endif
+            scores[p - p0] = att_dot_q8_0(row, q, hd) * scale;
+        }
+    } else if (kv->type == CODER_KV_F16) {
         for (int32_t p = p0; p <= pos; p++)
             scores[p - p0] = a->k->dot_f16((const uint16_t *)kv_cache_k_row(kv, a->layer, p) + off, q, hd) * scale;
     } else {
@@ -35,7 +112,15 @@ static void att_task(const cpu_attention_args *a, int task, float *scores) {
     }
     cpu_softmax(scores, pos - p0 + 1);
     memset(out, 0, (size_t)hd * sizeof *out);
-    if (kv->type == CODER_KV_F16) {
+    if (q8) {
+        for (int32_t p = p0; p <= pos; p++) {
+            const block_q8_0 *row = (const block_q8_0 *)kv_cache_v_row(kv, a->layer, p) + qoff;
+#ifdef ATT_X86
+            if (avx2) { att_axpy_q8_0_avx2(out, scores[p - p0], row, hd); continue; }
+#endif
+            att_axpy_q8_0(out, scores[p - p0], row, hd);
+        }
+    } else if (kv->type == CODER_KV_F16) {
         for (int32_t p = p0; p <= pos; p++)
             a->k->axpy_f16(out, scores[p - p0], (const uint16_t *)kv_cache_v_row(kv, a->layer, p) + off, hd);
     } else {
@@ -64,7 +149,10 @@ void cpu_attention(threadpool *tp, const cpu_attention_args *a) {
 void cpu_kv_write(const cpu_kernels *k, kv_cache *kv, int layer, const float *kr, const float *vr, int n, int32_t pos0) {
     const int w = kv->width;
     for (int t = 0; t < n; t++) {
-        if (kv->type == CODER_KV_F16) {
+        if (kv->type == CODER_KV_Q8_0) {   /* round each 32-value block (llama.cpp's Q8_0) */
+            (void)quantize_row_ref(QT_Q8_0, kr + (size_t)t * w, kv_cache_k_row(kv, layer, pos0 + t), w);
+            (void)quantize_row_ref(QT_Q8_0, vr + (size_t)t * w, kv_cache_v_row(kv, layer, pos0 + t), w);
+        } else if (kv->type == CODER_KV_F16) {
             k->to_f16(kr + (size_t)t * w, kv_cache_k_row(kv, layer, pos0 + t), w);
             k->to_f16(vr + (size_t)t * w, kv_cache_v_row(kv, layer, pos0 + t), w);
         } else {

@@ -175,6 +175,14 @@ static coder_status cpu_kv_truncate(backend *b, int32_t n_keep) {
     return CODER_OK;
 }
 
+/* Raw KV rows for session state files and forks (kv_cache.c does the copy). */
+static coder_status cpu_kv_read(backend *b, int layer, int32_t pos0, int n, void *k, void *v) {
+    return kv_cache_read(((cpu_backend *)b)->kv, layer, pos0, n, k, v);
+}
+static coder_status cpu_kv_load(backend *b, int layer, int32_t pos0, int n, const void *k, const void *v) {
+    return kv_cache_load(((cpu_backend *)b)->kv, layer, pos0, n, k, v);
+}
+
 static const backend_ops cpu_ops = {
     .name = "cpu",
     .free = cpu_free,
@@ -194,6 +202,8 @@ static const backend_ops cpu_ops = {
     .add = cpu_add_op,
     .copy_rows = cpu_copy_rows,
     .kv_truncate = cpu_kv_truncate,
+    .kv_read = cpu_kv_read,
+    .kv_load = cpu_kv_load,
 };
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -243,7 +253,7 @@ coder_status cpu_backend_new(const coder_model *m, const backend_params *p, back
     swa.rope_freq_scale = 1.0f;
     cpu_rope_init(&c->rope_swa, &swa, c->freq_factors);
     LOG_DEBUG("cpu backend: %s kernels, %d threads, n_ctx %d, KV %s %.1f MiB", c->k->name, (int)p->n_threads, (int)p->n_ctx,
-              p->kv_type == CODER_KV_F16 ? "f16" : "f32", (double)kv_cache_bytes(c->kv) / 1048576.0);
+              p->kv_type == CODER_KV_F16 ? "f16" : p->kv_type == CODER_KV_Q8_0 ? "q8_0" : "f32", (double)kv_cache_bytes(c->kv) / 1048576.0);
     *out = &c->base;
     return CODER_OK;
 fail:

@@ -8,6 +8,7 @@
  *
  * Text path per token: token bytes -> utf8_stream (complete characters only) -> result text ->
  * stop-string check -> on_piece for the part that can no longer be the start of a stop string. */
+#include <stddef.h>
 #include <string.h>
 
 #include "sampler.h"
@@ -259,61 +260,114 @@ done:
     return status;
 }
 
-/* Checks common to both entry points; clears the result. */
-static coder_status generate_check(coder_session *s, const coder_gen_params *gp, coder_result *r) {
+/* Checks common to both entry points; clears the result. *out receives the caller's params over
+ * the defaults (a 0.1 caller's struct lacks the 0.2 fields): the rest of the call reads only *out. */
+static coder_status generate_check(coder_session *s, const coder_gen_params *gp, coder_result *r, coder_gen_params *out) {
     if (!r) return coder_fail(CODER_ERR_INVALID_ARG, "result is NULL");
     if (r->size != sizeof *r)
         return coder_fail(CODER_ERR_INVALID_ARG, "result.size = %zu: call coder_result_init first", r->size);
     coder_result_clear(r);
     if (!s) return coder_fail(CODER_ERR_INVALID_ARG, "session is NULL");
     if (!gp) return coder_fail(CODER_ERR_INVALID_ARG, "gen_params is NULL");
-    /* Every field existed in 0.1.0, so the minimum size is the whole struct for now. */
-    coder_gen_params checked;
-    coder_gen_params_init(&checked);
-    TRY(coder_params_copy(&checked, sizeof checked, gp, sizeof checked, "gen_params"));
-    TRY(sampler_check_params(gp));
-    return check_stops(gp);
+    coder_gen_params_init(out);
+    TRY(coder_params_copy(out, sizeof *out, gp, offsetof(coder_gen_params, prompt_mode), "gen_params"));
+    TRY(sampler_check_params(out));
+    if (out->prompt_mode != CODER_PROMPT_CONTINUE && out->prompt_mode != CODER_PROMPT_REUSE)
+        return coder_fail(CODER_ERR_INVALID_ARG, "gen_params.prompt_mode = %d is not a coder_prompt_mode", (int)out->prompt_mode);
+    if (out->context_policy != CODER_CONTEXT_REFUSE && out->context_policy != CODER_CONTEXT_TRUNCATE)
+        return coder_fail(CODER_ERR_INVALID_ARG, "gen_params.context_policy = %d is not a coder_context_policy",
+                          (int)out->context_policy);
+    if (out->truncate_keep < 0)
+        return coder_fail(CODER_ERR_INVALID_ARG, "gen_params.truncate_keep = %d must be >= 0", (int)out->truncate_keep);
+    return check_stops(out);
 }
 
-/* Checks the prompt against the session (held); then runs. */
+/* CODER_CONTEXT_TRUNCATE: the first `keep` and the last `target - keep` tokens of prompt (n > avail)
+ * into a new array (*cut, caller frees). room for generation = min(max_tokens, avail/2). */
+static coder_status generate_truncate(const int32_t *prompt, size_t n, size_t avail, const coder_gen_params *gp,
+                                      int32_t **cut, size_t *n_cut) {
+    size_t room = gp->max_tokens >= 0 && (size_t)gp->max_tokens < avail / 2 ? (size_t)gp->max_tokens : avail / 2;
+    size_t target = avail - room;
+    if (target < 1) target = 1;
+    size_t keep = (size_t)gp->truncate_keep < target / 2 ? (size_t)gp->truncate_keep : target / 2;
+    int32_t *c = coder_malloc(target * sizeof *c);
+    if (!c) return coder_fail(CODER_ERR_NOMEM, "truncated prompt: %zu ids", target);
+    memcpy(c, prompt, keep * sizeof *c);
+    memcpy(c + keep, prompt + (n - (target - keep)), (target - keep) * sizeof *c);
+    LOG_INFO("prompt of %zu tokens truncated to %zu (first %zu + last %zu; %zu left for generation)", n, target, keep,
+             target - keep, avail - target);
+    *cut = c;
+    *n_cut = target;
+    return CODER_OK;
+}
+
+/* Checks the prompt against the session (held), applies the context policy and prefix reuse;
+ * then runs. */
 static coder_status generate_locked(coder_session *s, const int32_t *prompt, size_t n_prompt,
                                    const coder_gen_params *gp, coder_result *r) {
     int32_t vocab = s->model->hp.vocab_size;
+    const bool reuse = gp->prompt_mode == CODER_PROMPT_REUSE;
     for (size_t i = 0; i < n_prompt; i++)
         if (prompt[i] < 0 || prompt[i] >= vocab)
             return coder_fail(CODER_ERR_INVALID_ARG, "prompt[%zu] = %d: outside the vocabulary [0, %d)", i,
                               (int)prompt[i], (int)vocab);
+    if (reuse && n_prompt == 0)
+        return coder_fail(CODER_ERR_INVALID_ARG, "prompt is empty with prompt_mode CODER_PROMPT_REUSE (it is the whole context)");
     if (n_prompt == 0 && !s->has_logits)
         return coder_fail(CODER_ERR_INVALID_ARG, "prompt is empty and the session holds no logits to continue from");
-    if (n_prompt > (size_t)(s->n_ctx - s->n_past)) {
-        r->stop_reason = CODER_STOP_CONTEXT_FULL;
-        return coder_fail(CODER_ERR_CONTEXT_FULL, "prompt of %zu tokens after %d held does not fit n_ctx %d",
-                          n_prompt, (int)s->n_past, (int)s->n_ctx);
+    const size_t avail = (size_t)(reuse ? s->n_ctx : s->n_ctx - s->n_past);
+    int32_t *cut = NULL;
+    if (n_prompt > avail) {
+        if (gp->context_policy != CODER_CONTEXT_TRUNCATE || avail == 0) {
+            r->stop_reason = CODER_STOP_CONTEXT_FULL;
+            return coder_fail(CODER_ERR_CONTEXT_FULL,
+                              "prompt of %zu tokens after %d held does not fit n_ctx %d (%zu free; context_policy "
+                              "CODER_CONTEXT_TRUNCATE would cut its middle)",
+                              n_prompt, reuse ? 0 : (int)s->n_past, (int)s->n_ctx, avail);
+        }
+        TRY(generate_truncate(prompt, n_prompt, avail, gp, &cut, &n_prompt));
+        prompt = cut;
     }
-    return generate_run(s, prompt, n_prompt, gp, r);
+    size_t start = 0;
+    if (reuse) {   /* keep the longest common prefix; evaluate at least the last prompt token */
+        size_t common = 0, held = (size_t)s->n_past;
+        while (common < held && common < n_prompt && s->tokens[common] == prompt[common]) common++;
+        start = common;
+        if (common == n_prompt && !(held == n_prompt && s->has_logits)) start = n_prompt - 1;
+        coder_status st = session_truncate(s, (int32_t)start);
+        if (st != CODER_OK) {
+            coder_mfree(cut);
+            return st;
+        }
+    }
+    coder_status st = generate_run(s, prompt + start, n_prompt - start, gp, r);
+    coder_mfree(cut);
+    return st;
 }
 
 CODER_EXPORT coder_status coder_generate_tokens(coder_session *session, const int32_t *prompt,
-                                                size_t n_prompt, const coder_gen_params *gp,
+                                                size_t n_prompt, const coder_gen_params *gp_in,
                                                 coder_result *result) {
-    TRY(generate_check(session, gp, result));
+    coder_gen_params gp;
+    TRY(generate_check(session, gp_in, result, &gp));
     if (!prompt && n_prompt) return coder_fail(CODER_ERR_INVALID_ARG, "prompt is NULL with n_prompt = %zu", n_prompt);
     if (!session_enter(session)) return CODER_ERR_BUSY;
     atomic_store(&session->cancel, false);
-    coder_status st = generate_locked(session, prompt, n_prompt, gp, result);
+    coder_status st = generate_locked(session, prompt, n_prompt, &gp, result);
     session_leave(session);
     return st;
 }
 
 CODER_EXPORT coder_status coder_generate(coder_session *session, const char *prompt, size_t len,
-                                         const coder_gen_params *gp, coder_result *result) {
-    TRY(generate_check(session, gp, result));
+                                         const coder_gen_params *gp_in, coder_result *result) {
+    coder_gen_params gp;
+    TRY(generate_check(session, gp_in, result, &gp));
     if (!prompt && len) return coder_fail(CODER_ERR_INVALID_ARG, "prompt is NULL with len = %zu", len);
     if (!session_enter(session)) return CODER_ERR_BUSY;
     atomic_store(&session->cancel, false);
     // BOS belongs at position 0 only: a prompt that continues a session gets no special tokens added
-    unsigned flags = gp->tokenize_flags;
-    if (session->n_past > 0) flags &= ~CODER_TOKENIZE_ADD_SPECIAL;
+    unsigned flags = gp.tokenize_flags;
+    if (session->n_past > 0 && gp.prompt_mode == CODER_PROMPT_CONTINUE) flags &= ~CODER_TOKENIZE_ADD_SPECIAL;
     int32_t stack_ids[512], *ids = stack_ids;
     size_t n = 0;
     coder_status st = tokenizer_encode(session->model->tok, prompt ? prompt : "", len, flags, ids, 512, &n);
@@ -327,7 +381,7 @@ CODER_EXPORT coder_status coder_generate(coder_session *session, const char *pro
         st = tokenizer_encode(session->model->tok, prompt, len, flags, ids, n, &n2);
         n = n2;
     }
-    if (st == CODER_OK) st = generate_locked(session, ids, n, gp, result);
+    if (st == CODER_OK) st = generate_locked(session, ids, n, &gp, result);
     if (ids != stack_ids) coder_mfree(ids);
     session_leave(session);
     return st;

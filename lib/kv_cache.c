@@ -1,15 +1,30 @@
-/* kv_cache.c - allocation of the host KV cache (see kv_cache.h). */
+/* kv_cache.c - allocation of the host KV cache and raw row copies (see kv_cache.h). */
+#include <string.h>
+
 #include "kv_cache.h"
+
+uint64_t kv_row_bytes(int32_t type, int64_t width) {
+    if (width < 1) return 0;
+    switch (type) {
+    case CODER_KV_F16: return (uint64_t)width * 2u;
+    case CODER_KV_F32: return (uint64_t)width * 4u;
+    case CODER_KV_Q8_0: return width % 32 ? 0 : (uint64_t)width / 32u * 34u;
+    default: return 0;
+    }
+}
 
 coder_status kv_cache_new(int32_t type, int32_t n_layers, int32_t n_ctx, int32_t width, kv_cache **out) {
     *out = NULL;
-    if (type != CODER_KV_F16 && type != CODER_KV_F32)
-        return coder_fail(CODER_ERR_UNSUPPORTED, "kv_type %d: the CPU KV cache supports F16 (0) and F32 (1)", (int)type);
+    if (type != CODER_KV_F16 && type != CODER_KV_F32 && type != CODER_KV_Q8_0)
+        return coder_fail(CODER_ERR_UNSUPPORTED, "kv_type %d: the CPU KV cache supports F16 (0), F32 (1) and Q8_0 (2)",
+                          (int)type);
     if (n_layers < 1 || n_ctx < 1 || width < 1)
         return coder_fail(CODER_ERR_INVALID_ARG, "kv cache: n_layers %d, n_ctx %d, width %d must be >= 1",
                           (int)n_layers, (int)n_ctx, (int)width);
-    size_t elt = type == CODER_KV_F16 ? 2 : 4, row, bytes;
-    if (ck_mul_size((size_t)width, elt, &row) || ck_mul_size(row, (size_t)n_ctx, &bytes))
+    if (type == CODER_KV_Q8_0 && width % 32)
+        return coder_fail(CODER_ERR_UNSUPPORTED, "kv_type Q8_0: row width %d is not a multiple of 32", (int)width);
+    size_t row = (size_t)kv_row_bytes(type, width), bytes;
+    if (ck_mul_size(row, (size_t)n_ctx, &bytes))
         return coder_fail(CODER_ERR_LIMIT, "kv cache: n_ctx %d x width %d overflows", (int)n_ctx, (int)width);
     kv_cache *kv = coder_calloc(1, sizeof *kv);
     if (!kv) return coder_fail(CODER_ERR_NOMEM, "kv cache: allocating the descriptor");
@@ -25,6 +40,9 @@ coder_status kv_cache_new(int32_t type, int32_t n_layers, int32_t n_ctx, int32_t
         kv->k[l] = coder_malloc_aligned(bytes, 64);
         kv->v[l] = coder_malloc_aligned(bytes, 64);
         if (!kv->k[l] || !kv->v[l]) goto nomem;
+        /* commit the pages now (and never expose stale heap bytes through a state file) */
+        memset(kv->k[l], 0, bytes);
+        memset(kv->v[l], 0, bytes);
     }
     *out = kv;
     return CODER_OK;
@@ -47,4 +65,25 @@ void kv_cache_free(kv_cache *kv) {
 
 uint64_t kv_cache_bytes(const kv_cache *kv) {
     return (uint64_t)kv->row_bytes * (uint64_t)kv->n_ctx * 2u * (uint64_t)kv->n_layers;
+}
+
+static coder_status kv_check_range(const kv_cache *kv, int layer, int32_t pos0, int n, const char *what) {
+    if (layer < 0 || layer >= kv->n_layers || pos0 < 0 || n < 0 || (int64_t)pos0 + n > kv->n_ctx)
+        return coder_fail(CODER_ERR_INTERNAL, "%s: layer %d positions %d..+%d outside %d layers x n_ctx %d", what, layer,
+                          (int)pos0, n, (int)kv->n_layers, (int)kv->n_ctx);
+    return CODER_OK;
+}
+
+coder_status kv_cache_read(const kv_cache *kv, int layer, int32_t pos0, int n, void *k, void *v) {
+    TRY(kv_check_range(kv, layer, pos0, n, "kv_read"));
+    memcpy(k, kv_cache_k_row(kv, layer, pos0), (size_t)n * kv->row_bytes);
+    memcpy(v, kv_cache_v_row(kv, layer, pos0), (size_t)n * kv->row_bytes);
+    return CODER_OK;
+}
+
+coder_status kv_cache_load(kv_cache *kv, int layer, int32_t pos0, int n, const void *k, const void *v) {
+    TRY(kv_check_range(kv, layer, pos0, n, "kv_load"));
+    memcpy(kv_cache_k_row(kv, layer, pos0), k, (size_t)n * kv->row_bytes);
+    memcpy(kv_cache_v_row(kv, layer, pos0), v, (size_t)n * kv->row_bytes);
+    return CODER_OK;
 }

@@ -70,9 +70,10 @@ CODER_EXPORT coder_status coder_session_new(coder_model *model, const coder_sess
         return coder_fail(CODER_ERR_INVALID_ARG, "params->n_threads = %d (0 = all cores, at most %d)", (int)p.n_threads,
                           SESSION_MAX_THREADS);
     if (p.n_threads == 0) p.n_threads = coder_cpu_count();
-    if (p.kv_type == CODER_KV_Q8_0)
-        return coder_fail(CODER_ERR_UNSUPPORTED, "params->kv_type = CODER_KV_Q8_0 is not supported yet (use F16 or F32)");
-    if (p.kv_type != CODER_KV_F16 && p.kv_type != CODER_KV_F32)
+    if (p.kv_type == CODER_KV_Q8_0 && hp->head_dim % 32)
+        return coder_fail(CODER_ERR_UNSUPPORTED, "params->kv_type = CODER_KV_Q8_0 needs head_dim %% 32 == 0 (head_dim %d)",
+                          (int)hp->head_dim);
+    if (p.kv_type != CODER_KV_F16 && p.kv_type != CODER_KV_F32 && p.kv_type != CODER_KV_Q8_0)
         return coder_fail(CODER_ERR_INVALID_ARG, "params->kv_type = %d is not a coder_kv_type", (int)p.kv_type);
 
     coder_session *s = coder_calloc(1, sizeof *s);

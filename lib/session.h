@@ -43,4 +43,8 @@ coder_status session_eval_all(coder_session *s, const int32_t *tokens, size_t n,
 /* Drops every position >= n_past (for prefix reuse; n_past <= s->n_past). */
 coder_status session_truncate(coder_session *s, int32_t n_past);
 
+/* session_state.c: the checksum that ends a session state file (over every byte before it).
+ * Exposed so tests can forge files with a valid checksum and reach the deeper checks. */
+uint64_t session_state_checksum(const void *data, size_t n);
+
 #endif

@@ -1,0 +1,133 @@
+/* plan.c - coder_plan_memory: the memory a model file and session parameters will need, from the
+ * GGUF header alone (the file is mapped; only the header pages are read).
+ *
+ * Host bytes = resident weights + model tables + KV cache + scratch, where
+ *   resident weights  every tensor except token_embd (read whole by every token), plus the header;
+ *                     token_embd is read one row per distinct token, so it pages in gradually and is
+ *                     counted at the rows of n_ctx distinct tokens (at most the whole table);
+ *   model tables      tokenizer and model structures: PLAN_TABLE_BYTES_PER_TOKEN per vocabulary
+ *                     entry plus the header bytes (measured, docs/PERF.md "Agent features");
+ *   KV cache          n_ctx * kv_bytes_per_token, committed at session creation (kv_cache.c);
+ *   scratch           what coder_session_new allocates besides the cache: forward.c's activation
+ *                     buffers for n_batch tokens, cpu_backend.c's per-thread matmul tiles and
+ *                     attention scores, the token and logit arrays.
+ * The GPU columns follow the CUDA backend's layout when one is present: offloaded layers' weights
+ * and KV on the device (no GPU: all zero). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "device.h"
+#include "kv_cache.h"
+#include "model.h"
+
+#define PLAN_DEFAULT_CTX 4096
+/* Tokenizer tables per vocabulary entry (id<->piece maps, hash slots, scores, merges ranks) and
+ * process overhead (binary, libc, thread stacks touched): `coder tokenize` on the qwen2 vocabulary
+ * peaks at 28.4 MiB RSS = 151936 x 110 + 5.9 MiB header + 6 MiB. */
+#define PLAN_TABLE_BYTES_PER_TOKEN 110u
+#define PLAN_PROCESS_BYTES (6u << 20)
+
+static uint64_t plan_max(uint64_t a, uint64_t b) { return a > b ? a : b; }
+
+/* Bytes of the tensors whose name starts with "blk.<layer>." */
+static uint64_t plan_layer_bytes(const gguf_file *f, int layer) {
+    char pre[32];
+    int n = snprintf(pre, sizeof pre, "blk.%d.", layer);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        if (strncmp(t->name, pre, (size_t)n) == 0) sum += t->nbytes;
+    }
+    return sum;
+}
+
+CODER_EXPORT coder_status coder_plan_memory(const char *path, const coder_model_params *mp_in,
+                                            const coder_session_params *sp_in, coder_plan *plan) {
+    if (!path || !plan) return coder_fail(CODER_ERR_INVALID_ARG, "%s is NULL", !path ? "path" : "plan");
+    if (plan->size != sizeof *plan)
+        return coder_fail(CODER_ERR_INVALID_ARG, "plan->size = %zu: set it to sizeof(coder_plan) (%zu)", plan->size,
+                          sizeof *plan);
+    coder_model_params mp;
+    coder_model_params_init(&mp);
+    if (mp_in) TRY(coder_params_copy(&mp, sizeof mp, mp_in, offsetof(coder_model_params, use_mmap), "model params"));
+    coder_session_params sp;
+    coder_session_params_init(&sp);
+    if (sp_in) TRY(coder_params_copy(&sp, sizeof sp, sp_in, offsetof(coder_session_params, n_ctx), "session params"));
+
+    gguf_open_opts oo = {.use_mmap = true};
+    gguf_file *f = NULL;
+    TRY(gguf_open(path, &oo, &f));
+    model_hparams hp;
+    coder_status st = model_read_hparams(f, &hp);
+    if (st != CODER_OK) {
+        gguf_close(f);
+        return st;
+    }
+    if (!gguf_find_tensor(f, "token_embd.weight") || !gguf_find_tensor(f, "blk.0.attn_q.weight")) {
+        gguf_close(f);
+        return coder_fail(CODER_ERR_UNSUPPORTED, "'%s': no token_embd.weight / blk.0.attn_q.weight tensors (a "
+                          "vocabulary-only file?): nothing to plan", path);
+    }
+    if (hp.vocab_size == 0)   /* no <arch>.vocab_size key: the loader takes the tokenizer's count = embedding rows */
+        hp.vocab_size = (int32_t)gguf_find_tensor(f, "token_embd.weight")->ne[1];
+    if (sp.n_ctx < 0 || sp.n_batch <= 0 || sp.n_threads < 0 || sp.kv_type < 0 || sp.kv_type > CODER_KV_Q8_0) {
+        gguf_close(f);
+        return coder_fail(CODER_ERR_INVALID_ARG, "session params: n_ctx %d, n_batch %d, n_threads %d, kv_type %d out of range",
+                          (int)sp.n_ctx, (int)sp.n_batch, (int)sp.n_threads, (int)sp.kv_type);
+    }
+    const int32_t n_ctx = sp.n_ctx ? sp.n_ctx
+                                   : (hp.n_ctx_train > 0 && hp.n_ctx_train < PLAN_DEFAULT_CTX ? hp.n_ctx_train : PLAN_DEFAULT_CTX);
+    const int64_t n_batch = sp.n_batch < n_ctx ? sp.n_batch : n_ctx, threads = sp.n_threads ? sp.n_threads : coder_cpu_count();
+
+    coder_plan p;
+    memset(&p, 0, sizeof p);
+    p.size = sizeof p;
+    p.n_ctx = n_ctx;
+    p.n_layers = hp.n_layers;
+    p.kv_type = sp.kv_type;
+    p.file_bytes = gguf_file_size(f);
+    const uint64_t header = gguf_data_offset(f);
+    uint64_t embd = 0, embd_row = 0;
+    for (size_t i = 0; i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        p.weight_bytes += t->nbytes;
+        if (!strcmp(t->name, "token_embd.weight")) {
+            embd = t->nbytes;
+            embd_row = t->ne[1] ? t->nbytes / t->ne[1] : 0;
+        }
+    }
+    const int64_t width = (int64_t)hp.n_kv_heads * hp.head_dim;
+    for (int t = 0; t < 3; t++) p.kv_bytes_per_token_by_type[t] = 2u * (uint64_t)hp.n_layers * kv_row_bytes(t, width);
+    p.kv_bytes_per_token = p.kv_bytes_per_token_by_type[sp.kv_type];
+    p.kv_bytes = p.kv_bytes_per_token * (uint64_t)n_ctx;
+
+    /* forward.c: x, h, q, k, v, att, gate, up for n_batch rows + one logits row (f32) */
+    const uint64_t qw = (uint64_t)hp.n_heads * hp.head_dim, kw = (uint64_t)width, dim = (uint64_t)hp.dim;
+    uint64_t act = (uint64_t)n_batch * (dim + plan_max(dim, qw) + 2 * qw + 2 * kw + 2 * (uint64_t)hp.ffn_dim) + hp.vocab_size;
+    /* cpu_backend.c: matmul tiles, attention scores per thread, a small weight, rope table */
+    const uint64_t max_cols = plan_max(plan_max(dim, (uint64_t)hp.ffn_dim), qw);
+    uint64_t cpu = (uint64_t)cpu_matmul_scratch_floats((int64_t)max_cols) * (uint64_t)threads +
+                   (uint64_t)n_ctx * (uint64_t)threads + max_cols + (uint64_t)hp.head_dim;
+    /* session.c: tokens and logits */
+    p.scratch_bytes = (act + cpu + hp.vocab_size) * 4u + (uint64_t)n_ctx * 4u;
+    p.model_bytes = (uint64_t)hp.vocab_size * PLAN_TABLE_BYTES_PER_TOKEN + header + PLAN_PROCESS_BYTES;
+
+    /* GPU layers: only when a device exists (the CPU backend otherwise runs everything) */
+    int32_t gpu = 0;
+    if (mp.n_gpu_layers != 0 && device_count() > 0) gpu = mp.n_gpu_layers < 0 || mp.n_gpu_layers > hp.n_layers ? hp.n_layers : mp.n_gpu_layers;
+    p.gpu_layers = gpu;
+    uint64_t dev_w = 0;
+    for (int l = 0; l < gpu; l++) dev_w += plan_layer_bytes(f, l);
+    const uint64_t kv_layer = p.kv_bytes / (uint64_t)hp.n_layers;
+    p.device_bytes = gpu ? dev_w + kv_layer * (uint64_t)gpu + (act + hp.vocab_size) * 4u : 0;
+
+    /* token_embd pages in one row per distinct token: at most n_ctx rows (or the whole table) */
+    uint64_t embd_resident = embd_row ? embd_row * (uint64_t)n_ctx : embd;
+    if (embd_resident > embd || !gguf_find_tensor(f, "output.weight")) embd_resident = embd;   /* tied: the output matmul reads it all */
+    const uint64_t resident_w = p.weight_bytes - embd + embd_resident;
+    p.host_bytes = resident_w + p.model_bytes + p.scratch_bytes + (p.kv_bytes - kv_layer * (uint64_t)gpu);
+    gguf_close(f);
+    *plan = p;
+    return CODER_OK;
+}
