@@ -24,7 +24,7 @@ int main(int argc, char **argv) {
     for (int rep = 0; rep < 10; rep++)
         for (int t = 0; t < 2; t++) {
             cpu_attention_args a = {.kv = kv[t], .layer = 0, .n = 1, .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd,
-                                    .pos0 = n_ctx - 1, .q = q, .out = out, .scratch = scratch, .k = kern};
+                                    .pos0 = n_ctx - 1, .scale = 0.125f, .q = q, .out = out, .scratch = scratch, .k = kern};
             double t0 = coder_time_now();
             cpu_attention(tp, &a);
             double dt = coder_time_now() - t0;

@@ -123,7 +123,8 @@ TEST(q8_0_attention_kernel) {
         CHECK_OK(threadpool_new(2, &tp));
         const int32_t pos = n_ctx - 1;
         cpu_attention_args a = {.kv = kv, .layer = 0, .n = 1, .n_heads = n_heads, .n_kv_heads = n_kv, .head_dim = hd,
-                                .pos0 = pos, .q = q, .out = out, .scratch = scratch, .k = kern};
+                                .pos0 = pos, .scale = 1.0f / sqrtf((float)hd), .q = q, .out = out, .scratch = scratch,
+                                .k = kern};
         cpu_attention(tp, &a);
         threadpool_free(tp);
         double worst = 0;
