@@ -163,60 +163,55 @@ KFI __m256i FN(bits16)(const uint8_t *p) {
 
 /* ---- Q8_0 / Q4_0 / Q5_0: signed weights ------------------------------------------------------- */
 
-/* Signed 32 weights of block ib as int8 (SIMD) or into q[] (scalar). */
 #if CPU_LEVEL >= 1
-KFI __m256i FN(w_q8_0)(const block_q8_0 *b) { return FN(load32)(b->qs); }
-KFI __m256i FN(w_q4_0)(const block_q4_0 *b) { return _mm256_sub_epi8(FN(nibbles16)(b->qs), _mm256_set1_epi8(8)); }
-KFI __m256i FN(w_q5_0)(const block_q5_0 *b) {
-    return _mm256_sub_epi8(_mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->qh)), _mm256_set1_epi8(16));
+/* Q8_0: signed weights; |qw| <= 128 and |qx| <= 127, so maddubs pairs stay below 32767 (AVX2).
+ * Two accumulator sets (even/odd blocks) keep the FMA latency chain off the critical path. */
+KFI void FN(qb_q8_0)(int64_t n, const void *w, const void *x, size_t xs, const int NT, float *out) {
+    const block_q8_0 *wb = w;
+    __m256 acc[2][CPU_QDOT_NT];
+    for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < n / 32; ib++) {
+        const int par = (int)(ib & 1);
+        const __m256i q = FN(load32)(wb[ib].qs);
+        const __m256i aq = _mm256_sign_epi8(q, q);
+        const float dw = FN(h2f)(wb[ib].d);
+        for (int t = 0; t < NT; t++) {
+            const cpu_q8a *xb = (const cpu_q8a *)XROW(x, t, xs) + ib;
+            const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), aq, _mm256_sign_epi8(FN(load32)(xb->qs), q));
+            acc[par][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * xb->d), acc[par][t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t] = FN(hsum8)(_mm256_add_ps(acc[0][t], acc[1][t]));
 }
 
-/* |qw| <= 128 and |qx| <= 127: maddubs pairs stay below 32767. */
-#define QDOT_SIGNED_BODY(TYPE, WFN)                                                                     \
+/* Q4_0 / Q5_0 (OFF = 8 / 16) and Q4_1 / Q5_1 (MIN): the weights as unsigned q <= 31 (maddubs
+ * pairs <= 2*31*127), the offset or min folded in through the block sum of the activations:
+ * w = dw*(q - OFF) gives dw*dx*sum(q*qx) - OFF*dw*ds; w = dw*q + mw gives ... + mw*ds. */
+#define QDOT_UNSIGNED_BODY(TYPE, QEXPR, CORR)                                                           \
     KFI void FN(qb_##TYPE)(int64_t n, const void *w, const void *x, size_t xs, const int NT, float *out) { \
         const block_##TYPE *wb = w;                                                                     \
-        __m256 acc[CPU_QDOT_NT];                                                                        \
-        for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                                      \
+        __m256 acc[2][CPU_QDOT_NT];                                                                     \
+        float corr[CPU_QDOT_NT];                                                                        \
+        for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps(), corr[t] = 0;          \
         for (int64_t ib = 0; ib < n / 32; ib++) {                                                       \
-            const __m256i q = FN(WFN)(wb + ib);                                                         \
-            const __m256i aq = _mm256_sign_epi8(q, q);                                                  \
-            const float dw = FN(h2f)(wb[ib].d);                                                         \
-            for (int t = 0; t < NT; t++) {                                                              \
-                const cpu_q8a *xb = (const cpu_q8a *)XROW(x, t, xs) + ib;                               \
-                const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), aq, _mm256_sign_epi8(FN(load32)(xb->qs), q)); \
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * xb->d), acc[t]);    \
-            }                                                                                           \
-        }                                                                                               \
-        for (int t = 0; t < NT; t++) out[t] = FN(hsum8)(acc[t]);                                        \
-    }
-QDOT_SIGNED_BODY(q8_0, w_q8_0)
-QDOT_SIGNED_BODY(q4_0, w_q4_0)
-QDOT_SIGNED_BODY(q5_0, w_q5_0)
-#undef QDOT_SIGNED_BODY
-
-/* Q4_1 / Q5_1: unsigned q <= 31, so maddubs pairs <= 2*31*127. */
-#define QDOT_MIN_BODY(TYPE, QEXPR)                                                                      \
-    KFI void FN(qb_##TYPE)(int64_t n, const void *w, const void *x, size_t xs, const int NT, float *out) { \
-        const block_##TYPE *wb = w;                                                                     \
-        __m256 acc[CPU_QDOT_NT];                                                                        \
-        float mins[CPU_QDOT_NT];                                                                        \
-        for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), mins[t] = 0;                          \
-        for (int64_t ib = 0; ib < n / 32; ib++) {                                                       \
+            const int par = (int)(ib & 1);                                                              \
             const block_##TYPE *b = wb + ib;                                                            \
             const __m256i q = QEXPR;                                                                    \
-            const float dw = FN(h2f)(b->d), mw = FN(h2f)(b->m);                                         \
+            const float dw = FN(h2f)(b->d), cw = CORR;                                                  \
             for (int t = 0; t < NT; t++) {                                                              \
                 const cpu_q8a *xb = (const cpu_q8a *)XROW(x, t, xs) + ib;                               \
                 const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), q, FN(load32)(xb->qs));             \
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * xb->d), acc[t]);    \
-                mins[t] += mw * xb->ds;                                                                 \
+                acc[par][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * xb->d), acc[par][t]); \
+                corr[t] += cw * xb->ds;                                                                 \
             }                                                                                           \
         }                                                                                               \
-        for (int t = 0; t < NT; t++) out[t] = FN(hsum8)(acc[t]) + mins[t];                              \
+        for (int t = 0; t < NT; t++) out[t] = FN(hsum8)(_mm256_add_ps(acc[0][t], acc[1][t])) + corr[t]; \
     }
-QDOT_MIN_BODY(q4_1, FN(nibbles16)(b->qs))
-QDOT_MIN_BODY(q5_1, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->qh)))
-#undef QDOT_MIN_BODY
+QDOT_UNSIGNED_BODY(q4_0, FN(nibbles16)(b->qs), -8.0f * dw)
+QDOT_UNSIGNED_BODY(q5_0, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->qh)), -16.0f * dw)
+QDOT_UNSIGNED_BODY(q4_1, FN(nibbles16)(b->qs), FN(h2f)(b->m))
+QDOT_UNSIGNED_BODY(q5_1, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->qh)), FN(h2f)(b->m))
+#undef QDOT_UNSIGNED_BODY
 
 /* ---- K-quants ------------------------------------------------------------------------------- */
 
@@ -252,9 +247,9 @@ KFI void FN(qb_q4_k)(int64_t n, const void *w, const void *x, size_t xs, const i
         const __m128i m8 = _mm_loadl_epi64((const __m128i *)(sm + 8));
         const __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
         const float d = FN(h2f)(b->d), dmin = FN(h2f)(b->dmin);
-        __m256i isum[CPU_QDOT_NT], imin[CPU_QDOT_NT];
+        __m256i isum[CPU_QDOT_NT], isum2[CPU_QDOT_NT], imin[CPU_QDOT_NT];   /* 2 chains: dpwssd latency */
         for (int t = 0; t < NT; t++) {
-            isum[t] = _mm256_setzero_si256();
+            isum[t] = isum2[t] = _mm256_setzero_si256();
             imin[t] = FN(k_minsum)((const block_q8_k *)XROW(x, t, xs) + ib, m16);
         }
         for (int j = 0; j < 4; j++) {
@@ -264,12 +259,12 @@ KFI void FN(qb_q4_k)(int64_t n, const void *w, const void *x, size_t xs, const i
             for (int t = 0; t < NT; t++) {
                 const int8_t *xq = ((const block_q8_k *)XROW(x, t, xs) + ib)->qs + 64 * j;
                 isum[t] = FN(dpwssd)(isum[t], _mm256_maddubs_epi16(q0, FN(load32)(xq)), s0);
-                isum[t] = FN(dpwssd)(isum[t], _mm256_maddubs_epi16(q1, FN(load32)(xq + 32)), s1);
+                isum2[t] = FN(dpwssd)(isum2[t], _mm256_maddubs_epi16(q1, FN(load32)(xq + 32)), s1);
             }
         }
         for (int t = 0; t < NT; t++) {
             const float dx = ((const block_q8_k *)XROW(x, t, xs) + ib)->d;
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * dx), acc[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(isum[t], isum2[t])), _mm256_set1_ps(d * dx), acc[t]);
             acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imin[t]), _mm256_set1_ps(dmin * dx), acc[t]);
         }
     }
@@ -290,9 +285,9 @@ KFI void FN(qb_q5_k)(int64_t n, const void *w, const void *x, size_t xs, const i
         const __m128i m8 = _mm_loadl_epi64((const __m128i *)(sm + 8));
         const __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
         const float d = FN(h2f)(b->d), dmin = FN(h2f)(b->dmin);
-        __m256i isum[CPU_QDOT_NT], imin[CPU_QDOT_NT];
+        __m256i isum[CPU_QDOT_NT], isum2[CPU_QDOT_NT], imin[CPU_QDOT_NT];   /* 2 chains: dpwssd latency */
         for (int t = 0; t < NT; t++) {
-            isum[t] = _mm256_setzero_si256();
+            isum[t] = isum2[t] = _mm256_setzero_si256();
             imin[t] = FN(k_minsum)((const block_q8_k *)XROW(x, t, xs) + ib, m16);
         }
         __m256i qh = FN(load32)(b->qh);   /* shifted right by 2 per j: bits 0, 1 are current */
@@ -306,12 +301,12 @@ KFI void FN(qb_q5_k)(int64_t n, const void *w, const void *x, size_t xs, const i
             for (int t = 0; t < NT; t++) {
                 const int8_t *xq = ((const block_q8_k *)XROW(x, t, xs) + ib)->qs + 64 * j;
                 isum[t] = FN(dpwssd)(isum[t], _mm256_maddubs_epi16(q0, FN(load32)(xq)), s0);
-                isum[t] = FN(dpwssd)(isum[t], _mm256_maddubs_epi16(q1, FN(load32)(xq + 32)), s1);
+                isum2[t] = FN(dpwssd)(isum2[t], _mm256_maddubs_epi16(q1, FN(load32)(xq + 32)), s1);
             }
         }
         for (int t = 0; t < NT; t++) {
             const float dx = ((const block_q8_k *)XROW(x, t, xs) + ib)->d;
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * dx), acc[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(isum[t], isum2[t])), _mm256_set1_ps(d * dx), acc[t]);
             acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imin[t]), _mm256_set1_ps(dmin * dx), acc[t]);
         }
     }
@@ -328,8 +323,9 @@ KFI void FN(qb_q6_k)(int64_t n, const void *w, const void *x, size_t xs, const i
     for (int64_t ib = 0; ib < n / QK_K; ib++) {
         const block_q6_k *b = wb + ib;
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
-        __m256i isum[CPU_QDOT_NT];
+        __m256i isum[CPU_QDOT_NT], isum2[CPU_QDOT_NT];   /* 2 chains: dpwssd latency */
         for (int t = 0; t < NT; t++) {   /* -32 * sum_k sc_k * bsum_k, spread over the lanes */
+            isum2[t] = _mm256_setzero_si256();
             const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)((const block_q8_k *)XROW(x, t, xs) + ib)->bsums), sc16);
             isum[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
         }
@@ -347,14 +343,15 @@ KFI void FN(qb_q6_k)(int64_t n, const void *w, const void *x, size_t xs, const i
                 const __m256i s = _mm256_set_m128i(_mm_set1_epi16(b->scales[k + 1]), _mm_set1_epi16(b->scales[k]));
                 for (int t = 0; t < NT; t++) {
                     const int8_t *xq = ((const block_q8_k *)XROW(x, t, xs) + ib)->qs + 128 * h + 32 * g;
-                    isum[t] = FN(dpwssd)(isum[t], _mm256_maddubs_epi16(q[g], FN(load32)(xq)), s);
+                    if (g & 1) isum2[t] = FN(dpwssd)(isum2[t], _mm256_maddubs_epi16(q[g], FN(load32)(xq)), s);
+                    else isum[t] = FN(dpwssd)(isum[t], _mm256_maddubs_epi16(q[g], FN(load32)(xq)), s);
                 }
             }
         }
         const float d = FN(h2f)(b->d);
         for (int t = 0; t < NT; t++) {
             const float dx = ((const block_q8_k *)XROW(x, t, xs) + ib)->d;
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(d * dx), acc[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(isum[t], isum2[t])), _mm256_set1_ps(d * dx), acc[t]);
         }
     }
     for (int t = 0; t < NT; t++) out[t] = FN(hsum8)(acc[t]);
