@@ -3,9 +3,12 @@
  * 2 AVX-512 VL/BW + VNNI). Uses that file's KFN/FN/h2f.
  *
  * Integer scheme (weights as stored, FORMATS.md section 2):
- *   Q8_0, Q4_0, Q5_0  w = dw * qw, qw signed (Q4_0: nibble - 8, Q5_0: 5 bits - 16); per 32-block
- *                     dw * dx * sum(qw * qx). SIMD: |qw| (u8) x sign(qx, qw) (s8) -> dpbusd.
- *   Q4_1, Q5_1        w = dw * qw + mw, qw unsigned; dw*dx*sum(qw*qx) + mw * (dx*sum(qx)).
+ *   Q8_0              w = dw * qw, qw signed; per 32-block dw * dx * sum(qw * qx).
+ *                     SIMD: |qw| (u8) x sign(qx, qw) (s8) -> dpbusd.
+ *   Q4_0, Q5_0        w = dw * (q - OFF), q unsigned (nibble / 5 bits, OFF 8 / 16): the scalar
+ *                     reference sums (q - OFF)*qx in int; SIMD takes dpbusd(q, qx) and folds the
+ *                     offset in as -OFF * dw * ds (ds = dx*sum(qx) from the activation block).
+ *   Q4_1, Q5_1        w = dw * q + mw, q unsigned; dw*dx*sum(q*qx) + mw * ds.
  *   Q4_K, Q5_K        per super-block d*dx*sum_j sc_j*sum(q*qx) - dmin*dx*sum_j m_j*bsum_j,
  *                     q unsigned; SIMD: maddubs(q, qx) (s16 pairs) then dpwssd by the 16-bit
  *                     scale, summed in int32 over the super-block, one float FMA per block.
