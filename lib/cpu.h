@@ -1,10 +1,11 @@
 /* cpu.h - internals of the CPU backend: the per-ISA kernel table (cpu_matmul.c), the threaded
  * matmul, attention (cpu_attention.c) and the small ops (cpu_ops.c).
  *
- * Matmul method: each weight row is dequantized to f32 (one 4-row tile at a time, into per-thread
- * scratch) and dotted with f32 activations; in a prefill the tile is reused for every token of the
- * batch. Activations are never quantized, so results track the dequantized-F32 reference
- * (refdata `q4_k_m-deq-f32`), not llama.cpp's Q8-activation path. */
+ * Matmul method: the activation rows are quantized ONCE per matmul to an 8-bit block format
+ * (cpu_q8a: 32-value blocks for Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 weights; block_q8_k: 256-value blocks
+ * for Q4_K/Q5_K/Q6_K), then each weight row is dotted with them by an integer kernel that reads
+ * the weights as stored (k->qdot[type]); F32/F16/BF16 weights are dotted with the f32 activations
+ * directly. This is the rounding llama.cpp's CPU backend has (refdata variant `q4_k_m`). */
 #ifndef CODER_CPU_H
 #define CODER_CPU_H
 
@@ -20,6 +21,24 @@ typedef enum cpu_isa { CPU_ISA_SCALAR = 0, CPU_ISA_AVX2 = 1, CPU_ISA_AVX512 = 2 
 /* Dequantizes n elements (n a multiple of the type's block size) of one row. */
 typedef void (*cpu_dequant_fn)(const void *src, float *dst, int64_t n);
 
+/* Activation formats a weight type's dot kernel takes (cpu_act_format). */
+typedef enum cpu_act { CPU_ACT_F32 = 0, CPU_ACT_Q8A = 1, CPU_ACT_Q8K = 2 } cpu_act;
+
+/* A 32-value activation block: x[i] ~ d * qs[i], qs = round-half-even(x / d), d = amax / 127,
+ * ds = d * sum(qs) (the min term of Q4_1/Q5_1). 40 bytes. */
+typedef struct cpu_q8a { float d, ds; int8_t qs[32]; } cpu_q8a;
+_Static_assert(sizeof(cpu_q8a) == 40, "cpu_q8a size");
+
+/* Quantizes n floats (n a multiple of the block: 32 for Q8A, 256 for Q8K) to dst. Every level
+ * gives bit-identical blocks (round-half-even, same amax/d arithmetic). */
+typedef void (*cpu_quant_fn)(const float *x, void *dst, int64_t n);
+
+/* out[t] = (row w of n elements) . (activation row t) for t < nt (1..CPU_QDOT_NT): activation row
+ * t starts x_stride bytes after row t-1 and is in the format cpu_act_format(type) says (f32 for
+ * F32/F16/BF16). The weight row is read once for all nt rows (the prefill tile). */
+#define CPU_QDOT_NT 4
+typedef void (*cpu_qdot_fn)(int64_t n, const void *w, const void *x, size_t x_stride, int nt, float *out);
+
 /* One instruction-set level's kernels. The scalar table is the reference the others are tested
  * against; it is plain C (no intrinsics) and gives the same results on any machine. */
 typedef struct cpu_kernels {
@@ -33,7 +52,14 @@ typedef struct cpu_kernels {
     void (*axpy)(float *y, float a, const float *x, int64_t n);          /* y += a*x          */
     void (*axpy_f16)(float *y, float a, const uint16_t *x, int64_t n);
     void (*to_f16)(const float *x, uint16_t *y, int64_t n);             /* round to nearest even */
+    cpu_quant_fn quant[3];                          /* [CPU_ACT_Q8A], [CPU_ACT_Q8K]           */
+    cpu_qdot_fn qdot[QT_COUNT];                     /* NULL where the type is unsupported     */
 } cpu_kernels;
+
+/* The activation format the dot kernel of weight type t takes. */
+cpu_act cpu_act_format(uint32_t type);
+/* Bytes of one activation row of n values in format a (n a multiple of its block). */
+size_t cpu_act_row_bytes(cpu_act a, int64_t n);
 
 /* The table for isa, or NULL when this CPU lacks it. */
 const cpu_kernels *cpu_kernels_for(cpu_isa isa);
@@ -70,14 +96,15 @@ static inline uint16_t cpu_f32_to_f16(float f) {
     return (uint16_t)(sign | (ax >> 13));
 }
 
-/* Per-thread matmul scratch: 4 rows of max_cols floats each. */
-#define CPU_MATMUL_TILE 4
-size_t cpu_matmul_scratch_floats(int64_t max_cols);
+/* Bytes of matmul scratch (the quantized activations) for up to n_rows rows of max_cols values;
+ * a matmul of more rows than fit is done in several passes. */
+size_t cpu_matmul_scratch_bytes(int64_t max_cols, int n_rows);
 
 /* y[t] = W @ x[t] for t < n:  W (rows, cols) @ x [n][cols] -> y [n][rows], split over the pool.
- * scratch: threads * cpu_matmul_scratch_floats(cols) floats. */
+ * qbuf: qbuf_bytes (>= cpu_matmul_scratch_bytes(cols, 1)) for the quantized activations, 64-byte
+ * aligned. */
 coder_status cpu_matmul(threadpool *tp, const cpu_kernels *k, const weight *W, const float *x, int n,
-                        float *y, float *scratch, size_t scratch_per_thread);
+                        float *y, void *qbuf, size_t qbuf_bytes);
 
 /* Dot product of one stored row of `type` (n elements) with x, through k; tmp holds n floats. */
 float cpu_dot_row(const cpu_kernels *k, uint32_t type, const void *row, const float *x, int64_t n, float *tmp);

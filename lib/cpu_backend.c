@@ -1,5 +1,5 @@
 /* cpu_backend.c - the CPU implementation of the backend op table (backend.h): host buffers, a
- * persistent thread pool, the KV cache, and scratch for matmul tiles, attention scores and
+ * persistent thread pool, the KV cache, and scratch for quantized activations, attention scores and
  * dequantized small weights (norms, biases), all allocated here at session creation. */
 #include "cpu.h"
 
@@ -12,8 +12,8 @@ typedef struct cpu_backend {
     cpu_rope rope_swa;        /* gemma3's sliding-window layers: their own base, no scaling     */
     float *rope_cs;           /* [n_rot] cos/sin of one position                              */
     float *freq_factors;      /* [n_rot/2] rope_freqs dequantized, or NULL                    */
-    float *mm_scratch;        /* threads x mm_per_thread                                      */
-    size_t mm_per_thread;
+    void *mm_scratch;         /* quantized activations of up to n_batch rows                   */
+    size_t mm_bytes;
     float *att_scratch;       /* threads x n_ctx                                              */
     float *wtmp;              /* [max_width] a dequantized norm weight or bias                */
     int64_t wtmp_cap;
@@ -94,7 +94,7 @@ static coder_status cpu_rms_norm_op(backend *b, const backend_buf *x, const weig
 
 static coder_status cpu_matmul_op(backend *b, const weight *W, const backend_buf *x, int n, backend_buf *y) {
     cpu_backend *c = (cpu_backend *)b;
-    return cpu_matmul(c->tp, c->k, W, CF(x), n, F(y), c->mm_scratch, c->mm_per_thread);
+    return cpu_matmul(c->tp, c->k, W, CF(x), n, F(y), c->mm_scratch, c->mm_bytes);
 }
 
 static coder_status cpu_add_bias(backend *b, backend_buf *y, const weight *bias, int n) {
@@ -222,10 +222,10 @@ coder_status cpu_backend_new(const coder_model *m, const backend_params *p, back
     if ((st = kv_cache_new(p->kv_type, hp->n_layers, p->n_ctx, hp->n_kv_heads * hp->head_dim, &c->kv)) != CODER_OK) goto fail;
 
     const int64_t max_cols = max64(max64(hp->dim, hp->ffn_dim), (int64_t)hp->n_heads * hp->head_dim);
-    c->mm_per_thread = cpu_matmul_scratch_floats(max_cols);
+    c->mm_bytes = cpu_matmul_scratch_bytes(max_cols, p->n_batch > 0 ? p->n_batch : 1);
     c->wtmp_cap = max64(max_cols, (int64_t)hp->n_kv_heads * hp->head_dim);
     const int n_rot = hp->n_rot > 0 ? hp->n_rot : hp->head_dim;
-    c->mm_scratch = coder_malloc_aligned(c->mm_per_thread * (size_t)p->n_threads * sizeof(float), 64);
+    c->mm_scratch = coder_malloc_aligned(c->mm_bytes, 64);
     c->att_scratch = coder_malloc((size_t)p->n_ctx * (size_t)p->n_threads * sizeof(float));
     c->wtmp = coder_malloc((size_t)c->wtmp_cap * sizeof(float));
     c->rope_cs = coder_malloc((size_t)n_rot * sizeof(float));

@@ -1,5 +1,5 @@
 /* cpu_kernels_impl.h - the CPU kernels, written once and compiled three times by cpu_matmul.c:
- * CPU_LEVEL 0 (plain C: the scalar reference), 1 (AVX2+FMA+F16C), 2 (AVX-512 F/BW/VL). Each
+ * CPU_LEVEL 0 (plain C: the scalar reference), 1 (AVX2+FMA+F16C), 2 (AVX-512 F/BW/VL/DQ+VNNI). Each
  * instance's functions carry a `target` attribute, so the file builds without -m flags and the
  * right instance is picked at run time (cpu_kernels_for). The dequantizers are plain loops over
  * the block layouts of FORMATS.md section 2, written so the compiler vectorises them for the
@@ -15,7 +15,7 @@
 #elif CPU_LEVEL == 1
 #define KFN static __attribute__((target("avx2,fma,f16c"), optimize("tree-vectorize")))
 #else
-#define KFN static __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"), optimize("tree-vectorize")))
+#define KFN static __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"), optimize("tree-vectorize")))
 #endif
 
 KFN inline float FN(h2f)(uint16_t h) {
@@ -337,6 +337,8 @@ KFN void FN(to_f16)(const float *x, uint16_t *y, int64_t n) {
     for (; i < n; i++) y[i] = cpu_f32_to_f16(x[i]);
 }
 
+#include "cpu_qdot_impl.h"
+
 static const cpu_kernels FN(kernels) = {
     .isa = (cpu_isa)CPU_LEVEL,
     .name = CPU_LEVEL == 0 ? "scalar" : CPU_LEVEL == 1 ? "avx2" : "avx512",
@@ -352,6 +354,13 @@ static const cpu_kernels FN(kernels) = {
     .axpy = FN(axpy),
     .axpy_f16 = FN(axpy_f16),
     .to_f16 = FN(to_f16),
+    .quant = {[CPU_ACT_Q8A] = FN(quant_q8a), [CPU_ACT_Q8K] = FN(quant_q8k)},
+    .qdot = {
+        [QT_F32] = FN(qdot_f32), [QT_F16] = FN(qdot_f16), [QT_BF16] = FN(qdot_bf16),
+        [QT_Q8_0] = FN(qdot_q8_0), [QT_Q4_0] = FN(qdot_q4_0), [QT_Q4_1] = FN(qdot_q4_1),
+        [QT_Q5_0] = FN(qdot_q5_0), [QT_Q5_1] = FN(qdot_q5_1), [QT_Q4_K] = FN(qdot_q4_k),
+        [QT_Q5_K] = FN(qdot_q5_k), [QT_Q6_K] = FN(qdot_q6_k),
+    },
 };
 
 #undef KFN

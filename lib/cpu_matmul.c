@@ -1,11 +1,14 @@
 /* cpu_matmul.c - the CPU kernel tables (three instruction-set levels of cpu_kernels_impl.h with
  * run-time dispatch) and the threaded matmul y = W x for n tokens.
  *
- * Method (see cpu.h): a worker takes a tile of 4 weight rows, dequantizes them to f32 in its
- * scratch (F32 weights are used in place), then computes the 4 dot products with every token of
- * the batch, so a prefill dequantizes each row once and streams it from L1 across the batch.
- * Tiles are handed out dynamically (atomic counter) in chunks, so a thread slowed by another
- * process does not hold the others up. */
+ * Method (see cpu.h): the n activation rows are quantized once (in parallel when n > 1) into the
+ * format the weight type's integer dot kernel takes; then a worker takes a tile of weight rows
+ * (about 32 KiB, so it stays in L1/L2) and, for every group of up to 4 tokens, calls the kernel
+ * once per row: each weight block is unpacked once per 4 tokens, and each row tile is read from
+ * memory once for the whole batch. Tiles are handed out dynamically (atomic counter), so a thread
+ * slowed by another process does not hold the others up; the outputs do not depend on which
+ * thread computed them. */
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -42,9 +45,10 @@ static bool cpu_has(cpu_isa isa) {
     switch (isa) {
     case CPU_ISA_SCALAR: return true;
     case CPU_ISA_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case CPU_ISA_AVX512:
+    case CPU_ISA_AVX512:   /* with VNNI (Ice Lake, Zen 4 and later); older AVX-512 parts use AVX2 */
         return cpu_has(CPU_ISA_AVX2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vnni");
     }
     return false;
 #else
@@ -78,7 +82,29 @@ const cpu_kernels *cpu_kernels_best(void) {
     return &kernels_scalar;
 }
 
-size_t cpu_matmul_scratch_floats(int64_t max_cols) { return (size_t)CPU_MATMUL_TILE * (size_t)max_cols + 16; }
+cpu_act cpu_act_format(uint32_t type) {
+    switch (type) {
+    case QT_Q8_0: case QT_Q4_0: case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: return CPU_ACT_Q8A;
+    case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: return CPU_ACT_Q8K;
+    default: return CPU_ACT_F32;
+    }
+}
+
+size_t cpu_act_row_bytes(cpu_act a, int64_t n) {
+    switch (a) {
+    case CPU_ACT_Q8A: return (size_t)((n + 31) / 32) * sizeof(cpu_q8a);
+    case CPU_ACT_Q8K: return (size_t)((n + QK_K - 1) / QK_K) * sizeof(block_q8_k);
+    default: return (size_t)n * sizeof(float);
+    }
+}
+
+/* Row stride of quantized activations: 64-byte multiples, so every row starts a cache line. */
+static size_t mm_act_stride(cpu_act a, int64_t cols) { return (cpu_act_row_bytes(a, cols) + 63) & ~(size_t)63; }
+
+size_t cpu_matmul_scratch_bytes(int64_t max_cols, int n_rows) {
+    size_t a = mm_act_stride(CPU_ACT_Q8A, max_cols), b = mm_act_stride(CPU_ACT_Q8K, max_cols);
+    return (a > b ? a : b) * (size_t)(n_rows > 0 ? n_rows : 1);
+}
 
 float cpu_dot_row(const cpu_kernels *k, uint32_t type, const void *row, const float *x, int64_t n, float *tmp) {
     if (type == QT_F32) return k->dot(row, x, n);
@@ -89,76 +115,85 @@ float cpu_dot_row(const cpu_kernels *k, uint32_t type, const void *row, const fl
 typedef struct mm_job {
     const cpu_kernels *k;
     const weight *W;
-    const float *x;           /* [n][cols]                                                    */
+    cpu_act act;
+    const float *x;           /* [n][cols] f32 rows to quantize                                */
+    void *q;                  /* [n] quantized rows, xs bytes apart                            */
+    const void *xa;           /* the rows the kernel reads: q, or x for CPU_ACT_F32            */
+    size_t xs;
     float *y;                 /* [n][rows]                                                    */
     int n;
-    float *scratch;
-    size_t scratch_per_thread;
-    int64_t n_tiles, chunk;
+    int64_t tile_rows, n_tiles;
     atomic_llong next;        /* next tile to hand out                                        */
 } mm_job;
 
-static void mm_tile(const mm_job *j, float *buf, int64_t tile) {
+static void mm_quant_worker(void *arg, int ith, int nth) {
+    mm_job *j = arg;
+    const int64_t cols = j->W->cols;
+    for (int t = ith; t < j->n; t += nth) j->k->quant[j->act](j->x + (size_t)t * cols, (char *)j->q + (size_t)t * j->xs, cols);
+}
+
+static void mm_tile(const mm_job *j, int64_t tile) {
     const weight *W = j->W;
     const int64_t rows = W->rows, cols = W->cols;
-    const int64_t r0 = tile * CPU_MATMUL_TILE;
-    const int nr = (int)(rows - r0 < CPU_MATMUL_TILE ? rows - r0 : CPU_MATMUL_TILE);
-    const float *w;
-    size_t stride;
-    if (W->type == QT_F32) {
-        w = (const float *)W->data + r0 * cols;
-        stride = (size_t)cols;
-    } else {
-        for (int i = 0; i < nr; i++)
-            j->k->dequant[W->type]((const char *)W->data + (uint64_t)(r0 + i) * W->row_bytes, buf + (size_t)i * cols, cols);
-        w = buf;
-        stride = (size_t)cols;
-    }
-    if (nr == CPU_MATMUL_TILE) {
-        float out[4];
-        for (int t = 0; t < j->n; t++) {
-            j->k->dot4(w, stride, j->x + (size_t)t * cols, cols, out);
-            float *yt = j->y + (size_t)t * rows + r0;
-            yt[0] = out[0];
-            yt[1] = out[1];
-            yt[2] = out[2];
-            yt[3] = out[3];
+    const int64_t r0 = tile * j->tile_rows, r1 = r0 + j->tile_rows < rows ? r0 + j->tile_rows : rows;
+    const cpu_qdot_fn dot = j->k->qdot[W->type];
+    float out[CPU_QDOT_NT];
+    for (int t0 = 0; t0 < j->n; t0 += CPU_QDOT_NT) {
+        const int nt = j->n - t0 < CPU_QDOT_NT ? j->n - t0 : CPU_QDOT_NT;
+        const void *xt = (const char *)j->xa + (size_t)t0 * j->xs;
+        float *yt = j->y + (size_t)t0 * rows;
+        for (int64_t r = r0; r < r1; r++) {
+            dot(cols, (const char *)W->data + (uint64_t)r * W->row_bytes, xt, j->xs, nt, out);
+            for (int i = 0; i < nt; i++) yt[(size_t)i * rows + r] = out[i];
         }
-    } else {
-        for (int t = 0; t < j->n; t++)
-            for (int i = 0; i < nr; i++)
-                j->y[(size_t)t * rows + r0 + i] = j->k->dot(w + (size_t)i * stride, j->x + (size_t)t * cols, cols);
     }
 }
 
 static void mm_worker(void *arg, int ith, int nth) {
     mm_job *j = arg;
+    (void)ith;
     (void)nth;
-    float *buf = j->scratch + (size_t)ith * j->scratch_per_thread;
     for (;;) {
-        int64_t t0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
-        if (t0 >= j->n_tiles) break;
-        int64_t t1 = t0 + j->chunk < j->n_tiles ? t0 + j->chunk : j->n_tiles;
-        for (int64_t t = t0; t < t1; t++) mm_tile(j, buf, t);
+        int64_t t = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (t >= j->n_tiles) break;
+        mm_tile(j, t);
     }
 }
 
 coder_status cpu_matmul(threadpool *tp, const cpu_kernels *k, const weight *W, const float *x, int n, float *y,
-                        float *scratch, size_t scratch_per_thread) {
-    if (W->type >= QT_COUNT || !k->dequant[W->type])
+                        void *qbuf, size_t qbuf_bytes) {
+    if (W->type >= QT_COUNT || !k->qdot[W->type])
         return coder_fail(CODER_ERR_UNSUPPORTED, "matmul: weight type %u (%s) has no CPU kernel", W->type,
                           quant_type_name(W->type));
-    if ((size_t)CPU_MATMUL_TILE * (size_t)W->cols > scratch_per_thread)
-        return coder_fail(CODER_ERR_INTERNAL, "matmul: scratch of %zu floats is too small for %lld columns",
-                          scratch_per_thread, (long long)W->cols);
-    mm_job j = {.k = k, .W = W, .x = x, .y = y, .n = n, .scratch = scratch, .scratch_per_thread = scratch_per_thread};
-    j.n_tiles = (W->rows + CPU_MATMUL_TILE - 1) / CPU_MATMUL_TILE;
-    int nth = threadpool_size(tp);
-    /* About 8 chunks per thread: enough to balance, few enough atomics. */
-    j.chunk = j.n_tiles / ((int64_t)nth * 8);
-    if (j.chunk < 1) j.chunk = 1;
-    atomic_init(&j.next, 0);
-    int64_t useful = (j.n_tiles + j.chunk - 1) / j.chunk;
-    threadpool_run_n(tp, useful < nth ? (int)useful : nth, mm_worker, &j);
+    const cpu_act act = cpu_act_format(W->type);
+    const int64_t blk = act == CPU_ACT_Q8A ? 32 : act == CPU_ACT_Q8K ? QK_K : 1;
+    if (W->cols % blk != 0)
+        return coder_fail(CODER_ERR_FORMAT, "matmul: %lld columns of %s are not a multiple of %lld", (long long)W->cols,
+                          quant_type_name(W->type), (long long)blk);
+    const size_t xs = act == CPU_ACT_F32 ? (size_t)W->cols * sizeof(float) : mm_act_stride(act, W->cols);
+    int cap = n;   /* rows per pass */
+    if (act != CPU_ACT_F32) {
+        if (qbuf_bytes < xs)
+            return coder_fail(CODER_ERR_INTERNAL, "matmul: scratch of %zu bytes is too small for %lld columns", qbuf_bytes,
+                              (long long)W->cols);
+        cap = qbuf_bytes / xs < (size_t)n ? (int)(qbuf_bytes / xs) : n;
+    }
+    const int nth = threadpool_size(tp);
+    /* Row tiles of ~32 KiB of weights (reused from cache by every token group), but at least
+     * 4 tiles per thread so the dynamic hand-out can balance. */
+    int64_t tile_rows = (int64_t)(32768 / (W->row_bytes ? W->row_bytes : 1));
+    const int64_t balance = (W->rows + 4 * nth - 1) / (4 * nth);
+    if (tile_rows > balance) tile_rows = balance;
+    if (tile_rows < 1) tile_rows = 1;
+    for (int t0 = 0; t0 < n; t0 += cap) {
+        const int nn = n - t0 < cap ? n - t0 : cap;
+        mm_job j = {.k = k, .W = W, .act = act, .x = x + (size_t)t0 * W->cols, .q = qbuf, .xs = xs,
+                    .y = y + (size_t)t0 * W->rows, .n = nn, .tile_rows = tile_rows};
+        j.xa = act == CPU_ACT_F32 ? (const void *)j.x : qbuf;
+        j.n_tiles = (W->rows + tile_rows - 1) / tile_rows;
+        atomic_init(&j.next, 0);
+        if (act != CPU_ACT_F32) threadpool_run_n(tp, nn, mm_quant_worker, &j);
+        threadpool_run_n(tp, j.n_tiles < nth ? (int)j.n_tiles : nth, mm_worker, &j);
+    }
     return CODER_OK;
 }

@@ -3,7 +3,8 @@
  *     separately from the FORMATS.md layouts), on random blocks at odd block counts;
  *   - every SIMD level's dequantizers and dot products against the scalar level and a float64 dot;
  *   - f16 conversions against quant.c (all 65536 halves, and random floats);
- *   - the threaded matmul against a float64 loop, single- vs multi-threaded, odd row counts. */
+ *   - the threaded matmul (quantized activations) against a float64 loop within the activation
+ *     rounding bound, single- vs multi-threaded, odd row counts, several passes. */
 #include "test.h"
 
 #include "cpu.h"
@@ -131,45 +132,61 @@ TEST(f16_conversions) {
     }
 }
 
+/* The matmul quantizes the activations (cpu.h), so it is checked against the f32 float64 dot with
+ * a bound on that rounding: |sum w_i (x_i - xq_i)| <= sum |w_i| * d_i / 2, d_i = (block amax)/127
+ * (block 32 for Q8_0-family weights, 256 for K-quants, none for F32/F16/BF16). */
 TEST(threaded_matmul) {
     const int64_t rows = 67, cols = 512;   /* 67 rows: a partial last tile */
-    const int n_tok = 5;
+    const int n_tok = 6;
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         uint32_t t = types[ti];
         uint64_t rb;
         quant_row_bytes(t, (uint64_t)cols, &rb);
         uint8_t *wd = malloc(rb * rows);
         float *x = malloc(sizeof(float) * cols * n_tok), *y1 = malloc(sizeof(float) * rows * n_tok),
-              *y3 = malloc(sizeof(float) * rows * n_tok), *deq = malloc(sizeof(float) * cols);
+              *y3 = malloc(sizeof(float) * rows * n_tok), *deq = malloc(sizeof(float) * cols), *half = malloc(sizeof(float) * cols);
         for (int64_t r = 0; r < rows; r++) fill_row(t, wd + r * rb, cols);
         for (int64_t i = 0; i < cols * n_tok; i++) x[i] = rndf();
         weight W = {.type = t, .rows = rows, .cols = cols, .row_bytes = rb, .data = wd};
         const cpu_kernels *k = cpu_kernels_best();
-        size_t per = cpu_matmul_scratch_floats(cols);
-        float *scratch = malloc(sizeof(float) * per * 3);
+        const cpu_act act = cpu_act_format(t);
+        const int64_t blk = act == CPU_ACT_Q8A ? 32 : act == CPU_ACT_Q8K ? 256 : 0;
+        /* room for 2 rows only: a 6-token matmul takes 3 passes */
+        size_t qbytes = cpu_matmul_scratch_bytes(cols, 2);
+        void *qbuf = coder_malloc_aligned(qbytes, 64);
         threadpool *p1 = NULL, *p3 = NULL;
         CHECK_OK(threadpool_new(1, &p1));
         CHECK_OK(threadpool_new(3, &p3));
-        for (int n = 1; n <= n_tok; n += n_tok - 1) {   /* decode (1) and prefill (5) */
-            CHECK_OK(cpu_matmul(p1, k, &W, x, n, y1, scratch, per));
-            CHECK_OK(cpu_matmul(p3, k, &W, x, n, y3, scratch, per));
-            for (int64_t r = 0; r < rows; r++) {
-                dequantize_row(t, wd + r * rb, deq, cols);
-                for (int tt = 0; tt < n; tt++) {
-                    double ref = 0, mag = 0;
+        for (int n = 1; n <= n_tok; n += n_tok - 1) {   /* decode (1) and prefill (6) */
+            CHECK_OK(cpu_matmul(p1, k, &W, x, n, y1, qbuf, qbytes));
+            CHECK_OK(cpu_matmul(p3, k, &W, x, n, y3, qbuf, qbytes));
+            for (int tt = 0; tt < n; tt++) {
+                const float *xt = x + (size_t)tt * cols;
+                for (int64_t c = 0; c < cols; c++) {   /* half a quantization step per element */
+                    double amax = 0;
+                    if (blk)
+                        for (int64_t i = c / blk * blk; i < (c / blk + 1) * blk; i++) amax = fmax(amax, fabs(xt[i]));
+                    half[c] = (float)(amax / 127 / 2);
+                }
+                for (int64_t r = 0; r < rows; r++) {
+                    dequantize_row(t, wd + r * rb, deq, cols);
+                    double ref = 0, mag = 0, qerr = 0;
                     for (int64_t c = 0; c < cols; c++) {
-                        ref += (double)deq[c] * x[tt * cols + c];
-                        mag += fabs((double)deq[c] * x[tt * cols + c]);
+                        ref += (double)deq[c] * xt[c];
+                        mag += fabs((double)deq[c] * xt[c]);
+                        qerr += fabs((double)deq[c]) * half[c] * 1.0001;
                     }
-                    CHECK_MSG(fabs(y1[tt * rows + r] - ref) <= 1e-5 * mag + 1e-6, "%s row %lld tok %d: %g vs %g",
-                              quant_type_name(t), (long long)r, tt, y1[tt * rows + r], ref);
+                    CHECK_MSG(fabs(y1[tt * rows + r] - ref) <= qerr + 1e-5 * mag + 1e-6, "%s row %lld tok %d: %g vs %g (bound %g)",
+                              quant_type_name(t), (long long)r, tt, y1[tt * rows + r], ref, qerr);
                     CHECK_MSG(y3[tt * rows + r] == y1[tt * rows + r], "%s threaded row %lld differs", quant_type_name(t), (long long)r);
                 }
             }
         }
+        if (blk) CHECK_STATUS(cpu_matmul(p1, k, &W, x, 1, y1, qbuf, 16), CODER_ERR_INTERNAL);   /* scratch too small */
         threadpool_free(p1);
         threadpool_free(p3);
-        free(wd), free(x), free(y1), free(y3), free(deq), free(scratch);
+        free(wd), free(x), free(y1), free(y3), free(deq), free(half);
+        coder_mfree_aligned(qbuf);
     }
 }
 
