@@ -107,10 +107,11 @@ CODER_EXPORT coder_status coder_plan_memory(const char *path, const coder_model_
     uint64_t act = (uint64_t)n_batch * (dim + plan_max(dim, qw) + 2 * qw + 2 * kw + 2 * (uint64_t)hp.ffn_dim) + hp.vocab_size;
     /* cpu_backend.c: matmul tiles, attention scores per thread, a small weight, rope table */
     const uint64_t max_cols = plan_max(plan_max(dim, (uint64_t)hp.ffn_dim), qw);
-    uint64_t cpu = (uint64_t)cpu_matmul_scratch_floats((int64_t)max_cols) * (uint64_t)threads +
-                   (uint64_t)n_ctx * (uint64_t)threads + max_cols + (uint64_t)hp.head_dim;
+    /* (matmul scratch: the quantized activations of n_batch rows, in bytes) */
+    const uint64_t mm_bytes = (uint64_t)cpu_matmul_scratch_bytes((int64_t)max_cols, n_batch > 0 ? n_batch : 1);
+    uint64_t cpu = (uint64_t)n_ctx * (uint64_t)threads + max_cols + (uint64_t)hp.head_dim;
     /* session.c: tokens and logits */
-    p.scratch_bytes = (act + cpu + hp.vocab_size) * 4u + (uint64_t)n_ctx * 4u;
+    p.scratch_bytes = (act + cpu + hp.vocab_size) * 4u + mm_bytes + (uint64_t)n_ctx * 4u;
     p.model_bytes = (uint64_t)hp.vocab_size * PLAN_TABLE_BYTES_PER_TOKEN + header + PLAN_PROCESS_BYTES;
 
     /* GPU layers: only when a device exists (the CPU backend otherwise runs everything) */

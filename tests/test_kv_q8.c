@@ -59,13 +59,17 @@ static float *eval_logits(coder_model *m, const int32_t *ids, int n, int kv_type
 
 TEST(q8_0_kv_vs_reference) {
     if (!test_refdata()) SKIP("refdata not found (set CODER_REFDATA)");
-    struct { const char *file, *dir, *variant; } models[] = {
-        {"tiny-llama-f16.gguf", "tiny-llama", "f32"},
-        {"tiny-qwen2-q4_k_m.gguf", "tiny-qwen2", "q4_k_m-deq-f32"},
+    /* Tolerances: F16 weights (activations stay f32): the Q8_0 rounding of K and V alone, 5e-2
+     * (measured <= 0.031). Q4_K_M weights: activations are quantized to 8 bits before every matmul
+     * and on these random-weight models a small change flips later roundings (the F16-KV run is
+     * already 0.03-0.04 from llama.cpp's), so the bound is test_forward's q4_k_m one, 8e-2. */
+    struct { const char *file, *dir, *variant; double tol; } models[] = {
+        {"tiny-llama-f16.gguf", "tiny-llama", "f32", 5e-2},
+        {"tiny-qwen2-q4_k_m.gguf", "tiny-qwen2", "q4_k_m", 8e-2},
     };
     const char *prompts[] = {"p1_code", "p2_chatml", "p3_text", "p4_long"};
-    double worst_ref = 0, worst_f16 = 0;
     for (size_t mi = 0; mi < 2; mi++) {
+        double worst_ref = 0, worst_f16 = 0;
         coder_model *m = load(models[mi].file);
         CHECK(m);
         for (size_t pi = 0; pi < 4; pi++) {
@@ -92,9 +96,10 @@ TEST(q8_0_kv_vs_reference) {
             worst_f16 = fmax(worst_f16, e_f16);
         }
         coder_model_free(m);
+        CHECK_MSG(worst_ref < models[mi].tol && worst_f16 < models[mi].tol,
+                  "%s: worst rel rms vs ref %g, vs F16 %g (tolerance %g)", models[mi].dir, worst_ref, worst_f16,
+                  models[mi].tol);
     }
-    CHECK_MSG(worst_ref < 5e-2 && worst_f16 < 5e-2, "worst rel rms vs ref %g, vs F16 %g (tolerance 5e-2)", worst_ref,
-              worst_f16);
 }
 
 /* The fused Q8_0 attention against float64 over the dequantized cache, on a hand-built cache. */
