@@ -258,9 +258,9 @@ TEST(state_round_trip) {
     /* refdata prompt p4_long (466 tokens): save after 300, load into a new session, evaluate the
      * rest: the last logits equal an uninterrupted evaluation and track llama.cpp's. */
     char path[4096];
-    snprintf(path, sizeof path, "%s/logits/tiny-qwen2/q4_k_m-deq-f32/p4_long.json", test_refdata());
+    snprintf(path, sizeof path, "%s/logits/tiny-qwen2/q4_k_m/p4_long.json", test_refdata());
     char *js = test_read_file(path, NULL);
-    snprintf(path, sizeof path, "%s/logits/tiny-qwen2/q4_k_m-deq-f32/p4_long.last.f32", test_refdata());
+    snprintf(path, sizeof path, "%s/logits/tiny-qwen2/q4_k_m/p4_long.last.f32", test_refdata());
     size_t ref_bytes = 0;
     float *ref = test_read_file(path, &ref_bytes);
     if (!js || !ref) {
@@ -300,7 +300,9 @@ TEST(state_round_trip) {
         double e = test_rel_rms(b->logits, ref, (size_t)vocab);
         printf("  kv_type %d: restored vs one-shot max rel %.3g; vs llama.cpp rel rms %.3g\n", kvt, d, e);
         CHECK_MSG(d < 1e-4, "restored vs one-shot %g", d);
-        CHECK_MSG(e < (kvt == CODER_KV_Q8_0 ? 5e-2 : 1e-2), "vs reference %g", e);
+        /* a sanity bound only (the exact checks are the two above): Q4_K_M weights quantize the
+         * activations, so these random-weight models sit 0.03-0.05 from llama.cpp (test_forward) */
+        CHECK_MSG(e < 8e-2, "vs reference %g", e);
         /* a prefix save (no logits) loads with has_logits false and n_past = the prefix */
         CHECK_OK(coder_session_save(a, f, 50));
         CHECK_OK(coder_session_load(b, f));

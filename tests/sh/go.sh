@@ -12,7 +12,10 @@ R=${CODER_REFDATA:-../shared/refdata}
 case "$R" in /*) ;; *) R="$root/$R" ;; esac
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-export GOTOOLCHAIN=local GOPROXY=off GOFLAGS= GOCACHE="$absB/go-cache" GOPATH="$absB/gopath" \
+# The Go build cache does not notice a change in a header outside the package (coderinfer.h): key the
+# cache on the header's hash so a changed struct layout is never linked against stale cgo objects.
+hh=$(sha1sum include/coderinfer.h | cut -c1-12)
+export GOTOOLCHAIN=local GOPROXY=off GOFLAGS= GOCACHE="$absB/go-cache-$hh" GOPATH="$absB/gopath" \
        PKG_CONFIG_PATH="$absB" CODER_BUILD="$absB" CODER_REFDATA="$R" CGO_ENABLED=1
 cd bindings/go || { echo "FAIL $T: bindings/go missing"; exit 0; }
 

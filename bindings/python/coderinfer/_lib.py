@@ -50,7 +50,8 @@ class GenParams(ctypes.Structure):
                 ("top_p", c_float), ("min_p", c_float), ("repeat_penalty", c_float), ("repeat_last_n", c_int32),
                 ("frequency_penalty", c_float), ("presence_penalty", c_float), ("seed", c_uint64),
                 ("stop", P(c_char_p)), ("n_stop", c_size_t), ("tokenize_flags", c_uint),
-                ("on_piece", PIECE_FN), ("user_data", c_void_p)]
+                ("on_piece", PIECE_FN), ("user_data", c_void_p),
+                ("prompt_mode", c_int32), ("context_policy", c_int32), ("truncate_keep", c_int32)]
 
 
 class Stats(ctypes.Structure):
