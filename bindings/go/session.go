@@ -172,8 +172,9 @@ type GenOptions struct {
 	Stream func(piece string) error
 
 	// Continue appends the prompt to the tokens the session already holds (a conversation that
-	// goes on, or a prompt that continues a previous result). By default the session is reset
-	// first, so every call starts fresh.
+	// goes on, or a prompt that continues a previous result). By default the prompt is the
+	// whole context, as if the session were reset, but the longest prefix the session already
+	// holds is reused instead of evaluated again (CODER_PROMPT_REUSE).
 	Continue bool
 
 	// RawTokens: tokenize the prompt without BOS and without matching control-token text.
@@ -345,10 +346,9 @@ func (s *Session) run(ctx context.Context, prompt *string, toks []int32, opts Ge
 
 	var msg *C.char
 	if !opts.Continue {
-		if err := statusErr(C.go_session_reset(s.p, &msg), msg); err != nil {
-			return Result{}, err
-		}
-		msg = nil
+		// The prompt is the whole context, as after a reset, but the longest prefix the session
+		// already holds (a system prompt, repository context) is not evaluated again.
+		gp.prompt_mode = C.CODER_PROMPT_REUSE
 	}
 
 	var handle C.uintptr_t

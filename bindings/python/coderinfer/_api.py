@@ -290,7 +290,8 @@ class Session:
         Sampling arguments left at None take the library's defaults (max_tokens 256, temperature
         0.8, top_k 40, top_p 0.95, min_p 0.05, a random seed); temperature=0 is greedy; a fixed seed
         gives the same tokens every time. stop: strings that end the generation before them.
-        reset=True (default) starts from an empty session; reset=False continues what it holds.
+        reset=True (default) makes the prompt the whole context (as if the session were empty, reusing
+        the longest prefix it already holds); reset=False continues what it holds.
         raw=True tokenizes a text prompt without BOS and without control-token matching.
 
         Returns a Result; with stream=True returns a Stream that yields the text pieces as they are
@@ -326,7 +327,9 @@ class Session:
         self._enter()
         try:
             if reset:
-                check(lib.coder_session_reset(self._p))
+                # Same result as starting from an empty session, but the longest prefix the
+                # session already holds (a system prompt, a repository context) is not evaluated again.
+                gp.prompt_mode = 1   # CODER_PROMPT_REUSE
             job = _Job(self._p, gp, call, keep, streaming=stream)
         except BaseException:
             self._busy.release()

@@ -67,7 +67,9 @@ def test_generate_deterministic(session, model):
     assert len(a.tokens) == 16 and a.stop_reason == "length" and a.stats["n_generated"] == 16
     assert model.detokenize(a.tokens) == a.text == str(a)
     b = session.generate(PROMPT, max_tokens=16, temperature=0)
-    assert b.tokens == a.tokens and b.stats["n_cached"] == 0
+    # the second call reuses the prompt prefix already in the session (CODER_PROMPT_REUSE) and
+    # still repeats the run exactly
+    assert b.tokens == a.tokens and b.stats["n_cached"] > 0
     c = session.generate(PROMPT, max_tokens=16, temperature=0.9, seed=42)
     d = session.generate(PROMPT, max_tokens=16, temperature=0.9, seed=42)
     e = session.generate(PROMPT, max_tokens=16, temperature=0.9, seed=43)
