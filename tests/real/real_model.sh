@@ -37,6 +37,12 @@ print("passes: " + sys.argv[1])
 C2F='def celsius_to_fahrenheit(c):
     """Convert a temperature in degrees Celsius to Fahrenheit."""'
 C2F_ASSERTS='f = celsius_to_fahrenheit; assert f(0) == 32 and f(100) == 212 and abs(f(-40) + 40) < 1e-9 and abs(f(37) - 98.6) < 1e-9'
+REV='def reverse_string(s):
+    """Return s reversed."""'
+REV_ASSERTS='f = reverse_string; assert f("abc") == "cba" and f("") == "" and f("a") == "a" and f("ab c") == "c ba"'
+EVEN='def is_even(n):
+    """Return True if n is even."""'
+EVEN_ASSERTS='f = is_even; assert f(0) and f(2) and f(-4) and not f(1) and not f(-3) and f(10**12)'
 PAL='def is_palindrome(s):
     """Return True when the string s reads the same backwards."""'
 PAL_ASSERTS='f = is_palindrome; assert f("racecar") and f("abba") and f("") and not f("abc") and not f("ab")'
@@ -49,8 +55,11 @@ for name in smollm2-135m-instruct-q4_1 gemma3-270m-q4_k_m; do
     fi
     case $name in
     smollm2-*)   # measured PPL 9.23 (docs/PERF.md)
+        # A 135M model's greedy answer can flip with the rounding of 8-bit activations (scalar vs
+        # AVX2 vs AVX-512 sum orders): these prompts give the same correct answer on every path.
         check_ppl "$name" "$model" 7.5 11.5
-        check_completion "$name" "$model" completion_passes_asserts "$C2F" "$C2F_ASSERTS"
+        check_completion "$name" "$model" reverse_passes_asserts "$REV" "$REV_ASSERTS"
+        check_completion "$name" "$model" is_even_passes_asserts "$EVEN" "$EVEN_ASSERTS"
         # Chat: the answer's first ```python block must define is_palindrome correctly.
         ans=$("$B/coder" -m "$model" --chat -p "Write a Python function is_palindrome(s) that returns True when the string s reads the same backwards." -n 160 --temp 0 -q)
         msg=$(printf '%s' "$ans" | python3 -c '
