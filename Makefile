@@ -119,7 +119,7 @@ FUZZ_TARGETS := gguf model tokenizer prompt
 FUZZ_CFLAGS  := $(CSTD) -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined -pthread $(WARN) -Wno-unknown-attributes
 FLIB_OBJ     := $(patsubst lib/%.c,$(B)/fuzz/obj/%.o,$(LIB_SRC))
 FUZZ_BIN     := $(patsubst %,$(B)/fuzz/fuzz_%,$(FUZZ_TARGETS))
-.PHONY: fuzz fuzz-build fuzz-corpus fuzz-smoke test-tsan
+.PHONY: fuzz fuzz-build fuzz-corpus fuzz-smoke test-tsan soak
 $(B)/fuzz/obj/%.o: lib/%.c $(wildcard lib/*.h include/*.h) | $(B)/fuzz/obj
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined $(CPPFLAGS_ALL) -c $< -o $@
 $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FLIB_OBJ)
@@ -150,6 +150,14 @@ test-tsan: $(TSAN_BIN)
 	    sh tests/run.sh $(TSAN_BIN)
 $(B)/tsan/obj:
 	mkdir -p $@
+
+# ---- soak (BAD_INPUTS H12; not in CI): make soak SOAK_CYCLES=10000 -------------------------------
+SOAK_CYCLES ?= 10000
+$(B)/bench/soak: bench/soak.c $(B)/libcoderinfer.a | $(B)/bench
+	$(CC) $(CSTD) -O2 -g -pthread $(WARN) $(CPPFLAGS_ALL) -o $@ $< $(B)/libcoderinfer.a $(CUDA_LIBS) $(LDLIBS_ALL)
+soak: $(B)/bench/soak $(B)/coder
+	@$(B)/coder mkmodel --preset tiny-llama --type Q4_K_M --vocab $(REFDATA)/vocab/ggml-vocab-llama-spm.gguf \
+	    -t 1 -o $(B)/bench/soak-tiny.gguf >/dev/null && $(B)/bench/soak $(B)/bench/soak-tiny.gguf $(SOAK_CYCLES) 1000
 
 # ---- install (PREFIX and DESTDIR; DESTDIR is never written into installed files) -------------
 install: all
