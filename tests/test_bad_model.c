@@ -15,6 +15,7 @@
 #include "gguf.h"
 #include "mkmodel.h"
 #include "quant.h"
+#include "session.h"
 #include "test.h"
 
 static char model_path[256];
@@ -368,12 +369,95 @@ TEST(C7_file_larger_than_ram) {
     CHECK_OK(sm);
 }
 
+
+/* ---- G6, G9, H9: re-entry from a callback, KV ranges, idle cancels ----------------------------- */
+
+typedef struct reenter {
+    coder_session *s;
+    coder_status eval, gen, reset;
+    int calls;
+} reenter;
+
+static int reenter_piece(const char *piece, size_t len, void *ud) {
+    (void)piece;
+    (void)len;
+    reenter *r = ud;
+    if (r->calls++ == 0) {
+        int32_t id = 5;
+        r->eval = coder_session_eval(r->s, &id, 1);
+        coder_gen_params gp;
+        coder_gen_params_init(&gp);
+        coder_result res;
+        coder_result_init(&res);
+        r->gen = coder_generate(r->s, "x", 1, &gp, &res);
+        coder_result_clear(&res);
+        r->reset = coder_session_reset(r->s);
+    }
+    return 0;
+}
+
+TEST(G6_G9_H9_session_misuse) {
+    NEED_MODEL();
+    coder_model *m = NULL;
+    CHECK_OK(coder_model_load(model_path, NULL, &m));
+    coder_session_params sp;
+    coder_session_params_init(&sp);
+    sp.n_ctx = 64;
+    sp.n_threads = 1;
+    coder_session *s = NULL;
+    CHECK_OK(coder_session_new(m, &sp, &s));
+    /* G9: a streaming callback calling back into its own session gets BUSY; the outer call goes on */
+    reenter re = {.s = s, .eval = 1, .gen = 1, .reset = 1};
+    coder_gen_params gp;
+    coder_gen_params_init(&gp);
+    gp.temperature = 0;
+    gp.max_tokens = 6;
+    gp.on_piece = reenter_piece;
+    gp.user_data = &re;
+    coder_result r;
+    coder_result_init(&r);
+    int32_t prompt[4] = {1, 822, 18755, 29898};
+    coder_status sg = coder_generate_tokens(s, prompt, 4, &gp, &r);
+    int32_t past = coder_session_n_past(s);
+    size_t n_gen = r.n_tokens;
+    coder_result_clear(&r);
+    /* G6: KV ranges outside [0, n_past] */
+    coder_status t_neg = session_truncate(s, -1);
+    char msg_neg[256];
+    snprintf(msg_neg, sizeof msg_neg, "%s", coder_last_error());
+    coder_status t_big = session_truncate(s, past + 1);
+    int32_t past2 = coder_session_n_past(s);
+    /* H9: cancels that arrive while nothing runs (twice) are forgotten by the next call */
+    coder_session_cancel(s);
+    coder_session_cancel(s);
+    CHECK_OK(coder_session_reset(s));
+    gp.on_piece = NULL;
+    coder_status sg2 = coder_generate_tokens(s, prompt, 4, &gp, &r);
+    int32_t stop2 = r.stop_reason;
+    coder_result_clear(&r);
+    coder_session_free(s);
+    coder_model_free(m);
+    CHECK_OK(sg);
+    CHECK(re.calls > 0);
+    CHECK_STATUS(re.eval, CODER_ERR_BUSY);
+    CHECK_STATUS(re.gen, CODER_ERR_BUSY);
+    CHECK_STATUS(re.reset, CODER_ERR_BUSY);
+    CHECK(n_gen > 0 && past >= 4 + (int32_t)n_gen - 1);
+    CHECK_STATUS(t_neg, CODER_ERR_INVALID_ARG);
+    CHECK_MSG(strstr(msg_neg, "n_past -1"), "message: %s", msg_neg);
+    CHECK_STATUS(t_big, CODER_ERR_INVALID_ARG);
+    CHECK(past2 == past);
+    CHECK_OK(sg2);
+    CHECK(stop2 != CODER_STOP_CANCELLED);
+}
+
 int main(void) {
     RUN(A15_architecture_values);
     RUN(E3_special_ids_out_of_range);
     RUN(C4_file_truncated_or_rewritten_after_load);
     RUN(C5_H11_nan_weights);
     RUN(C7_file_larger_than_ram);
+    RUN(G6_G9_H9_session_misuse);
     if (model_path[0]) unlink(model_path);
     return test_summary();
 }
