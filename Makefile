@@ -118,6 +118,56 @@ bench: all $(BENCH_BIN)
 $(B)/rel $(B)/test/bin $(B)/bench:
 	mkdir -p $@
 
+# ---- fuzzing (clang + libFuzzer; docs in tests/fuzz/*.c) --------------------------------------
+# make fuzz FUZZ_SECONDS=N : builds, makes the seed corpora, runs each target N s in turn.
+# make fuzz-smoke          : the short run CI does after `make test`.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_TARGETS := gguf model tokenizer prompt
+FUZZ_CFLAGS  := $(CSTD) -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined -pthread $(WARN) -Wno-unknown-attributes
+FLIB_OBJ     := $(patsubst lib/%.c,$(B)/fuzz/obj/%.o,$(LIB_SRC))
+FUZZ_BIN     := $(patsubst %,$(B)/fuzz/fuzz_%,$(FUZZ_TARGETS))
+.PHONY: fuzz fuzz-build fuzz-corpus fuzz-smoke test-tsan soak
+$(B)/fuzz/obj/%.o: lib/%.c $(wildcard lib/*.h include/*.h) | $(B)/fuzz/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined $(CPPFLAGS_ALL) -c $< -o $@
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FLIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined $(CPPFLAGS_ALL) -o $@ $< $(FLIB_OBJ) $(LDLIBS_ALL)
+$(B)/fuzz/make_seeds: tests/fuzz/make_seeds.c $(TLIB_OBJ) | $(B)/fuzz/obj
+	$(CC) $(CFLAGS_TEST) $(CPPFLAGS_ALL) -o $@ $< $(TLIB_OBJ) $(LDLIBS_ALL)
+fuzz-build: $(FUZZ_BIN) $(B)/fuzz/make_seeds
+fuzz-corpus: fuzz-build $(B)/coder
+	@CODER_BUILD=$(B) CODER_REFDATA=$${CODER_REFDATA:-$(REFDATA)} sh tests/fuzz/make_corpus.sh
+fuzz: fuzz-corpus
+	@CODER_BUILD=$(B) CODER_REFDATA=$${CODER_REFDATA:-$(REFDATA)} sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
+$(B)/fuzz/obj:
+	mkdir -p $@
+
+# ---- ThreadSanitizer: the concurrency tests (TSan cannot share a binary with ASan) ----------
+TSAN_TESTS   := test_generate test_bad_threads
+TSAN_CFLAGS  := $(CSTD) -O1 -g -fsanitize=thread -pthread $(WARN)
+TSLIB_OBJ    := $(patsubst lib/%.c,$(B)/tsan/obj/%.o,$(LIB_SRC))
+TSAN_BIN     := $(patsubst %,$(B)/tsan/%,$(TSAN_TESTS))
+$(B)/tsan/obj/%.o: lib/%.c $(wildcard lib/*.h include/*.h) | $(B)/tsan/obj
+	$(CC) $(TSAN_CFLAGS) $(CPPFLAGS_ALL) -c $< -o $@
+$(B)/tsan/test_%: tests/test_%.c tests/test.h $(TSLIB_OBJ)
+	$(CC) $(TSAN_CFLAGS) $(CPPFLAGS_ALL) -Itests -o $@ $< $(TSLIB_OBJ) $(LDLIBS_ALL)
+test-tsan: $(TSAN_BIN)
+	@CODER_REFDATA=$${CODER_REFDATA:-$(REFDATA)} TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	    sh tests/run.sh $(TSAN_BIN)
+$(B)/tsan/obj:
+	mkdir -p $@
+
+# ---- soak (BAD_INPUTS H12; not in CI): make soak SOAK_CYCLES=10000 -------------------------------
+SOAK_CYCLES ?= 10000
+$(B)/bench/soak: bench/soak.c $(B)/libcoderinfer.a | $(B)/bench
+	$(CC) $(CSTD) -O2 -g -pthread $(WARN) $(CPPFLAGS_ALL) -o $@ $< $(B)/libcoderinfer.a $(CUDA_LIBS) $(LDLIBS_ALL)
+soak: $(B)/bench/soak $(B)/coder
+	@$(B)/coder mkmodel --preset tiny-llama --type Q4_K_M --vocab $(REFDATA)/vocab/ggml-vocab-llama-spm.gguf \
+	    -t 1 -o $(B)/bench/soak-tiny.gguf >/dev/null && $(B)/bench/soak $(B)/bench/soak-tiny.gguf $(SOAK_CYCLES) 1000
+
 # ---- install (PREFIX and DESTDIR; DESTDIR is never written into installed files) -------------
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)

@@ -140,7 +140,12 @@ typedef struct coder_model_params {
     size_t size;              /* sizeof(coder_model_params); set by coder_model_params_init      */
     int use_mmap;             /* 1 (default): map the file read-only; 0: read it into memory.
                                  A mapped file truncated by another process while in use can
-                                 raise SIGBUS: pass 0 for files that may change under you.       */
+                                 raise SIGBUS: pass 0 for files that may change under you.
+                                 Mapping is the default for speed and shared page cache; the
+                                 hazard is not caught (no signal handler is installed). With 0
+                                 the file is copied once (refused with CODER_ERR_NOMEM when it is
+                                 larger than RAM) and later changes to it cannot affect the
+                                 model. See docs/GGUF.md, "Files that change while loaded".     */
     int n_gpu_layers;         /* -1 (default): as many as fit ("auto"); 0: CPU only; N: N layers */
     int n_threads;            /* threads used while loading/validating; 0 (default): all cores  */
     int validate_weights;     /* 1: scan weights for NaN/Inf at load (slower); default 0         */

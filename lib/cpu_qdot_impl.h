@@ -34,19 +34,26 @@
 /* Quantizes 32 floats with inverse scale id; returns the sums of qs[0..16) and qs[16..32). */
 KFI void FN(q8_32)(const float *x, float id, int8_t *qs, int *s0, int *s1) {
 #if CPU_LEVEL == 2
+    /* Clamped to +-127: a NaN/Inf activation (a corrupt model; the session reports NUMERIC)
+     * converts to INT_MIN, and the sums below must not overflow. */
     const __m512 vid = _mm512_set1_ps(id);
-    const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x), vid));
-    const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16), vid));
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+    const __m512i i0 = _mm512_min_epi32(hi, _mm512_max_epi32(lo, _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x), vid))));
+    const __m512i i1 =
+        _mm512_min_epi32(hi, _mm512_max_epi32(lo, _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16), vid))));
     _mm_storeu_si128((__m128i *)qs, _mm512_cvtepi32_epi8(i0));
     _mm_storeu_si128((__m128i *)(qs + 16), _mm512_cvtepi32_epi8(i1));
     *s0 = _mm512_reduce_add_epi32(i0);
     *s1 = _mm512_reduce_add_epi32(i1);
 #elif CPU_LEVEL == 1
     const __m256 vid = _mm256_set1_ps(id);
-    __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), vid));
-    __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), vid));
-    __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16), vid));
-    __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 24), vid));
+    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);   /* NaN/Inf: see above */
+#define Q8_CLAMP(v) _mm256_min_epi32(hi, _mm256_max_epi32(lo, (v)))
+    __m256i i0 = Q8_CLAMP(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), vid)));
+    __m256i i1 = Q8_CLAMP(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), vid)));
+    __m256i i2 = Q8_CLAMP(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16), vid)));
+    __m256i i3 = Q8_CLAMP(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 24), vid)));
+#undef Q8_CLAMP
     __m256i a = _mm256_add_epi32(i0, i1), b = _mm256_add_epi32(i2, i3);
     __m128i a4 = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
     __m128i b4 = _mm_add_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
@@ -61,7 +68,8 @@ KFI void FN(q8_32)(const float *x, float id, int8_t *qs, int *s0, int *s1) {
 #else
     int a = 0, b = 0;
     for (int l = 0; l < 32; l++) {
-        const int q = (int)lrintf(x[l] * id);   /* default rounding mode: half to even */
+        const float v = x[l] * id;   /* NaN/Inf clamp to -127 like the SIMD paths' INT_MIN */
+        const int q = v >= -127.0f && v <= 127.0f ? (int)lrintf(v) : (v > 127.0f ? 127 : -127);   /* half to even */
         qs[l] = (int8_t)q;
         if (l < 16) a += q;
         else b += q;
@@ -92,14 +100,38 @@ KFI float FN(amax)(const float *x, int64_t n) {
 #endif
 }
 
+/* True when x[0..n) has no NaN or Inf (n a multiple of 32): x - x is 0 exactly for finite x. */
+KFI bool FN(all_finite)(const float *x, int64_t n) {
+#if CPU_LEVEL == 2
+    __mmask16 bad = 0;
+    for (int64_t i = 0; i < n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x + i);
+        bad |= _mm512_cmp_ps_mask(_mm512_sub_ps(v, v), _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    }
+    return bad == 0;
+#elif CPU_LEVEL == 1
+    __m256 bad = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_sub_ps(v, v), _mm256_setzero_ps(), _CMP_NEQ_UQ));
+    }
+    return _mm256_movemask_ps(bad) == 0;
+#else
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return false;
+    return true;
+#endif
+}
+
 KFN void FN(quant_q8a)(const float *x, void *dst, int64_t n) {
     cpu_q8a *y = dst;
     for (int64_t ib = 0; ib < n / 32; ib++, x += 32) {
         const float d = FN(amax)(x, 32) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         int s0, s1;
         FN(q8_32)(x, id, y[ib].qs, &s0, &s1);
-        y[ib].d = d;
-        y[ib].ds = d * (float)(s0 + s1);
+        /* a NaN/Inf activation poisons the block's scale so the result is NaN, not a clamped guess */
+        y[ib].d = FN(all_finite)(x, 32) ? d : NAN;
+        y[ib].ds = y[ib].d * (float)(s0 + s1);
     }
 }
 
@@ -113,7 +145,7 @@ KFN void FN(quant_q8k)(const float *x, void *dst, int64_t n) {
             y[ib].bsums[2 * g] = (int16_t)s0;
             y[ib].bsums[2 * g + 1] = (int16_t)s1;
         }
-        y[ib].d = d;
+        y[ib].d = FN(all_finite)(x, QK_K) ? d : NAN;   /* NaN/Inf: see quant_q8a */
     }
 }
 

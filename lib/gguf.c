@@ -502,6 +502,13 @@ coder_status gguf_open_memory(const void *data, size_t size, const gguf_open_opt
 /* Reads the whole file into an aligned buffer (read mode: later changes to the file cannot
  * reach us, unlike a mapping that SIGBUSes when the file shrinks). */
 static coder_status gguf_read_all(int fd, uint64_t size, const char *pe, uint8_t **out) {
+    /* C7 preflight: a file larger than physical RAM cannot be read into memory; fail before the
+     * allocation (with overcommit it would "succeed" and the reads would meet the OOM killer). */
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t ram = 0;
+    if (pages > 0 && page > 0 && !ck_mul((uint64_t)pages, (uint64_t)page, &ram) && size > ram)
+        return coder_fail(CODER_ERR_NOMEM, "'%s': reading %llu bytes into memory needs more than the %llu bytes of "
+                          "RAM (use_mmap = 1 maps the file instead)", pe, (ull)size, (ull)ram);
     uint8_t *buf = coder_malloc_aligned((size_t)size, 4096);
     if (!buf) return coder_fail(CODER_ERR_NOMEM, "'%s': no memory to read %llu bytes", pe, (ull)size);
     uint64_t done = 0;
