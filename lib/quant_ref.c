@@ -30,6 +30,12 @@ static inline int qref_nearest_int(float x) {
     return (i & 0x007fffff) - 0x00400000;
 }
 
+static bool qref_all_finite(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return false;
+    return true;
+}
+
 /* ---- 32-element formats ------------------------------------------------------------------- */
 
 static void qref_q8_0(const float *x, block_q8_0 *y) {
@@ -392,11 +398,19 @@ coder_status quantize_row_ref(uint32_t type, const float *src, void *dst, int64_
         return CODER_OK;
     default: break;
     }
-    /* Quantize into a local block and copy out, so dst needs no alignment. */
+    /* Quantize into a local block and copy out, so dst needs no alignment. A block holding NaN or
+     * Inf (activations that overflowed, e.g. a K/V row written to a Q8_0 cache) would make the
+     * float-to-int conversions undefined: it becomes zeros with a NaN scale instead, so the NaN
+     * still reaches the logits and the caller gets CODER_ERR_NUMERIC. */
 #define QREF_LOOP(T, fn)                                                                           \
     for (int64_t i = 0; i < nb; i++) {                                                             \
         T blk;                                                                                     \
-        fn(src + i * bs, &blk);                                                                    \
+        if (qref_all_finite(src + i * bs, bs)) {                                                   \
+            fn(src + i * bs, &blk);                                                                \
+        } else {                                                                                   \
+            memset(&blk, 0, sizeof blk);                                                           \
+            blk.d = _Generic(blk.d, float: (float)NAN, default: (f16_t)0x7e00);                    \
+        }                                                                                          \
         memcpy(out + (size_t)i * sizeof(T), &blk, sizeof(T));                                      \
     }                                                                                              \
     return CODER_OK;

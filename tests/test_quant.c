@@ -525,6 +525,18 @@ TEST(quantize_special_rows) {
         CHECK_OK(dequantize_row(type, q, y, 256));
         for (int i = 0; i < 256; i++)
             CHECK_MSG(fabsf(y[i] + 0.75f) <= 0.75f * 2e-3f, "%s const at %d: %g", quant_type_name(type), i, y[i]);
+        /* NaN and Inf (overflowed activations): no undefined conversion (UBSan), and the blocks
+         * holding them dequantize to NaN, the others as usual */
+        x[40] = NAN;
+        x[200] = -INFINITY;
+        CHECK_OK(quantize_row_ref(type, x, q, 256));
+        CHECK_OK(dequantize_row(type, q, y, 256));
+        const int bs = (int)quant_block_size(type);
+        for (int i = 0; i < 256; i++) {
+            const bool poisoned = i / bs == 40 / bs || i / bs == 200 / bs;
+            CHECK_MSG(poisoned ? isnan(y[i]) : fabsf(y[i] + 0.75f) <= 0.75f * 2e-3f, "%s non-finite row at %d: %g",
+                      quant_type_name(type), i, y[i]);
+        }
     }
 }
 

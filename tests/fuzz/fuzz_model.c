@@ -3,7 +3,9 @@
  * mode with weight validation, full mapped. A model that loads must then work: a session on it
  * evaluates two tokens (the first and last id) and tokenizes/detokenizes a short text. So shapes
  * the loader accepts but the engine cannot compute are found here. */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* memfd_create */
+#endif
 #include <stdint.h>
 #include <sys/mman.h>
 #include <unistd.h>

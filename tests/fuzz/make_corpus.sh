@@ -7,10 +7,12 @@
 #   fuzz_tokenizer: short texts (code, a Unicode torture line, invalid UTF-8, control-token text),
 #       each behind the selector byte (vocabulary, mode, flags; see fuzz_tokenizer.c).
 #   fuzz_prompt: chat/FIM field lists (0x1F-separated) behind vocabulary/format/flag bytes.
+#   fuzz_session: session states saved by make_seeds from its mini qwen2 model (copied to
+#       $CODER_BUILD/fuzz/session-model.gguf, the model fuzz_session loads), behind a selector byte.
 set -e
 B=${CODER_BUILD:-build}
 C="$B/fuzz/corpus"
-mkdir -p "$C/gguf" "$C/model" "$C/tokenizer" "$C/prompt"
+mkdir -p "$C/gguf" "$C/model" "$C/tokenizer" "$C/prompt" "$C/session"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -19,6 +21,8 @@ for f in "$tmp"/*.gguf; do
     cp "$f" "$C/gguf/seed-$(basename "$f")"
     cp "$f" "$C/model/seed-$(basename "$f")"
 done
+cp "$tmp/mini-qwen2-q8_0.gguf" "$B/fuzz/session-model.gguf"
+cp "$tmp"/session/seed-* "$C/session/"
 # A real-shaped metadata section from `coder mkmodel` (its tokenizer from refdata when present):
 # only the header and metadata, the tensors cut off (a 13 MiB input would fuzz at a few exec/s).
 REF=${CODER_REFDATA:-../shared/refdata}
@@ -62,4 +66,4 @@ for v in 000 001 002; do
     pr $v 002 002 'def f(x):\n    \037\n    return y\037myrepo\037src/a.py\037import os\n\037src/b.py\037print(1)\n'
     pr $v 006 001 'bogus-role\037content\037user'
 done
-echo "corpus: $(ls "$C/gguf" | wc -l) gguf, $(ls "$C/model" | wc -l) model, $(ls "$C/tokenizer" | wc -l) tokenizer, $(ls "$C/prompt" | wc -l) prompt inputs in $C"
+echo "corpus: $(ls "$C/gguf" | wc -l) gguf, $(ls "$C/model" | wc -l) model, $(ls "$C/tokenizer" | wc -l) tokenizer, $(ls "$C/prompt" | wc -l) prompt, $(ls "$C/session" | wc -l) session inputs in $C"

@@ -3,11 +3,16 @@
  * at a few executions per second). Each has a byte-level BPE vocabulary of 256 byte tokens, one
  * merge ("a b" -> "ab"), ChatML and Qwen FIM control tokens and a ChatML chat template.
  *   usage: make_seeds OUTDIR      -> OUTDIR/{mini-llama-f16,mini-qwen2-q8_0,mini-vocab}.gguf
- * Shapes: llama dim 16, 2 heads (kv 1) x 8, ffn 32, 1 layer; qwen2 dim 32, 2 heads x 16, ffn 64,
+ *                                    and OUTDIR/session/seed-* (fuzz_session inputs, see there)
+ * Shapes: llama dim 16, 2 heads (kv 1) x 8, ffn 32, 1 layer; qwen2 dim 64, 2 heads x 32, ffn 64,
  * 2 layers, biases, tied output. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include <zstd.h>
 
 #include "gguf.h"
 #include "quant.h"
@@ -129,6 +134,83 @@ static coder_status vocab_only(const char *path) {
     return st;
 }
 
+/* Writes one fuzz_session input: the selector byte, then the bytes. */
+static int write_seed(const char *dir, const char *name, unsigned sel, const void *d, size_t n) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/seed-%s", dir, name);
+    FILE *f = fopen(p, "wb");
+    if (!f) return 1;
+    unsigned char s = (unsigned char)sel;
+    int bad = fwrite(&s, 1, 1, f) != 1 || fwrite(d, 1, n, f) != n;
+    return fclose(f) != 0 || bad;
+}
+
+static unsigned char *read_all(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    unsigned char *b = NULL;
+    long len = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (len > 0 && fseek(f, 0, SEEK_SET) == 0 && (b = malloc((size_t)len)) && fread(b, 1, (size_t)len, f) != (size_t)len) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
+/* fuzz_session seeds: states saved from the mini qwen2 model with each KV type (F32, F16, Q8_0 =
+ * selector 0, 1, 2), all positions with logits and a 3-position prefix without, each in the three
+ * forms of fuzz_session.c: as saved, checksum-fixing, and header + uncompressed payload. */
+static int session_seeds(const char *model_path, const char *outdir) {
+    char dir[4200], tmp[4300];
+    snprintf(dir, sizeof dir, "%s/session", outdir);
+    snprintf(tmp, sizeof tmp, "%s/state.tmp", outdir);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return 1;
+    coder_model_params mp;
+    coder_model_params_init(&mp);
+    coder_model *m = NULL;
+    if (coder_model_load(model_path, &mp, &m) != CODER_OK) return 1;
+    static const int32_t kv[3] = {CODER_KV_F32, CODER_KV_F16, CODER_KV_Q8_0};
+    static const int32_t toks[7] = {1, 2, 3, 97, 98, 256, 258};
+    int bad = 0;
+    for (unsigned k = 0; k < 3 && !bad; k++)
+        for (int part = 0; part < 2 && !bad; part++) {
+            coder_session_params sp;
+            coder_session_params_init(&sp);
+            sp.n_ctx = 64;
+            sp.n_threads = 1;
+            sp.kv_type = kv[k];
+            coder_session *s = NULL;
+            size_t n = 0;
+            unsigned char *f = NULL;
+            bad = coder_session_new(m, &sp, &s) != CODER_OK || coder_session_eval(s, toks, 7) != CODER_OK ||
+                  coder_session_save(s, tmp, part ? 3 : -1) != CODER_OK || !(f = read_all(tmp, &n)) || n < 104;
+            coder_session_free(s);
+            char name[32];
+            for (unsigned form = 0; form < 2 && !bad; form++) {
+                snprintf(name, sizeof name, "kv%u-%s-form%u", k, part ? "prefix" : "all", form);
+                bad = write_seed(dir, name, k | form << 2, f, n);
+            }
+            if (!bad) {   /* form 2: the frame decompressed */
+                unsigned long long raw = ZSTD_getFrameContentSize(f + 96, n - 104);
+                unsigned char *img = raw < (1u << 24) ? malloc(96 + (size_t)raw + 1) : NULL;
+                bad = !img || ZSTD_decompress(img + 96, (size_t)raw + 1, f + 96, n - 104) != raw;
+                if (!bad) {
+                    memcpy(img, f, 96);
+                    snprintf(name, sizeof name, "kv%u-%s-form2", k, part ? "prefix" : "all");
+                    bad = write_seed(dir, name, k | 2u << 2 | 16u, img, 96 + (size_t)raw);
+                }
+                free(img);
+            }
+            free(f);
+        }
+    remove(tmp);
+    coder_model_free(m);
+    if (bad) fprintf(stderr, "make_seeds: session seeds: %s\n", coder_last_error());
+    return bad;
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s OUTDIR\n", argv[0]);
@@ -139,7 +221,7 @@ int main(int argc, char **argv) {
     snprintf(p[1], sizeof p[1], "%s/mini-qwen2-q8_0.gguf", argv[1]);
     snprintf(p[2], sizeof p[2], "%s/mini-vocab.gguf", argv[1]);
     coder_status st = model(p[0], "llama", QT_F16, 1, 16, 2, 1, 32, 0);
-    if (!st) st = model(p[1], "qwen2", QT_Q8_0, 2, 32, 2, 2, 64, 1);
+    if (!st) st = model(p[1], "qwen2", QT_Q8_0, 2, 64, 2, 2, 64, 1);   /* head_dim 32: Q8_0 KV works */
     if (!st) st = vocab_only(p[2]);
     if (st) {
         fprintf(stderr, "make_seeds: %s\n", coder_last_error());
@@ -158,5 +240,5 @@ int main(int argc, char **argv) {
         coder_model_free(m);
         printf("%s\n", p[i]);
     }
-    return 0;
+    return session_seeds(p[1], argv[1]);
 }

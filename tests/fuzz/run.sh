@@ -9,6 +9,7 @@ S=${1:-60}
 shift
 B=${CODER_BUILD:-build}
 mkdir -p "$B/fuzz/artifacts" "$B/fuzz/logs"
+export FUZZ_SESSION_MODEL="${FUZZ_SESSION_MODEL:-$B/fuzz/session-model.gguf}"   # fuzz_session's model
 status=0
 for t in "$@"; do
     bin="$B/fuzz/fuzz_$t"
