@@ -49,6 +49,11 @@ int cli_parse_u64(const char *opt, const char *v, uint64_t *out) {
     return 0;
 }
 
+int cli_parse_ctx(const char *opt, const char *v, int32_t *out) {
+    if (strcmp(v, "auto") == 0) { *out = CODER_CTX_AUTO; return 0; }
+    return cli_parse_int(opt, v, 1, INT_MAX, out);
+}
+
 int cli_parse_gpu_layers(const char *opt, const char *v, int *out) {
     if (strcmp(v, "auto") == 0) { *out = -1; return 0; }
     if (strcmp(v, "all") == 0) { *out = INT_MAX; return 0; } /* clamped to the layer count at load */

@@ -14,6 +14,8 @@ int cli_parse_int(const char *opt, const char *v, long lo, long hi, int32_t *out
 int cli_parse_float(const char *opt, const char *v, float *out);
 int cli_parse_u64(const char *opt, const char *v, uint64_t *out);
 /* N, "auto" (-1) or "all" (every layer). */
+/* -c: a context length >= 1, or "auto" (CODER_CTX_AUTO: coder_plan_fit chooses). */
+int cli_parse_ctx(const char *opt, const char *v, int32_t *out);
 int cli_parse_gpu_layers(const char *opt, const char *v, int *out);
 
 typedef struct cli_buf {

@@ -41,7 +41,7 @@ static void usage(void) {
           "  -p TEXT            prompt; stdin that is not a terminal is appended after a blank line\n"
           "  -f FILE            read the prompt from FILE ('-' = stdin)\n"
           "  -n N               tokens to generate (default 256; -1 = until end or context full)\n"
-          "  -c N               context length (default: min(training, 4096))\n"
+          "  -c N|auto          context length (default: min(training, 4096); auto: the largest that fits)\n"
           "  -t N               CPU threads (default: all cores)\n"
           "  --temp T           temperature (default 0.8; 0 = greedy)\n"
           "  --top-k K          (default 40; 0 = off)    --top-p P   (default 0.95; 1 = off)\n"
@@ -170,7 +170,7 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         else if (OPT("-p") || OPT("--prompt")) { NEED_VALUE(); a->prompt = v; }
         else if (OPT("-f") || OPT("--file")) { NEED_VALUE(); a->prompt_file = v; }
         else if (OPT("-n") || OPT("--n-predict")) { NEED_VALUE(); if (cli_parse_int(o, v, -1, INT_MAX, &a->gp.max_tokens)) return EXIT_USAGE; }
-        else if (OPT("-c") || OPT("--ctx-size")) { NEED_VALUE(); if (cli_parse_int(o, v, 1, INT_MAX, &a->n_ctx)) return EXIT_USAGE; }
+        else if (OPT("-c") || OPT("--ctx-size")) { NEED_VALUE(); if (cli_parse_ctx(o, v, &a->n_ctx)) return EXIT_USAGE; }
         else if (OPT("-t") || OPT("--threads")) { NEED_VALUE(); if (cli_parse_int(o, v, 1, 4096, &a->n_threads)) return EXIT_USAGE; }
         else if (OPT("--temp")) { NEED_VALUE(); if (cli_parse_float(o, v, &a->gp.temperature)) return EXIT_USAGE; }
         else if (OPT("--top-k")) { NEED_VALUE(); if (cli_parse_int(o, v, INT_MIN, INT_MAX, &a->gp.top_k)) return EXIT_USAGE; }
@@ -344,6 +344,24 @@ int cmd_generate(int argc, char **argv) {
     mp.n_gpu_layers = a.gpu_layers;
     mp.n_threads = a.n_threads;
     mp.progress = load_progress;
+    if (a.n_ctx == CODER_CTX_AUTO) {   /* -c auto: the largest context (and GPU layers) that fit, said on stderr */
+        coder_session_params fsp;
+        coder_session_params_init(&fsp);
+        fsp.n_ctx = a.n_ctx;
+        fsp.n_threads = a.n_threads;
+        fsp.kv_type = a.kv_type;
+        coder_plan fp;
+        memset(&fp, 0, sizeof fp);
+        fp.size = sizeof fp;
+        char why[512];
+        if ((st = coder_plan_fit(a.model, &mp, &fsp, 0, 0, &fp, why, sizeof why)) != CODER_OK) {
+            fprintf(stderr, "coder: -c auto: %s\n", coder_last_error());
+            rc = cli_exit_code(st, EXIT_LOAD);
+            goto done;
+        }
+        if (a.verbosity > 0 || a.stats) fprintf(stderr, "coder: auto: %s\n", why);
+        a.n_ctx = fsp.n_ctx;
+    }
     if ((st = coder_model_load(a.model, &mp, &model)) != CODER_OK) {
         fprintf(stderr, "coder: cannot load '%s': %s\n", a.model, coder_last_error());
         rc = cli_exit_code(st, EXIT_LOAD);

@@ -1,5 +1,7 @@
-/* cmd_plan.c - `coder plan -m FILE [-c CTX] [-b N] [-t N] [--kv-type T] [--gpu-layers N] [--json]`:
- * prints the memory a configuration needs (coder_plan_memory), reading only the GGUF header. */
+/* cmd_plan.c - `coder plan -m FILE [-c CTX|auto] [-b N] [-t N] [--kv-type T] [--gpu-layers N|auto|all]
+ * [--host-mem MIB] [--device-mem MIB] [--json]`: prints the memory a configuration needs
+ * (coder_plan_memory), reading only the GGUF header. With -c auto or --gpu-layers auto it prints
+ * what coder_plan_fit chose for the budgets (measured free memory unless given) and why. */
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,15 +10,17 @@
 #include "commands.h"
 
 static void plan_usage(void) {
-    fprintf(stderr, "usage: coder plan -m MODEL.gguf [-c CTX] [-b BATCH] [-t THREADS] [--kv-type f16|f32|q8_0]\n"
-                    "                  [--gpu-layers N|auto|all] [--json]\n");
+    fprintf(stderr, "usage: coder plan -m MODEL.gguf [-c CTX|auto] [-b BATCH] [-t THREADS] [--kv-type f16|f32|q8_0]\n"
+                    "                  [--gpu-layers N|auto|all] [--host-mem MIB] [--device-mem MIB] [--json]\n"
+                    "  auto: the largest context / GPU layer count that fit the memory budgets (default: the\n"
+                    "  free memory, less a reserve), with the reason\n");
 }
 
 static double mib(uint64_t b) { return (double)b / 1048576.0; }
 
 int cmd_plan(int argc, char **argv) {
     const char *path = NULL;
-    int json = 0;
+    int json = 0, host_mib = 0, dev_mib = 0;
     coder_model_params mp;
     coder_model_params_init(&mp);
     mp.n_gpu_layers = 0;
@@ -29,7 +33,9 @@ int cmd_plan(int argc, char **argv) {
         else if (!strcmp(o, "--json")) json = 1;
         else if (!v) { fprintf(stderr, "coder plan: %s needs a value (or is unknown)\n", o); plan_usage(); return EXIT_USAGE; }
         else if (!strcmp(o, "-m")) { path = v; i++; }
-        else if (!strcmp(o, "-c")) { if (cli_parse_int(o, v, 1, INT_MAX, &ival)) return EXIT_USAGE; sp.n_ctx = ival; i++; }
+        else if (!strcmp(o, "-c")) { if (cli_parse_ctx(o, v, &ival)) return EXIT_USAGE; sp.n_ctx = ival; i++; }
+        else if (!strcmp(o, "--host-mem")) { if (cli_parse_int(o, v, 1, INT_MAX, &ival)) return EXIT_USAGE; host_mib = ival; i++; }
+        else if (!strcmp(o, "--device-mem")) { if (cli_parse_int(o, v, 1, INT_MAX, &ival)) return EXIT_USAGE; dev_mib = ival; i++; }
         else if (!strcmp(o, "-b")) { if (cli_parse_int(o, v, 1, INT_MAX, &ival)) return EXIT_USAGE; sp.n_batch = ival; i++; }
         else if (!strcmp(o, "-t")) { if (cli_parse_int(o, v, 1, 4096, &ival)) return EXIT_USAGE; sp.n_threads = ival; i++; }
         else if (!strcmp(o, "--gpu-layers") || !strcmp(o, "-ngl")) { if (cli_parse_gpu_layers(o, v, &mp.n_gpu_layers)) return EXIT_USAGE; i++; }
@@ -46,7 +52,10 @@ int cmd_plan(int argc, char **argv) {
     coder_plan p;
     memset(&p, 0, sizeof p);
     p.size = sizeof p;
-    coder_status st = coder_plan_memory(path, &mp, &sp, &p);
+    char why[512] = "";
+    const int fit = sp.n_ctx == CODER_CTX_AUTO || mp.n_gpu_layers == -1;
+    coder_status st = fit ? coder_plan_fit(path, &mp, &sp, (uint64_t)host_mib << 20, (uint64_t)dev_mib << 20, &p, why, sizeof why)
+                          : coder_plan_memory(path, &mp, &sp, &p);
     if (st != CODER_OK) {
         fprintf(stderr, "coder plan: '%s': %s\n", path, coder_last_error());
         return cli_exit_code(st, EXIT_LOAD);
@@ -56,13 +65,18 @@ int cmd_plan(int argc, char **argv) {
         printf("{\"n_ctx\":%d,\"n_layers\":%d,\"gpu_layers\":%d,\"kv_type\":\"%s\",\"file_bytes\":%llu,"
                "\"weight_bytes\":%llu,\"kv_bytes_per_token\":%llu,\"kv_bytes_per_token_f16\":%llu,"
                "\"kv_bytes_per_token_f32\":%llu,\"kv_bytes_per_token_q8_0\":%llu,\"kv_bytes\":%llu,"
-               "\"scratch_bytes\":%llu,\"model_bytes\":%llu,\"host_bytes\":%llu,\"device_bytes\":%llu}\n",
+               "\"scratch_bytes\":%llu,\"model_bytes\":%llu,\"host_bytes\":%llu,\"device_bytes\":%llu",
                (int)p.n_ctx, (int)p.n_layers, (int)p.gpu_layers, kvn[p.kv_type], (unsigned long long)p.file_bytes,
                (unsigned long long)p.weight_bytes, (unsigned long long)p.kv_bytes_per_token,
                (unsigned long long)p.kv_bytes_per_token_by_type[0], (unsigned long long)p.kv_bytes_per_token_by_type[1],
                (unsigned long long)p.kv_bytes_per_token_by_type[2], (unsigned long long)p.kv_bytes,
                (unsigned long long)p.scratch_bytes, (unsigned long long)p.model_bytes, (unsigned long long)p.host_bytes,
                (unsigned long long)p.device_bytes);
+        if (fit) {
+            printf(",\"auto\":");
+            cli_json_string(stdout, why, strlen(why));
+        }
+        printf("}\n");
         return EXIT_OK;
     }
     printf("model:      %s (%d layers, %.1f MiB file, %.1f MiB weights)\n", path, (int)p.n_layers, mib(p.file_bytes),
@@ -74,5 +88,6 @@ int cmd_plan(int argc, char **argv) {
     printf("KV cache:   %.1f MiB\nscratch:    %.1f MiB\ntables:     %.1f MiB\n", mib(p.kv_bytes), mib(p.scratch_bytes),
            mib(p.model_bytes));
     printf("host:       %.1f MiB\ndevice:     %.1f MiB\n", mib(p.host_bytes), mib(p.device_bytes));
+    if (fit) printf("auto:       %s\n", why);
     return EXIT_OK;
 }

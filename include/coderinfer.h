@@ -295,7 +295,8 @@ typedef enum coder_kv_type {
 
 typedef struct coder_session_params {
     size_t size;                  /* sizeof(coder_session_params)                               */
-    int32_t n_ctx;                /* context length in tokens; 0 (default): min(training, 4096)  */
+    int32_t n_ctx;                /* context length in tokens; 0 (default): min(training, 4096);
+                                     CODER_CTX_AUTO: resolve it with coder_plan_fit first        */
     int32_t n_batch;              /* prompt tokens evaluated per step; default 512               */
     int32_t n_threads;            /* CPU threads; 0 (default): all cores                        */
     int32_t kv_type;              /* coder_kv_type; default CODER_KV_F16                        */
@@ -522,6 +523,21 @@ typedef struct coder_plan {
  * header, and of coder_session_new for the parameters. */
 CODER_EXPORT coder_status coder_plan_memory(const char *path, const coder_model_params *mp,
                                             const coder_session_params *sp, coder_plan *plan);
+
+/* coder_session_params.n_ctx for coder_plan_fit: the largest context that fits (added in 0.2). */
+#define CODER_CTX_AUTO (-1)
+
+/* `auto` settings: resolves mp->n_gpu_layers == -1 (as many layers on the GPU as fit) and
+ * sp->n_ctx == CODER_CTX_AUTO (the largest context that fits, up to the training context) against
+ * memory budgets, writes the chosen values back into *mp and *sp, the plan for them into *plan, and
+ * one line explaining the choice into why (may be NULL). Explicit values are kept and checked.
+ * A budget of 0 means measured: host = MemAvailable less min(10%, 1 GiB); device = free device
+ * memory less 768 MiB (context, cuBLAS workspace). GPU layers are chosen first (at the requested or
+ * default context), then the context. CODER_ERR_NOMEM (with both figures) when even the smallest
+ * choice does not fit; other errors as coder_plan_memory. Reads only the GGUF header. */
+CODER_EXPORT coder_status coder_plan_fit(const char *path, coder_model_params *mp, coder_session_params *sp,
+                                         uint64_t host_budget, uint64_t device_budget, coder_plan *plan,
+                                         char *why, size_t why_cap);
 
 #ifdef __cplusplus
 }

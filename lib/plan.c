@@ -19,7 +19,7 @@
 #include "cpu.h"
 #include "device.h"
 #include "kv_cache.h"
-#include "model.h"
+#include "plan.h"
 
 #define PLAN_DEFAULT_CTX 4096
 /* Tokenizer tables per vocabulary entry (id<->piece maps, hash slots, scores, merges ranks) and
@@ -42,42 +42,51 @@ static uint64_t plan_layer_bytes(const gguf_file *f, int layer) {
     return sum;
 }
 
-CODER_EXPORT coder_status coder_plan_memory(const char *path, const coder_model_params *mp_in,
-                                            const coder_session_params *sp_in, coder_plan *plan) {
-    if (!path || !plan) return coder_fail(CODER_ERR_INVALID_ARG, "%s is NULL", !path ? "path" : "plan");
-    if (plan->size != sizeof *plan)
-        return coder_fail(CODER_ERR_INVALID_ARG, "plan->size = %zu: set it to sizeof(coder_plan) (%zu)", plan->size,
-                          sizeof *plan);
-    coder_model_params mp;
-    coder_model_params_init(&mp);
-    if (mp_in) TRY(coder_params_copy(&mp, sizeof mp, mp_in, offsetof(coder_model_params, use_mmap), "model params"));
-    coder_session_params sp;
-    coder_session_params_init(&sp);
-    if (sp_in) TRY(coder_params_copy(&sp, sizeof sp, sp_in, offsetof(coder_session_params, n_ctx), "session params"));
-
+coder_status plan_open(const char *path, const coder_model_params *mp_in, const coder_session_params *sp_in,
+                       plan_input *in) {
+    memset(in, 0, sizeof *in);
+    if (!path) return coder_fail(CODER_ERR_INVALID_ARG, "path is NULL");
+    coder_model_params_init(&in->mp);
+    if (mp_in) TRY(coder_params_copy(&in->mp, sizeof in->mp, mp_in, offsetof(coder_model_params, use_mmap), "model params"));
+    coder_session_params_init(&in->sp);
+    if (sp_in) TRY(coder_params_copy(&in->sp, sizeof in->sp, sp_in, offsetof(coder_session_params, n_ctx), "session params"));
+    const coder_session_params *sp = &in->sp;
+    if (sp->n_ctx < CODER_CTX_AUTO || sp->n_batch <= 0 || sp->n_threads < 0 || sp->kv_type < 0 || sp->kv_type > CODER_KV_Q8_0)
+        return coder_fail(CODER_ERR_INVALID_ARG, "session params: n_ctx %d, n_batch %d, n_threads %d, kv_type %d out of range",
+                          (int)sp->n_ctx, (int)sp->n_batch, (int)sp->n_threads, (int)sp->kv_type);
+    if (in->mp.n_gpu_layers < -1)
+        return coder_fail(CODER_ERR_INVALID_ARG, "model params: n_gpu_layers %d (expected -1, 0 or a layer count)",
+                          in->mp.n_gpu_layers);
     gguf_open_opts oo = {.use_mmap = true};
-    gguf_file *f = NULL;
-    TRY(gguf_open(path, &oo, &f));
-    model_hparams hp;
-    coder_status st = model_read_hparams(f, &hp);
+    TRY(gguf_open(path, &oo, &in->f));
+    coder_status st = model_read_hparams(in->f, &in->hp);
+    if (st == CODER_OK && (!gguf_find_tensor(in->f, "token_embd.weight") || !gguf_find_tensor(in->f, "blk.0.attn_q.weight")))
+        st = coder_fail(CODER_ERR_UNSUPPORTED, "'%s': no token_embd.weight / blk.0.attn_q.weight tensors (a "
+                        "vocabulary-only file?): nothing to plan", path);
     if (st != CODER_OK) {
-        gguf_close(f);
+        gguf_close(in->f);
+        in->f = NULL;
         return st;
     }
-    if (!gguf_find_tensor(f, "token_embd.weight") || !gguf_find_tensor(f, "blk.0.attn_q.weight")) {
-        gguf_close(f);
-        return coder_fail(CODER_ERR_UNSUPPORTED, "'%s': no token_embd.weight / blk.0.attn_q.weight tensors (a "
-                          "vocabulary-only file?): nothing to plan", path);
-    }
-    if (hp.vocab_size == 0)   /* no <arch>.vocab_size key: the loader takes the tokenizer's count = embedding rows */
-        hp.vocab_size = (int32_t)gguf_find_tensor(f, "token_embd.weight")->ne[1];
-    if (sp.n_ctx < 0 || sp.n_batch <= 0 || sp.n_threads < 0 || sp.kv_type < 0 || sp.kv_type > CODER_KV_Q8_0) {
-        gguf_close(f);
-        return coder_fail(CODER_ERR_INVALID_ARG, "session params: n_ctx %d, n_batch %d, n_threads %d, kv_type %d out of range",
-                          (int)sp.n_ctx, (int)sp.n_batch, (int)sp.n_threads, (int)sp.kv_type);
-    }
-    const int32_t n_ctx = sp.n_ctx ? sp.n_ctx
-                                   : (hp.n_ctx_train > 0 && hp.n_ctx_train < PLAN_DEFAULT_CTX ? hp.n_ctx_train : PLAN_DEFAULT_CTX);
+    if (in->hp.vocab_size == 0)   /* no <arch>.vocab_size key: the loader takes the tokenizer's count = embedding rows */
+        in->hp.vocab_size = (int32_t)gguf_find_tensor(in->f, "token_embd.weight")->ne[1];
+    return CODER_OK;
+}
+
+void plan_close(plan_input *in) {
+    if (in->f) gguf_close(in->f);
+    in->f = NULL;
+}
+
+int32_t plan_default_ctx(const model_hparams *hp) {
+    return hp->n_ctx_train > 0 && hp->n_ctx_train < PLAN_DEFAULT_CTX ? hp->n_ctx_train : PLAN_DEFAULT_CTX;
+}
+
+void plan_compute(const plan_input *in, int32_t n_ctx_req, int32_t gpu_req, bool have_device, coder_plan *out) {
+    const gguf_file *f = in->f;
+    const model_hparams hp = in->hp;
+    const coder_session_params sp = in->sp;
+    const int32_t n_ctx = n_ctx_req > 0 ? n_ctx_req : plan_default_ctx(&hp);
     const int64_t n_batch = sp.n_batch < n_ctx ? sp.n_batch : n_ctx, threads = sp.n_threads ? sp.n_threads : coder_cpu_count();
 
     coder_plan p;
@@ -116,7 +125,7 @@ CODER_EXPORT coder_status coder_plan_memory(const char *path, const coder_model_
 
     /* GPU layers: only when a device exists (the CPU backend otherwise runs everything) */
     int32_t gpu = 0;
-    if (mp.n_gpu_layers != 0 && device_count() > 0) gpu = mp.n_gpu_layers < 0 || mp.n_gpu_layers > hp.n_layers ? hp.n_layers : mp.n_gpu_layers;
+    if (gpu_req != 0 && have_device) gpu = gpu_req < 0 || gpu_req > hp.n_layers ? hp.n_layers : gpu_req;
     p.gpu_layers = gpu;
     uint64_t dev_w = 0;
     for (int l = 0; l < gpu; l++) dev_w += plan_layer_bytes(f, l);
@@ -128,7 +137,23 @@ CODER_EXPORT coder_status coder_plan_memory(const char *path, const coder_model_
     if (embd_resident > embd || !gguf_find_tensor(f, "output.weight")) embd_resident = embd;   /* tied: the output matmul reads it all */
     const uint64_t resident_w = p.weight_bytes - embd + embd_resident;
     p.host_bytes = resident_w + p.model_bytes + p.scratch_bytes + (p.kv_bytes - kv_layer * (uint64_t)gpu);
-    gguf_close(f);
-    *plan = p;
+    *out = p;
+}
+
+CODER_EXPORT coder_status coder_plan_memory(const char *path, const coder_model_params *mp,
+                                            const coder_session_params *sp, coder_plan *plan) {
+    if (!path || !plan) return coder_fail(CODER_ERR_INVALID_ARG, "%s is NULL", !path ? "path" : "plan");
+    if (plan->size != sizeof *plan)
+        return coder_fail(CODER_ERR_INVALID_ARG, "plan->size = %zu: set it to sizeof(coder_plan) (%zu)", plan->size,
+                          sizeof *plan);
+    plan_input in;
+    TRY(plan_open(path, mp, sp, &in));
+    if (in.sp.n_ctx == CODER_CTX_AUTO) {
+        plan_close(&in);
+        return coder_fail(CODER_ERR_INVALID_ARG, "session params: n_ctx CODER_CTX_AUTO is resolved by coder_plan_fit, "
+                          "not coder_plan_memory");
+    }
+    plan_compute(&in, in.sp.n_ctx, in.mp.n_gpu_layers, device_count() > 0, plan);
+    plan_close(&in);
     return CODER_OK;
 }

@@ -60,7 +60,9 @@ CODER_EXPORT coder_status coder_session_new(coder_model *model, const coder_sess
     TRY(session_read_params(params, &p));
     const model_hparams *hp = &model->hp;
 
-    if (p.n_ctx < 0) return coder_fail(CODER_ERR_INVALID_ARG, "params->n_ctx = %d must be >= 0", (int)p.n_ctx);
+    if (p.n_ctx < 0)
+        return coder_fail(CODER_ERR_INVALID_ARG, "params->n_ctx = %d must be >= 0%s", (int)p.n_ctx,
+                          p.n_ctx == CODER_CTX_AUTO ? " (CODER_CTX_AUTO is resolved by coder_plan_fit before the session)" : "");
     if (p.n_ctx == 0) p.n_ctx = hp->n_ctx_train > 0 && hp->n_ctx_train < SESSION_DEFAULT_CTX ? hp->n_ctx_train : SESSION_DEFAULT_CTX;
     if (p.n_ctx > SESSION_MAX_CTX)
         return coder_fail(CODER_ERR_LIMIT, "params->n_ctx = %d exceeds the limit %d", (int)p.n_ctx, SESSION_MAX_CTX);

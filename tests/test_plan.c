@@ -1,6 +1,7 @@
 /* test_plan.c - coder_plan_memory against hand-computed sizes of the refdata models and against what
  * coder_session_new really allocates (the allocation counters of core.h), plus bad arguments. */
 #include "core.h"
+#include "plan.h"
 #include "test.h"
 
 static char path[4096];
@@ -83,8 +84,141 @@ TEST(plan_bad_arguments) {
     CHECK(st != CODER_ERR_UNSUPPORTED || strstr(coder_last_error(), "token_embd"));
 }
 
+/* Plan of one explicit configuration, for checking coder_plan_fit's choices independently. */
+static coder_plan plan_at(const char *file, int32_t n_ctx) {
+    coder_model_params mp;
+    coder_model_params_init(&mp);
+    mp.n_gpu_layers = 0;
+    coder_session_params sp;
+    coder_session_params_init(&sp);
+    sp.n_ctx = n_ctx;
+    coder_plan p;
+    memset(&p, 0, sizeof p);
+    p.size = sizeof p;
+    if (coder_plan_memory(model_path(file), &mp, &sp, &p) != CODER_OK) p.host_bytes = 0;
+    return p;
+}
+
+/* n_ctx auto on the CPU: the largest multiple of 256 whose plan fits the host budget, the training
+ * context when everything fits, NOMEM naming both figures when nothing does. */
+TEST(fit_context_to_host_budget) {
+    if (!test_refdata()) SKIP("refdata not found (set CODER_REFDATA)");
+    const char *file = "tiny-qwen2-q4_k_m.gguf";
+    coder_model_params mp;
+    coder_model_params_init(&mp);
+    mp.n_gpu_layers = 0;
+    coder_model *m = NULL;
+    mp.vocab_only = 1;
+    CHECK_OK(coder_model_load(model_path(file), &mp, &m));
+    coder_model_info info;
+    info.size = sizeof info;
+    CHECK_OK(coder_model_get_info(m, &info));
+    coder_model_free(m);
+    CHECK(info.n_ctx_train >= 1024);
+    const uint64_t budget = plan_at(file, 1000).host_bytes;   /* 768 fits, 1024 does not */
+    CHECK(budget > 0);
+    coder_session_params sp;
+    coder_plan p;
+    char why[512];
+    for (int pass = 0; pass < 3; pass++) {
+        coder_model_params_init(&mp);
+        mp.n_gpu_layers = 0;
+        coder_session_params_init(&sp);
+        sp.n_ctx = CODER_CTX_AUTO;
+        memset(&p, 0, sizeof p);
+        p.size = sizeof p;
+        uint64_t b = pass == 0 ? budget : pass == 1 ? (uint64_t)1 << 40 : plan_at(file, 256).host_bytes - 1;
+        coder_status st = coder_plan_fit(model_path(file), &mp, &sp, b, 0, &p, why, sizeof why);
+        printf("  budget %llu: status %d, n_ctx %d: %s\n", (unsigned long long)b, st, (int)sp.n_ctx,
+               st == CODER_OK ? why : coder_last_error());
+        if (pass == 2) {
+            CHECK_STATUS(st, CODER_ERR_NOMEM);
+            CHECK(strstr(coder_last_error(), "MiB host") && strstr(coder_last_error(), "budget"));
+            CHECK(sp.n_ctx == CODER_CTX_AUTO);   /* unchanged on error */
+            continue;
+        }
+        CHECK_OK(st);
+        CHECK(mp.n_gpu_layers == 0 && p.gpu_layers == 0 && p.n_ctx == sp.n_ctx);
+        if (pass == 0) {
+            CHECK_MSG(sp.n_ctx == 768, "n_ctx %d", (int)sp.n_ctx);
+            CHECK(plan_at(file, 768).host_bytes <= budget && plan_at(file, 1024).host_bytes > budget);
+            CHECK(p.host_bytes == plan_at(file, 768).host_bytes);
+            CHECK(strstr(why, "context 768") && strstr(why, "1024 would need"));
+        } else {
+            CHECK_MSG(sp.n_ctx == info.n_ctx_train, "n_ctx %d, training %d", (int)sp.n_ctx, (int)info.n_ctx_train);
+            CHECK(strstr(why, "training context") && strstr(why, "no GPU"));
+        }
+    }
+    /* explicit values are kept, and checked */
+    coder_session_params_init(&sp);
+    sp.n_ctx = 512;
+    memset(&p, 0, sizeof p);
+    p.size = sizeof p;
+    CHECK_OK(coder_plan_fit(model_path(file), &mp, &sp, budget, 0, &p, why, sizeof why));
+    CHECK(sp.n_ctx == 512 && strstr(why, "as asked"));
+    sp.n_ctx = 4096;
+    CHECK_STATUS(coder_plan_fit(model_path(file), &mp, &sp, budget, 0, &p, NULL, 0), CODER_ERR_NOMEM);
+    CHECK_STATUS(coder_plan_fit(model_path(file), NULL, &sp, budget, 0, &p, NULL, 0), CODER_ERR_INVALID_ARG);
+    sp.n_ctx = -2;
+    CHECK_STATUS(coder_plan_fit(model_path(file), &mp, &sp, budget, 0, &p, NULL, 0), CODER_ERR_INVALID_ARG);
+    sp.n_ctx = CODER_CTX_AUTO;
+    CHECK_STATUS(coder_plan_memory(model_path(file), &mp, &sp, &p), CODER_ERR_INVALID_ARG);
+    CHECK(strstr(coder_last_error(), "coder_plan_fit"));
+}
+
+/* GPU layers auto with a simulated device (plan_fit's have_device): all layers when the device
+ * budget holds them, none otherwise (all or none until partial offload exists), and the context is
+ * then fitted to both budgets. */
+TEST(fit_gpu_layers_simulated_device) {
+    if (!test_refdata()) SKIP("refdata not found (set CODER_REFDATA)");
+    const char *file = "tiny-qwen2-q4_k_m.gguf";
+    coder_model_params mp;
+    coder_session_params sp;
+    coder_plan p, all;
+    char why[512];
+    coder_model_params_init(&mp);
+    coder_session_params_init(&sp);
+    sp.n_ctx = 1024;
+    memset(&all, 0, sizeof all);
+    all.size = sizeof all;
+    CHECK_OK(plan_fit(model_path(file), &mp, &sp, (uint64_t)1 << 40, (uint64_t)1 << 40, true, &all, why, sizeof why));
+    printf("  ample device: %s\n", why);
+    CHECK(mp.n_gpu_layers == all.n_layers && all.gpu_layers == all.n_layers && all.device_bytes > 0);
+    CHECK(strstr(why, "all ") && strstr(why, "context 1024 (as asked)"));
+    coder_model_params_init(&mp);
+    memset(&p, 0, sizeof p);
+    p.size = sizeof p;
+    CHECK_OK(plan_fit(model_path(file), &mp, &sp, (uint64_t)1 << 40, all.device_bytes - 1, true, &p, why, sizeof why));
+    printf("  device one byte short: %s\n", why);
+    CHECK(mp.n_gpu_layers == 0 && p.gpu_layers == 0 && p.device_bytes == 0 && strstr(why, "0 of"));
+    CHECK(p.host_bytes > all.host_bytes);   /* the KV cache moved back to the host */
+    /* both auto: the layers are fitted at the default context (here the training context, 4096) */
+    coder_model_params_init(&mp);
+    sp.n_ctx = 0;
+    CHECK_OK(plan_fit(model_path(file), &mp, &sp, (uint64_t)1 << 40, (uint64_t)1 << 40, true, &all, why, sizeof why));
+    for (int shorter = 0; shorter < 2; shorter++) {
+        coder_model_params_init(&mp);
+        sp.n_ctx = CODER_CTX_AUTO;
+        memset(&p, 0, sizeof p);
+        p.size = sizeof p;
+        CHECK_OK(plan_fit(model_path(file), &mp, &sp, (uint64_t)1 << 40, all.device_bytes - (uint64_t)shorter, true, &p,
+                          why, sizeof why));
+        printf("  both auto, device budget %s: %s\n", shorter ? "one byte short" : "exact", why);
+        CHECK(mp.n_gpu_layers == (shorter ? 0 : p.n_layers) && p.device_bytes <= all.device_bytes);
+        CHECK_MSG(sp.n_ctx == 4096, "n_ctx %d", (int)sp.n_ctx);
+    }
+    /* explicit 0 keeps the GPU off */
+    coder_model_params_init(&mp);
+    mp.n_gpu_layers = 0;
+    sp.n_ctx = 512;
+    CHECK_OK(plan_fit(model_path(file), &mp, &sp, (uint64_t)1 << 40, (uint64_t)1 << 40, true, &p, why, sizeof why));
+    CHECK(mp.n_gpu_layers == 0 && p.device_bytes == 0 && strstr(why, "GPU off"));
+}
+
 int main(void) {
     RUN(plan_matches_hand_sizes_and_allocations);
     RUN(plan_bad_arguments);
+    RUN(fit_context_to_host_budget);
+    RUN(fit_gpu_layers_simulated_device);
     return test_summary();
 }
