@@ -2,8 +2,10 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli_util.h"
 #include "commands.h"
@@ -167,4 +169,26 @@ int cli_exit_code(coder_status st, int fallback) {
     case CODER_ERR_INVALID_ARG: return fallback == EXIT_LOAD ? EXIT_LOAD : EXIT_USAGE;
     default: return fallback;
     }
+}
+
+/* The CLI maps models (fast loads from a warm page cache: one process per task) and, since this
+ * process is its own host, catches the one hazard of mapping: another process truncating the file
+ * (SIGBUS). The library itself reads files into memory by default and installs no handlers. */
+static void cli_on_sigbus(int sig) {
+    (void)sig;
+    static const char msg[] = "\ncoder: the model file changed while mapped (SIGBUS: truncated by another process?); "
+                              "run again, or pass --no-mmap for files that may change\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    _exit(EXIT_LOAD);
+}
+
+void cli_model_mmap(coder_model_params *mp, int no_mmap) {
+    mp->use_mmap = !no_mmap;
+    if (!mp->use_mmap) return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = cli_on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
 }

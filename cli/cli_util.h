@@ -14,6 +14,9 @@ int cli_parse_int(const char *opt, const char *v, long lo, long hi, int32_t *out
 int cli_parse_float(const char *opt, const char *v, float *out);
 int cli_parse_u64(const char *opt, const char *v, uint64_t *out);
 /* N, "auto" (-1) or "all" (every layer). */
+/* Model loading in the CLI: mapped unless --no-mmap (no_mmap), with a SIGBUS handler that reports
+ * a model file truncated while mapped and exits with EXIT_LOAD. */
+void cli_model_mmap(coder_model_params *mp, int no_mmap);
 /* -c: a context length >= 1, or "auto" (CODER_CTX_AUTO: coder_plan_fit chooses). */
 int cli_parse_ctx(const char *opt, const char *v, int32_t *out);
 int cli_parse_gpu_layers(const char *opt, const char *v, int *out);

@@ -110,6 +110,7 @@ static void usage(void) {
           "  --bw-mib M    buffer for the bandwidth measurement (default 1024)\n"
           "  --gpu-layers N|auto|all\n"
           "  --depth D     decode after D tokens of context (default 1; prefilled untimed)\n"
+          "  --no-mmap     read the model into memory instead of mapping it\n"
           "  --json        print one JSON object on stdout\n",
           stderr);
 }
@@ -126,13 +127,14 @@ static void fill_tokens(int32_t *ids, int32_t n, int32_t vocab) {
 int cmd_bench(int argc, char **argv) {
     const char *path = getenv("CODER_MODEL");
     int32_t n_prompt = 128, n_gen = 64, threads = 0, reps = 3, bw_mib = 1024;
-    int gpu_layers = -1, json = 0;
+    int gpu_layers = -1, json = 0, no_mmap = 0;
     int32_t depth = 1;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) { usage(); return EXIT_OK; }
         else if (!strcmp(o, "--json")) { json = 1; continue; }
+        else if (!strcmp(o, "--no-mmap")) { no_mmap = 1; continue; }
         if (!v) { fprintf(stderr, "coder bench: unknown option or missing value '%s'\n", o); usage(); return EXIT_USAGE; }
         i++;
         if (!strcmp(o, "-m")) path = v;
@@ -153,6 +155,7 @@ int cmd_bench(int argc, char **argv) {
     coder_model_params_init(&mp);
     mp.n_gpu_layers = gpu_layers;
     mp.n_threads = threads;
+    cli_model_mmap(&mp, no_mmap);
     coder_model *model = NULL;
     coder_session *s = NULL;
     int32_t *ids = NULL;

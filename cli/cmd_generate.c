@@ -56,9 +56,11 @@ static void usage(void) {
           "  --json             print one JSON object (text, tokens, stop reason, stats) instead\n"
           "  --stats            print timing statistics to stderr\n"
           "  --gpu-layers N|auto|all   layers on the GPU (CPU when there is none)\n"
+          "  --no-mmap          read the model into memory instead of mapping it (for files that\n"
+          "                     may change while coder runs)\n"
           "  --prompt-cache FILE  reuse the prompt state saved in FILE (longest matching prefix)\n"
           "                     and save this prompt's state to it\n"
-          "  --kv-type T        KV cache type: f16 (default), f32, q8_0\n"
+          "  --kv-type T        KV cache type: f16 (default), f32, q8_0, q8_0-q4_0 (K q8_0, V q4_0)\n"
           "  --truncate-prompt  cut the middle of a prompt that does not fit (default: refuse)\n"
           "  --keep N           with --truncate-prompt: prompt tokens kept from the start\n"
           "  -q / -v / -vv      quieter / more logging on stderr\n",
@@ -142,7 +144,7 @@ typedef struct gen_args {
     const char *model, *prompt, *prompt_file, *system, *fim_prefix, *fim_suffix;
     const char **stops;
     size_t n_stop;
-    int n_ctx, n_threads, gpu_layers, chat, json, stats, verbosity, kv_type;
+    int n_ctx, n_threads, gpu_layers, chat, json, stats, verbosity, kv_type, no_mmap;
     const char *prompt_cache;
     coder_gen_params gp;
     int seed_given;
@@ -171,6 +173,7 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         else if (OPT("-f") || OPT("--file")) { NEED_VALUE(); a->prompt_file = v; }
         else if (OPT("-n") || OPT("--n-predict")) { NEED_VALUE(); if (cli_parse_int(o, v, -1, INT_MAX, &a->gp.max_tokens)) return EXIT_USAGE; }
         else if (OPT("-c") || OPT("--ctx-size")) { NEED_VALUE(); if (cli_parse_ctx(o, v, &a->n_ctx)) return EXIT_USAGE; }
+        else if (OPT("--no-mmap")) a->no_mmap = 1;
         else if (OPT("-t") || OPT("--threads")) { NEED_VALUE(); if (cli_parse_int(o, v, 1, 4096, &a->n_threads)) return EXIT_USAGE; }
         else if (OPT("--temp")) { NEED_VALUE(); if (cli_parse_float(o, v, &a->gp.temperature)) return EXIT_USAGE; }
         else if (OPT("--top-k")) { NEED_VALUE(); if (cli_parse_int(o, v, INT_MIN, INT_MAX, &a->gp.top_k)) return EXIT_USAGE; }
@@ -202,7 +205,8 @@ static int parse_args(int argc, char **argv, gen_args *a) {
             if (!strcmp(v, "f16")) a->kv_type = CODER_KV_F16;
             else if (!strcmp(v, "f32")) a->kv_type = CODER_KV_F32;
             else if (!strcmp(v, "q8_0")) a->kv_type = CODER_KV_Q8_0;
-            else { fprintf(stderr, "coder: --kv-type must be f16, f32 or q8_0, not '%s'\n", v); return EXIT_USAGE; }
+            else if (!strcmp(v, "q8_0-q4_0")) a->kv_type = CODER_KV_Q8_0_Q4_0;
+            else { fprintf(stderr, "coder: --kv-type must be f16, f32, q8_0 or q8_0-q4_0, not '%s'\n", v); return EXIT_USAGE; }
         }
         else if (OPT("--truncate-prompt")) a->gp.context_policy = CODER_CONTEXT_TRUNCATE;
         else if (OPT("--keep")) { NEED_VALUE(); if (cli_parse_int(o, v, 0, INT_MAX, &a->gp.truncate_keep)) return EXIT_USAGE; }
@@ -344,6 +348,7 @@ int cmd_generate(int argc, char **argv) {
     mp.n_gpu_layers = a.gpu_layers;
     mp.n_threads = a.n_threads;
     mp.progress = load_progress;
+    cli_model_mmap(&mp, a.no_mmap);
     if (a.n_ctx == CODER_CTX_AUTO) {   /* -c auto: the largest context (and GPU layers) that fit, said on stderr */
         coder_session_params fsp;
         coder_session_params_init(&fsp);

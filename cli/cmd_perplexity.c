@@ -18,7 +18,7 @@
 
 static void ppl_usage(void) {
     fprintf(stderr, "usage: coder perplexity -m MODEL.gguf -f TEXT.txt [-c CTX (512)] [-b BATCH (128)] "
-                    "[--chunks N] [-t THREADS] [--kv f16|f32|q8_0] [--json] [-q|-v]\n");
+                    "[--chunks N] [-t THREADS] [--kv f16|f32|q8_0|q8_0-q4_0] [--json] [-q|-v]\n");
 }
 
 static double now_s(void) {
@@ -103,8 +103,9 @@ static int ppl_parse(int argc, char **argv, ppl_opts *o, const char **model_path
             if (!strcmp(argv[i], "f16")) o->kv = CODER_KV_F16;
             else if (!strcmp(argv[i], "f32")) o->kv = CODER_KV_F32;
             else if (!strcmp(argv[i], "q8_0")) o->kv = CODER_KV_Q8_0;
+            else if (!strcmp(argv[i], "q8_0-q4_0")) o->kv = CODER_KV_Q8_0_Q4_0;
             else {
-                fprintf(stderr, "coder perplexity: --kv: '%s' is not f16, f32 or q8_0\n", argv[i]);
+                fprintf(stderr, "coder perplexity: --kv: '%s' is not f16, f32, q8_0 or q8_0-q4_0\n", argv[i]);
                 return 1;
             }
         } else {

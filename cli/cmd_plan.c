@@ -10,7 +10,7 @@
 #include "commands.h"
 
 static void plan_usage(void) {
-    fprintf(stderr, "usage: coder plan -m MODEL.gguf [-c CTX|auto] [-b BATCH] [-t THREADS] [--kv-type f16|f32|q8_0]\n"
+    fprintf(stderr, "usage: coder plan -m MODEL.gguf [-c CTX|auto] [-b BATCH] [-t THREADS] [--kv-type f16|f32|q8_0|q8_0-q4_0]\n"
                     "                  [--gpu-layers N|auto|all] [--host-mem MIB] [--device-mem MIB] [--json]\n"
                     "  auto: the largest context / GPU layer count that fit the memory budgets (default: the\n"
                     "  free memory, less a reserve), with the reason\n");
@@ -43,7 +43,8 @@ int cmd_plan(int argc, char **argv) {
             if (!strcmp(v, "f16")) sp.kv_type = CODER_KV_F16;
             else if (!strcmp(v, "f32")) sp.kv_type = CODER_KV_F32;
             else if (!strcmp(v, "q8_0")) sp.kv_type = CODER_KV_Q8_0;
-            else { fprintf(stderr, "coder plan: --kv-type must be f16, f32 or q8_0\n"); return EXIT_USAGE; }
+            else if (!strcmp(v, "q8_0-q4_0")) sp.kv_type = CODER_KV_Q8_0_Q4_0;
+            else { fprintf(stderr, "coder plan: --kv-type must be f16, f32, q8_0 or q8_0-q4_0\n"); return EXIT_USAGE; }
             i++;
         } else { fprintf(stderr, "coder plan: unknown option '%s'\n", o); plan_usage(); return EXIT_USAGE; }
     }
@@ -60,16 +61,17 @@ int cmd_plan(int argc, char **argv) {
         fprintf(stderr, "coder plan: '%s': %s\n", path, coder_last_error());
         return cli_exit_code(st, EXIT_LOAD);
     }
-    static const char *kvn[] = {"f16", "f32", "q8_0"};
+    static const char *kvn[] = {"f16", "f32", "q8_0", "q8_0-q4_0"};
     if (json) {
         printf("{\"n_ctx\":%d,\"n_layers\":%d,\"gpu_layers\":%d,\"kv_type\":\"%s\",\"file_bytes\":%llu,"
                "\"weight_bytes\":%llu,\"kv_bytes_per_token\":%llu,\"kv_bytes_per_token_f16\":%llu,"
-               "\"kv_bytes_per_token_f32\":%llu,\"kv_bytes_per_token_q8_0\":%llu,\"kv_bytes\":%llu,"
+               "\"kv_bytes_per_token_f32\":%llu,\"kv_bytes_per_token_q8_0\":%llu,\"kv_bytes_per_token_q8_0_q4_0\":%llu,\"kv_bytes\":%llu,"
                "\"scratch_bytes\":%llu,\"model_bytes\":%llu,\"host_bytes\":%llu,\"device_bytes\":%llu",
                (int)p.n_ctx, (int)p.n_layers, (int)p.gpu_layers, kvn[p.kv_type], (unsigned long long)p.file_bytes,
                (unsigned long long)p.weight_bytes, (unsigned long long)p.kv_bytes_per_token,
                (unsigned long long)p.kv_bytes_per_token_by_type[0], (unsigned long long)p.kv_bytes_per_token_by_type[1],
-               (unsigned long long)p.kv_bytes_per_token_by_type[2], (unsigned long long)p.kv_bytes,
+               (unsigned long long)p.kv_bytes_per_token_by_type[2], (unsigned long long)p.kv_bytes_per_token_by_type[3],
+               (unsigned long long)p.kv_bytes,
                (unsigned long long)p.scratch_bytes, (unsigned long long)p.model_bytes, (unsigned long long)p.host_bytes,
                (unsigned long long)p.device_bytes);
         if (fit) {
@@ -82,9 +84,9 @@ int cmd_plan(int argc, char **argv) {
     printf("model:      %s (%d layers, %.1f MiB file, %.1f MiB weights)\n", path, (int)p.n_layers, mib(p.file_bytes),
            mib(p.weight_bytes));
     printf("context:    %d tokens, KV %s, %d layers on the GPU\n", (int)p.n_ctx, kvn[p.kv_type], (int)p.gpu_layers);
-    printf("KV/token:   %llu bytes (f16 %llu, f32 %llu, q8_0 %llu)\n", (unsigned long long)p.kv_bytes_per_token,
+    printf("KV/token:   %llu bytes (f16 %llu, f32 %llu, q8_0 %llu, q8_0-q4_0 %llu)\n", (unsigned long long)p.kv_bytes_per_token,
            (unsigned long long)p.kv_bytes_per_token_by_type[0], (unsigned long long)p.kv_bytes_per_token_by_type[1],
-           (unsigned long long)p.kv_bytes_per_token_by_type[2]);
+           (unsigned long long)p.kv_bytes_per_token_by_type[2], (unsigned long long)p.kv_bytes_per_token_by_type[3]);
     printf("KV cache:   %.1f MiB\nscratch:    %.1f MiB\ntables:     %.1f MiB\n", mib(p.kv_bytes), mib(p.scratch_bytes),
            mib(p.model_bytes));
     printf("host:       %.1f MiB\ndevice:     %.1f MiB\n", mib(p.host_bytes), mib(p.device_bytes));

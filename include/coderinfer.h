@@ -138,14 +138,15 @@ typedef int (*coder_progress_fn)(float fraction, void *user_data);
 
 typedef struct coder_model_params {
     size_t size;              /* sizeof(coder_model_params); set by coder_model_params_init      */
-    int use_mmap;             /* 1 (default): map the file read-only; 0: read it into memory.
-                                 A mapped file truncated by another process while in use can
-                                 raise SIGBUS: pass 0 for files that may change under you.
-                                 Mapping is the default for speed and shared page cache; the
-                                 hazard is not caught (no signal handler is installed). With 0
-                                 the file is copied once (refused with CODER_ERR_NOMEM when it is
-                                 larger than RAM) and later changes to it cannot affect the
-                                 model. See docs/GGUF.md, "Files that change while loaded".     */
+    int use_mmap;             /* 0 (default): read the file into memory once (refused with
+                                 CODER_ERR_NOMEM when larger than RAM); later changes to the file
+                                 (truncated, rewritten, deleted) cannot affect the model or the
+                                 host process. 1: map it read-only - faster loads from a warm page
+                                 cache and pages shared between processes, but a file truncated
+                                 by another process while mapped raises SIGBUS in the host (the
+                                 library installs no signal handler). Use 1 only for files
+                                 nothing will change. See docs/GGUF.md, "Files that change while
+                                 loaded".                                                       */
     int n_gpu_layers;         /* -1 (default): as many as fit ("auto"); 0: CPU only; N: N layers */
     int n_threads;            /* threads used while loading/validating; 0 (default): all cores  */
     int validate_weights;     /* 1: scan weights for NaN/Inf at load (slower); default 0         */
@@ -289,8 +290,10 @@ typedef struct coder_session coder_session;
 typedef enum coder_kv_type {
     CODER_KV_F16 = 0,             /* default                                                    */
     CODER_KV_F32 = 1,
-    CODER_KV_Q8_0 = 2             /* 32-value blocks with an F16 scale (8.5 bits per value, 53% of
+    CODER_KV_Q8_0 = 2,            /* 32-value blocks with an F16 scale (8.5 bits per value, 53% of
                                      F16): K and V rounded on write; head_dim % 32 == 0 required */
+    CODER_KV_Q8_0_Q4_0 = 3        /* K in Q8_0, V in Q4_0 (4.5 bits per value): 41% of F16; V
+                                     tolerates coarser rounding than K (added in 0.2)             */
 } coder_kv_type;
 
 typedef struct coder_session_params {
@@ -508,7 +511,7 @@ typedef struct coder_plan {
     uint64_t file_bytes;          /* size of the GGUF file                                       */
     uint64_t weight_bytes;        /* tensor data of the file                                     */
     uint64_t kv_bytes_per_token;  /* K+V of one position over all layers, for kv_type           */
-    uint64_t kv_bytes_per_token_by_type[3]; /* the same for F16, F32, Q8_0 (index = coder_kv_type) */
+    uint64_t kv_bytes_per_token_by_type[4]; /* the same for F16, F32, Q8_0, Q8_0_Q4_0 (index = coder_kv_type) */
     uint64_t kv_bytes;            /* n_ctx * kv_bytes_per_token                                  */
     uint64_t scratch_bytes;       /* activations, per-thread scratch, token and logit arrays     */
     uint64_t model_bytes;         /* tokenizer tables and model structures (estimate)            */

@@ -14,7 +14,7 @@ CODER_EXPORT void coder_model_params_init(coder_model_params *p) {
     if (!p) return;
     memset(p, 0, sizeof *p);
     p->size = sizeof *p;
-    p->use_mmap = 1;
+    p->use_mmap = 0;   /* safe by default: see coderinfer.h and docs/GGUF.md */
     p->n_gpu_layers = -1;
     p->n_threads = 0;
     p->validate_weights = 0;

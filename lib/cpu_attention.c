@@ -4,7 +4,8 @@
  * out_h = sum_p a_p V_g[p], with g = h / (n_heads / n_kv_heads) (consecutive heads share a KV
  * head). Tasks are handed out dynamically over the pool; each thread keeps its scores in its own
  * n_ctx-float scratch. Cost per token is O(pos * head_dim * n_heads): memory bound on the cache.
- * Cache rows are F16, F32 or Q8_0 (kv_cache.h); a Q8_0 row is dequantized inside the dot/axpy. */
+ * Cache rows are F16, F32, Q8_0, or Q8_0 K with Q4_0 V (kv_cache.h); a quantized row is dequantized
+ * inside the dot/axpy. */
 #include <math.h>
 #include <stdatomic.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -38,7 +39,35 @@ static void att_axpy_q8_0(float *y, float a, const block_q8_0 *x, int n) {
     }
 }
 
+/* Q4_0 V rows: blocks {f16 d; u8 qs[16]}, value j = d * ((qs[j] & 15) - 8), value j+16 = d * ((qs[j] >> 4) - 8) */
+static void att_axpy_q4_0(float *y, float a, const block_q4_0 *x, int n) {
+    for (int b = 0; b < n / 32; b++) {
+        const float ad = a * cpu_f16_to_f32(x[b].d);
+        float *yb = y + b * 32;
+        for (int j = 0; j < 16; j++) {
+            yb[j] += ad * (float)((x[b].qs[j] & 15) - 8);
+            yb[j + 16] += ad * (float)((x[b].qs[j] >> 4) - 8);
+        }
+    }
+}
+
 #ifdef ATT_X86
+__attribute__((target("avx2,fma"))) static void att_axpy_q4_0_avx2(float *y, float a, const block_q4_0 *x, int n) {
+    const __m128i lo_mask = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
+    for (int b = 0; b < n / 32; b++) {
+        const __m256 ad = _mm256_set1_ps(a * cpu_f16_to_f32(x[b].d));
+        const __m128i q = _mm_loadu_si128((const __m128i *)x[b].qs);
+        const __m128i lo = _mm_sub_epi8(_mm_and_si128(q, lo_mask), eight);                      /* values 0..15  */
+        const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), lo_mask), eight);   /* values 16..31 */
+        float *yb = y + b * 32;
+        const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+        for (int k = 0; k < 4; k++) {
+            const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[k]));
+            _mm256_storeu_ps(yb + 8 * k, _mm256_fmadd_ps(ad, v, _mm256_loadu_ps(yb + 8 * k)));
+        }
+    }
+}
+
 __attribute__((target("avx2,fma"))) static inline __m256 att_q8_load8(const int8_t *qs) {
     int64_t v;
     memcpy(&v, qs, 8);
@@ -88,7 +117,7 @@ static void att_task(const cpu_attention_args *a, int task, float *scores) {
     const size_t off = (size_t)g * hd;
     /* keys p0..pos; scores[i] belongs to position p0 + i */
     const int32_t p0 = a->window > 0 && pos - a->window + 1 > 0 ? pos - a->window + 1 : 0;
-    const bool q8 = kv->type == CODER_KV_Q8_0;
+    const bool q8 = kv->type == CODER_KV_Q8_0 || kv->type == CODER_KV_Q8_0_Q4_0;   /* K rows */
 #ifdef ATT_X86
     const bool avx2 = a->k->isa != CPU_ISA_SCALAR;
 #else
@@ -112,7 +141,15 @@ static void att_task(const cpu_attention_args *a, int task, float *scores) {
     }
     cpu_softmax(scores, pos - p0 + 1);
     memset(out, 0, (size_t)hd * sizeof *out);
-    if (q8) {
+    if (kv->type == CODER_KV_Q8_0_Q4_0) {
+        for (int32_t p = p0; p <= pos; p++) {
+            const block_q4_0 *row = (const block_q4_0 *)kv_cache_v_row(kv, a->layer, p) + qoff;
+#ifdef ATT_X86
+            if (avx2) { att_axpy_q4_0_avx2(out, scores[p - p0], row, hd); continue; }
+#endif
+            att_axpy_q4_0(out, scores[p - p0], row, hd);
+        }
+    } else if (q8) {
         for (int32_t p = p0; p <= pos; p++) {
             const block_q8_0 *row = (const block_q8_0 *)kv_cache_v_row(kv, a->layer, p) + qoff;
 #ifdef ATT_X86
@@ -149,9 +186,10 @@ void cpu_attention(threadpool *tp, const cpu_attention_args *a) {
 void cpu_kv_write(const cpu_kernels *k, kv_cache *kv, int layer, const float *kr, const float *vr, int n, int32_t pos0) {
     const int w = kv->width;
     for (int t = 0; t < n; t++) {
-        if (kv->type == CODER_KV_Q8_0) {   /* round each 32-value block (llama.cpp's Q8_0) */
+        if (kv->type == CODER_KV_Q8_0 || kv->type == CODER_KV_Q8_0_Q4_0) {   /* llama.cpp's Q8_0 / Q4_0 rounding */
             (void)quantize_row_ref(QT_Q8_0, kr + (size_t)t * w, kv_cache_k_row(kv, layer, pos0 + t), w);
-            (void)quantize_row_ref(QT_Q8_0, vr + (size_t)t * w, kv_cache_v_row(kv, layer, pos0 + t), w);
+            (void)quantize_row_ref(kv->type == CODER_KV_Q8_0 ? QT_Q8_0 : QT_Q4_0, vr + (size_t)t * w,
+                                   kv_cache_v_row(kv, layer, pos0 + t), w);
         } else if (kv->type == CODER_KV_F16) {
             k->to_f16(kr + (size_t)t * w, kv_cache_k_row(kv, layer, pos0 + t), w);
             k->to_f16(vr + (size_t)t * w, kv_cache_v_row(kv, layer, pos0 + t), w);

@@ -253,7 +253,7 @@ coder_status cpu_backend_new(const coder_model *m, const backend_params *p, back
     swa.rope_freq_scale = 1.0f;
     cpu_rope_init(&c->rope_swa, &swa, c->freq_factors);
     LOG_DEBUG("cpu backend: %s kernels, %d threads, n_ctx %d, KV %s %.1f MiB", c->k->name, (int)p->n_threads, (int)p->n_ctx,
-              p->kv_type == CODER_KV_F16 ? "f16" : p->kv_type == CODER_KV_Q8_0 ? "q8_0" : "f32", (double)kv_cache_bytes(c->kv) / 1048576.0);
+              p->kv_type == CODER_KV_F16 ? "f16" : p->kv_type == CODER_KV_Q8_0 ? "q8_0" : p->kv_type == CODER_KV_Q8_0_Q4_0 ? "q8_0/q4_0" : "f32", (double)kv_cache_bytes(c->kv) / 1048576.0);
     *out = &c->base;
     return CODER_OK;
 fail:

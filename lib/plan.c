@@ -4,7 +4,8 @@
  * Host bytes = resident weights + model tables + KV cache + scratch, where
  *   resident weights  every tensor except token_embd (read whole by every token), plus the header;
  *                     token_embd is read one row per distinct token, so it pages in gradually and is
- *                     counted at the rows of n_ctx distinct tokens (at most the whole table);
+ *                     counted at the rows of n_ctx distinct tokens (at most the whole table) -
+ *                     when mapped (use_mmap 1); read mode (the default) copies the whole file;
  *   model tables      tokenizer and model structures: PLAN_TABLE_BYTES_PER_TOKEN per vocabulary
  *                     entry plus the header bytes (measured, docs/PERF.md "Agent features");
  *   KV cache          n_ctx * kv_bytes_per_token, committed at session creation (kv_cache.c);
@@ -51,7 +52,7 @@ coder_status plan_open(const char *path, const coder_model_params *mp_in, const 
     coder_session_params_init(&in->sp);
     if (sp_in) TRY(coder_params_copy(&in->sp, sizeof in->sp, sp_in, offsetof(coder_session_params, n_ctx), "session params"));
     const coder_session_params *sp = &in->sp;
-    if (sp->n_ctx < CODER_CTX_AUTO || sp->n_batch <= 0 || sp->n_threads < 0 || sp->kv_type < 0 || sp->kv_type > CODER_KV_Q8_0)
+    if (sp->n_ctx < CODER_CTX_AUTO || sp->n_batch <= 0 || sp->n_threads < 0 || sp->kv_type < 0 || sp->kv_type > CODER_KV_Q8_0_Q4_0)
         return coder_fail(CODER_ERR_INVALID_ARG, "session params: n_ctx %d, n_batch %d, n_threads %d, kv_type %d out of range",
                           (int)sp->n_ctx, (int)sp->n_batch, (int)sp->n_threads, (int)sp->kv_type);
     if (in->mp.n_gpu_layers < -1)
@@ -107,7 +108,8 @@ void plan_compute(const plan_input *in, int32_t n_ctx_req, int32_t gpu_req, bool
         }
     }
     const int64_t width = (int64_t)hp.n_kv_heads * hp.head_dim;
-    for (int t = 0; t < 3; t++) p.kv_bytes_per_token_by_type[t] = 2u * (uint64_t)hp.n_layers * kv_row_bytes(t, width);
+    for (int t = 0; t < 4; t++)
+        p.kv_bytes_per_token_by_type[t] = (uint64_t)hp.n_layers * (kv_row_bytes(t, width) + kv_v_row_bytes(t, width));
     p.kv_bytes_per_token = p.kv_bytes_per_token_by_type[sp.kv_type];
     p.kv_bytes = p.kv_bytes_per_token * (uint64_t)n_ctx;
 
@@ -135,6 +137,7 @@ void plan_compute(const plan_input *in, int32_t n_ctx_req, int32_t gpu_req, bool
     /* token_embd pages in one row per distinct token: at most n_ctx rows (or the whole table) */
     uint64_t embd_resident = embd_row ? embd_row * (uint64_t)n_ctx : embd;
     if (embd_resident > embd || !gguf_find_tensor(f, "output.weight")) embd_resident = embd;   /* tied: the output matmul reads it all */
+    if (!in->mp.use_mmap) embd_resident = embd;   /* read mode: the whole file is copied */
     const uint64_t resident_w = p.weight_bytes - embd + embd_resident;
     p.host_bytes = resident_w + p.model_bytes + p.scratch_bytes + (p.kv_bytes - kv_layer * (uint64_t)gpu);
     *out = p;

@@ -72,11 +72,11 @@ CODER_EXPORT coder_status coder_session_new(coder_model *model, const coder_sess
         return coder_fail(CODER_ERR_INVALID_ARG, "params->n_threads = %d (0 = all cores, at most %d)", (int)p.n_threads,
                           SESSION_MAX_THREADS);
     if (p.n_threads == 0) p.n_threads = coder_cpu_count();
-    if (p.kv_type == CODER_KV_Q8_0 && hp->head_dim % 32)
-        return coder_fail(CODER_ERR_UNSUPPORTED, "params->kv_type = CODER_KV_Q8_0 needs head_dim %% 32 == 0 (head_dim %d)",
-                          (int)hp->head_dim);
-    if (p.kv_type != CODER_KV_F16 && p.kv_type != CODER_KV_F32 && p.kv_type != CODER_KV_Q8_0)
+    if (p.kv_type < CODER_KV_F16 || p.kv_type > CODER_KV_Q8_0_Q4_0)
         return coder_fail(CODER_ERR_INVALID_ARG, "params->kv_type = %d is not a coder_kv_type", (int)p.kv_type);
+    if ((p.kv_type == CODER_KV_Q8_0 || p.kv_type == CODER_KV_Q8_0_Q4_0) && hp->head_dim % 32)
+        return coder_fail(CODER_ERR_UNSUPPORTED, "params->kv_type = %s needs head_dim %% 32 == 0 (head_dim %d)",
+                          p.kv_type == CODER_KV_Q8_0 ? "CODER_KV_Q8_0" : "CODER_KV_Q8_0_Q4_0", (int)hp->head_dim);
 
     coder_session *s = coder_calloc(1, sizeof *s);
     if (!s) return coder_fail(CODER_ERR_NOMEM, "session");

@@ -18,7 +18,7 @@
  *    88     8  reserved (0)
  *    96     C  one zstd frame (content size and XXH64 content checksum included) of the payload:
  *              i32 tokens[n_tokens]; f32 logits[vocab] if flag 0; per layer: K rows then V rows,
- *              n_tokens rows of kv_row_bytes(kv_type, n_kv_heads*head_dim) each
+ *              n_tokens rows each of kv_row_bytes (K) / kv_v_row_bytes (V) (kv_type, n_kv_heads*head_dim)
  *  96+C     8  u64 state_hash64 of bytes [0, 96+C)
  *
  * Loading reads and checks everything (sizes against the file size and the model, checksum,
@@ -120,8 +120,9 @@ static coder_status state_backend_ok(const coder_session *s, const char *what) {
 
 static coder_status state_raw_bytes(const coder_session *s, int32_t n, bool logits, uint64_t *out) {
     const model_hparams *hp = &s->model->hp;
-    uint64_t row = kv_row_bytes(s->kv_type, (int64_t)hp->n_kv_heads * hp->head_dim), kv, total;
-    if (ck_mul(row, (uint64_t)n, &kv) || ck_mul(kv, 2u * (uint64_t)hp->n_layers, &kv) ||
+    const int64_t w = (int64_t)hp->n_kv_heads * hp->head_dim;
+    uint64_t row = kv_row_bytes(s->kv_type, w) + kv_v_row_bytes(s->kv_type, w), kv, total;
+    if (ck_mul(row, (uint64_t)n, &kv) || ck_mul(kv, (uint64_t)hp->n_layers, &kv) ||
         ck_add(kv, (uint64_t)n * 4u, &total) || ck_add(total, logits ? (uint64_t)hp->vocab_size * 4u : 0, &total) ||
         total > SIZE_MAX / 2)
         return coder_fail(CODER_ERR_LIMIT, "session state: %d positions overflow the payload size", (int)n);
@@ -148,16 +149,17 @@ CODER_EXPORT coder_status coder_session_fork(coder_session *src, coder_session *
     coder_status st = coder_session_new(src->model, &sp, &dst);
     if (st != CODER_OK) goto done;
     const model_hparams *hp = &src->model->hp;
-    const size_t row = (size_t)kv_row_bytes(src->kv_type, (int64_t)hp->n_kv_heads * hp->head_dim);
+    const int64_t w = (int64_t)hp->n_kv_heads * hp->head_dim;
+    const size_t krow = (size_t)kv_row_bytes(src->kv_type, w), row = krow + (size_t)kv_v_row_bytes(src->kv_type, w);
     const int chunk = src->n_past < STATE_COPY_ROWS ? src->n_past : STATE_COPY_ROWS;
-    if (chunk > 0 && !(buf = coder_malloc(2 * (size_t)chunk * row))) {
-        st = coder_fail(CODER_ERR_NOMEM, "fork: copy buffer of %zu bytes", 2 * (size_t)chunk * row);
+    if (chunk > 0 && !(buf = coder_malloc((size_t)chunk * row))) {
+        st = coder_fail(CODER_ERR_NOMEM, "fork: copy buffer of %zu bytes", (size_t)chunk * row);
         goto done;
     }
     for (int l = 0; l < hp->n_layers && st == CODER_OK; l++)
         for (int32_t p = 0; p < src->n_past && st == CODER_OK; p += chunk) {
             int n = src->n_past - p < chunk ? src->n_past - p : chunk;
-            char *k = buf, *v = (char *)buf + (size_t)chunk * row;
+            char *k = buf, *v = (char *)buf + (size_t)chunk * krow;
             st = src->backend->ops->kv_read(src->backend, l, p, n, k, v);
             if (st == CODER_OK) st = dst->backend->ops->kv_load(dst->backend, l, p, n, k, v);
         }
@@ -204,7 +206,8 @@ static coder_status state_serialize(coder_session *s, int32_t n, unsigned char *
     const bool logits = n == s->n_past && s->has_logits;
     uint64_t raw_bytes;
     TRY(state_raw_bytes(s, n, logits, &raw_bytes));
-    const size_t row = (size_t)kv_row_bytes(s->kv_type, (int64_t)hp->n_kv_heads * hp->head_dim);
+    const int64_t w = (int64_t)hp->n_kv_heads * hp->head_dim;
+    const size_t krow = (size_t)kv_row_bytes(s->kv_type, w), vrow = (size_t)kv_v_row_bytes(s->kv_type, w);
     unsigned char *raw = coder_malloc(raw_bytes ? (size_t)raw_bytes : 1), *out = NULL;
     if (!raw) return coder_fail(CODER_ERR_NOMEM, "session state: payload of %llu bytes", (unsigned long long)raw_bytes);
     coder_status st = CODER_OK;
@@ -216,8 +219,8 @@ static coder_status state_serialize(coder_session *s, int32_t n, unsigned char *
         p += (size_t)hp->vocab_size * 4;
     }
     for (int l = 0; l < hp->n_layers && st == CODER_OK && n > 0; l++) {
-        st = s->backend->ops->kv_read(s->backend, l, 0, n, p, p + (size_t)n * row);
-        p += 2 * (size_t)n * row;
+        st = s->backend->ops->kv_read(s->backend, l, 0, n, p, p + (size_t)n * krow);
+        p += (size_t)n * (krow + vrow);
     }
     if (st != CODER_OK) goto done;
     size_t bound = ZSTD_compressBound((size_t)raw_bytes), total;
@@ -464,10 +467,11 @@ CODER_EXPORT coder_status coder_session_load(coder_session *s, const char *path)
     coder_mfree(file);
     if (st != CODER_OK) goto done;
     const model_hparams *hp = &s->model->hp;
-    const size_t row = (size_t)kv_row_bytes(s->kv_type, (int64_t)hp->n_kv_heads * hp->head_dim);
+    const int64_t w = (int64_t)hp->n_kv_heads * hp->head_dim;
+    const size_t krow = (size_t)kv_row_bytes(s->kv_type, w), vrow = (size_t)kv_v_row_bytes(s->kv_type, w);
     const unsigned char *p = raw + (size_t)n * 4 + (logits ? (size_t)hp->vocab_size * 4 : 0);
-    for (int l = 0; l < hp->n_layers && st == CODER_OK && n > 0; l++, p += 2 * (size_t)n * row)
-        st = s->backend->ops->kv_load(s->backend, l, 0, n, p, p + (size_t)n * row);
+    for (int l = 0; l < hp->n_layers && st == CODER_OK && n > 0; l++, p += (size_t)n * (krow + vrow))
+        st = s->backend->ops->kv_load(s->backend, l, 0, n, p, p + (size_t)n * krow);
     if (st == CODER_OK && n < s->n_past) st = s->backend->ops->kv_truncate(s->backend, n);
     if (st != CODER_OK) {   /* a backend failure half way: the cache is neither old nor new */
         s->n_past = 0;

@@ -239,10 +239,10 @@ TEST(C4_file_truncated_or_rewritten_after_load) {
     snprintf(path, sizeof path, "%s.c4", model_path);
     CHECK(copy_file(model_path, path));
     coder_model_params p;
-    coder_model_params_init(&p);
-    p.use_mmap = 0; /* the documented safe mode for files that may change */
+    coder_model_params_init(&p);   /* the defaults: they must be immune (issue 8 item 5) */
+    CHECK(p.use_mmap == 0);
     coder_model *m = NULL, *m2 = NULL;
-    CHECK_OK(coder_model_load(path, &p, &m));
+    CHECK_OK(coder_model_load(path, NULL, &m));
     int32_t before[16], after[16], after2[16];
     size_t nb = 0, na = 0, na2 = 0;
     coder_status s0 = greedy_ids(m, before, 12, &nb);
@@ -259,7 +259,8 @@ TEST(C4_file_truncated_or_rewritten_after_load) {
     unlink(path);
     coder_status s2 = greedy_ids(m, after2, 12, &na2);
     /* a second, mmap-mode load of the original file gives the same tokens */
-    coder_status s3 = coder_model_load(model_path, NULL, &m2);
+    p.use_mmap = 1;
+    coder_status s3 = coder_model_load(model_path, &p, &m2);
     int32_t ref[16];
     size_t nr = 0;
     coder_status s4 = s3 == CODER_OK ? greedy_ids(m2, ref, 12, &nr) : s3;
@@ -360,7 +361,8 @@ TEST(C7_file_larger_than_ram) {
     snprintf(msg, sizeof msg, "%s", coder_last_error());
     coder_model *m_read = m;
     m = NULL;
-    coder_status sm = coder_model_load(path, NULL, &m);
+    p.use_mmap = 1;   /* mapped, the sparse file loads: only touched pages count */
+    coder_status sm = coder_model_load(path, &p, &m);
     coder_model_free(m);
     unlink(path);
     CHECK_MSG(sr == CODER_ERR_NOMEM || sr == CODER_ERR_LIMIT, "read mode: status %d (%s)", (int)sr, msg);

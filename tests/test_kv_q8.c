@@ -1,4 +1,5 @@
-/* test_kv_q8.c - the Q8_0 KV cache (CODER_KV_Q8_0) against llama.cpp's reference logits and against
+/* test_kv_q8.c - the Q8_0 KV cache (CODER_KV_Q8_0, and CODER_KV_Q8_0_Q4_0: Q4_0 V rows; tolerance at
+ * Q4_0_V_EXTRA) against llama.cpp's reference logits and against
  * the F16 cache, on every refdata model and prompt, and its fused attention kernels against a
  * float64 reference on hand-built rows.
  *
@@ -9,6 +10,11 @@
 #include "cpu.h"
 #include "session.h"
 #include "test.h"
+
+/* Q8_0 K + Q4_0 V: Q4_0 rounds each V value to 1/15 of its block's range (vs 1/254 for Q8_0), and
+ * these random-weight models amplify it: measured 0.12-0.29 rel rms against F16 KV, so the bound
+ * is the Q8_0 one plus 0.30. On real models the effect is a perplexity change (docs/PERF.md). */
+#define Q4_0_V_EXTRA 0.30
 
 static coder_model *load(const char *file) {
     char path[4096];
@@ -57,8 +63,15 @@ static float *eval_logits(coder_model *m, const int32_t *ids, int n, int kv_type
     return out;
 }
 
-TEST(q8_0_kv_vs_reference) {
+static void kv_vs_reference_case(int kv_type, double extra);
+
+TEST(q8_0_kv_vs_reference) { kv_vs_reference_case(CODER_KV_Q8_0, 0); }
+TEST(q8_0_q4_0_kv_vs_reference) { kv_vs_reference_case(CODER_KV_Q8_0_Q4_0, Q4_0_V_EXTRA); }
+
+/* extra: added to the tolerances for the coarser V rounding of Q8_0_Q4_0 */
+static void kv_vs_reference_case(int kv_type, double extra) {
     if (!test_refdata()) SKIP("refdata not found (set CODER_REFDATA)");
+    const char *name = kv_type == CODER_KV_Q8_0 ? "Q8_0" : "Q8_0/Q4_0";
     /* Tolerances: F16 weights (activations stay f32): the Q8_0 rounding of K and V alone, 5e-2
      * (measured <= 0.031). Q4_K_M weights: activations are quantized to 8 bits before every matmul
      * and on these random-weight models a small change flips later roundings (the F16-KV run is
@@ -82,13 +95,13 @@ TEST(q8_0_kv_vs_reference) {
                      models[mi].variant, prompts[pi]);
             size_t bytes = 0;
             float *ref = test_read_file(path, &bytes);
-            float *q8 = n > 0 ? eval_logits(m, ids, n, CODER_KV_Q8_0) : NULL;
+            float *q8 = n > 0 ? eval_logits(m, ids, n, kv_type) : NULL;
             float *f16 = n > 0 ? eval_logits(m, ids, n, CODER_KV_F16) : NULL;
             int ok = ref && q8 && f16 && bytes / 4 == (size_t)m->hp.vocab_size;
             double e_ref = ok ? test_rel_rms(q8, ref, bytes / 4) : 1e9, e_f16 = ok ? test_rel_rms(q8, f16, bytes / 4) : 1e9,
                    f16_ref = ok ? test_rel_rms(f16, ref, bytes / 4) : 1e9;
-            printf("  %-10s %-9s %3d tokens: Q8_0 KV vs ref %.3g, vs F16 KV %.3g (F16 KV vs ref %.3g)\n", models[mi].dir,
-                   prompts[pi], n, e_ref, e_f16, f16_ref);
+            printf("  %-10s %-9s %3d tokens: %s KV vs ref %.3g, vs F16 KV %.3g (F16 KV vs ref %.3g)\n", models[mi].dir,
+                   prompts[pi], n, name, e_ref, e_f16, f16_ref);
             free(ref);
             free(q8);
             free(f16);
@@ -96,18 +109,25 @@ TEST(q8_0_kv_vs_reference) {
             worst_f16 = fmax(worst_f16, e_f16);
         }
         coder_model_free(m);
-        CHECK_MSG(worst_ref < models[mi].tol && worst_f16 < models[mi].tol,
-                  "%s: worst rel rms vs ref %g, vs F16 %g (tolerance %g)", models[mi].dir, worst_ref, worst_f16,
-                  models[mi].tol);
+        CHECK_MSG(worst_ref < models[mi].tol + extra && worst_f16 < models[mi].tol + extra,
+                  "%s %s: worst rel rms vs ref %g, vs F16 %g (tolerance %g)", models[mi].dir, name, worst_ref, worst_f16,
+                  models[mi].tol + extra);
     }
 }
 
 /* The fused Q8_0 attention against float64 over the dequantized cache, on a hand-built cache. */
-TEST(q8_0_attention_kernel) {
+static void attention_kernel_case(int kv_type);
+
+TEST(q8_0_attention_kernel) { attention_kernel_case(CODER_KV_Q8_0); }
+TEST(q8_0_q4_0_attention_kernel) { attention_kernel_case(CODER_KV_Q8_0_Q4_0); }
+
+static void attention_kernel_case(int kv_type) {
     const int n_heads = 4, n_kv = 2, hd = 64, n_ctx = 70, width = n_kv * hd;
+    const uint32_t vq = kv_type == CODER_KV_Q8_0 ? QT_Q8_0 : QT_Q4_0;
     kv_cache *kv = NULL;
-    CHECK_OK(kv_cache_new(CODER_KV_Q8_0, 1, n_ctx, width, &kv));
+    CHECK_OK(kv_cache_new(kv_type, 1, n_ctx, width, &kv));
     CHECK(kv->row_bytes == (size_t)width / 32 * 34);
+    CHECK(kv->v_row_bytes == (size_t)width / 32 * (vq == QT_Q8_0 ? 34 : 18));
     float *k = malloc((size_t)n_ctx * width * 4), *v = malloc((size_t)n_ctx * width * 4);
     float *q = malloc((size_t)n_heads * hd * 4), *out = malloc((size_t)n_heads * hd * 4), *deq = malloc((size_t)width * 4);
     float *scratch = malloc((size_t)n_ctx * 4 * 4);
@@ -145,12 +165,12 @@ TEST(q8_0_attention_kernel) {
             }
             for (int p = 0; p <= pos; p++) sum += (sc[p] = exp(sc[p] - mx));
             for (int p = 0; p <= pos; p++) {
-                CHECK_OK(dequantize_row(QT_Q8_0, kv_cache_v_row(kv, 0, p), deq, width));
+                CHECK_OK(dequantize_row(vq, kv_cache_v_row(kv, 0, p), deq, width));
                 for (int j = 0; j < hd; j++) o[j] += sc[p] / sum * deq[g * hd + j];
             }
             for (int j = 0; j < hd; j++) worst = fmax(worst, fabs(o[j] - out[h * hd + j]));
         }
-        printf("  %s: max abs error vs float64 %.3g\n", kern->name, worst);
+        printf("  %s, V %s: max abs error vs float64 %.3g\n", kern->name, quant_type_name(vq), worst);
         CHECK_MSG(worst < 1e-5, "%s: %g", kern->name, worst);
     }
     kv_cache_free(kv);
@@ -159,6 +179,8 @@ TEST(q8_0_attention_kernel) {
 
 int main(void) {
     RUN(q8_0_attention_kernel);
+    RUN(q8_0_q4_0_attention_kernel);
     RUN(q8_0_kv_vs_reference);
+    RUN(q8_0_q4_0_kv_vs_reference);
     return test_summary();
 }

@@ -755,7 +755,7 @@ TEST(params_size_semantics) {
     NEED_REFDATA(LLAMA_Q4);
     coder_model_params p;
     coder_model_params_init(&p);
-    CHECK(p.size == sizeof p && p.use_mmap == 1 && p.n_gpu_layers == -1 && p.n_threads == 0);
+    CHECK(p.size == sizeof p && p.use_mmap == 0 && p.n_gpu_layers == -1 && p.n_threads == 0);
     CHECK(p.validate_weights == 0 && p.vocab_only == 0 && p.progress == NULL);
     coder_model *m = (coder_model *)0x1;
     p.size = 0;

@@ -282,12 +282,13 @@ TEST(state_round_trip) {
     free(js);
     CHECK(n > 400);
     const int vocab = model->hp.vocab_size;
-    for (int kvt = 0; kvt < 3; kvt++) {
+    for (int kvt = 0; kvt < 4; kvt++) {   /* F16, F32, Q8_0, Q8_0 K + Q4_0 V (K and V rows differ in size) */
         coder_session *a = new_session(model, 1024, kvt), *b = new_session(model, 1024, kvt),
-                      *whole = new_session(model, 1024, kvt);
+                      *whole = new_session(model, 1024, kvt), *fork = NULL;
         CHECK(a && b && whole);
         const char *f = tmp_path("rt.state");
         CHECK_OK(coder_session_eval(a, ids, 300));
+        CHECK_OK(coder_session_fork(a, &fork));
         CHECK_OK(coder_session_save(a, f, -1));
         CHECK_OK(coder_session_load(b, f));
         CHECK(coder_session_n_past(b) == 300);
@@ -295,14 +296,17 @@ TEST(state_round_trip) {
         CHECK_OK(coder_session_eval(b, ids + 300, (size_t)(n - 300)));
         CHECK_OK(coder_session_eval(a, ids + 300, (size_t)(n - 300)));
         CHECK_OK(coder_session_eval(whole, ids, (size_t)n));
+        CHECK_OK(coder_session_eval(fork, ids + 300, (size_t)(n - 300)));
         CHECK(memcmp(a->logits, b->logits, (size_t)vocab * 4) == 0);   /* restored == never saved */
+        CHECK(memcmp(a->logits, fork->logits, (size_t)vocab * 4) == 0);   /* forked == never forked */
+        coder_session_free(fork);
         double d = max_rel_diff(b->logits, whole->logits, vocab);
         double e = test_rel_rms(b->logits, ref, (size_t)vocab);
         printf("  kv_type %d: restored vs one-shot max rel %.3g; vs llama.cpp rel rms %.3g\n", kvt, d, e);
         CHECK_MSG(d < 1e-4, "restored vs one-shot %g", d);
         /* a sanity bound only (the exact checks are the two above): Q4_K_M weights quantize the
          * activations, so these random-weight models sit 0.03-0.05 from llama.cpp (test_forward) */
-        CHECK_MSG(e < 8e-2, "vs reference %g", e);
+        CHECK_MSG(e < (kvt == CODER_KV_Q8_0_Q4_0 ? 8e-2 + 0.30 : 8e-2), "vs reference %g", e);   /* test_kv_q8's bounds */
         /* a prefix save (no logits) loads with has_logits false and n_past = the prefix */
         CHECK_OK(coder_session_save(a, f, 50));
         CHECK_OK(coder_session_load(b, f));

@@ -67,7 +67,9 @@ type loadConfig struct {
 	gpuLayers, threads        int
 }
 
-// WithMmap chooses whether the file is mapped (default true) or read into memory.
+// WithMmap chooses whether the file is mapped or read into memory (the default: false). Mapping
+// loads faster, but a file truncated by another process while mapped kills this process with SIGBUS;
+// keep the default for files that may change.
 func WithMmap(on bool) Option { return func(c *loadConfig) { c.mmap = on } }
 
 // WithGPULayers sets the number of layers placed on the GPU: -1 (default) as many as fit, 0 none.
@@ -96,7 +98,7 @@ func Load(path string, opts ...Option) (*Model, error) {
 	if err := checkABI(); err != nil {
 		return nil, err
 	}
-	cfg := loadConfig{mmap: true, gpuLayers: -1}
+	cfg := loadConfig{mmap: false, gpuLayers: -1}
 	for _, o := range opts {
 		o(&cfg)
 	}

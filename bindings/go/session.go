@@ -31,12 +31,13 @@ func WithThreads(n int) SessionOption { return func(c *sessionConfig) { c.thread
 
 // KV cache element types (coder_kv_type).
 const (
-	KVF16  = 0
-	KVF32  = 1
-	KVQ8_0 = 2
+	KVF16      = 0
+	KVF32      = 1
+	KVQ8_0     = 2
+	KVQ8_0Q4_0 = 3 // K in Q8_0, V in Q4_0
 )
 
-// WithKVType sets the KV cache type (KVF16 default, KVF32, KVQ8_0).
+// WithKVType sets the KV cache type (KVF16 default, KVF32, KVQ8_0, KVQ8_0Q4_0).
 func WithKVType(t int) SessionOption { return func(c *sessionConfig) { c.kvType = t } }
 
 // Session is a KV cache and the tokens in it: one conversation. Use it from one goroutine at a

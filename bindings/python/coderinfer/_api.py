@@ -27,7 +27,7 @@ CHAT_ADD_GENERATION_PROMPT = 1
 
 CHAT_FORMATS = {"auto": 0, "chatml": 1, "qwen3": 2, "llama3": 3, "deepseek-coder": 4, "llama2": 5, "raw": 6}
 STOP_REASONS = ["none", "eog", "length", "stop_string", "context_full", "cancelled", "error"]
-KV_TYPES = {"f16": 0, "f32": 1, "q8_0": 2}
+KV_TYPES = {"f16": 0, "f32": 1, "q8_0": 2, "q8_0-q4_0": 3}
 
 _WAIT = 0.05  # seconds between checks for signals while waiting on the worker
 
@@ -65,12 +65,14 @@ class Result:
 class Model:
     """A loaded GGUF model. Use as a context manager or call close().
 
-    Model(path, n_gpu_layers=-1 (as many as fit; 0 = CPU only), use_mmap=True, n_threads=0,
+    Model(path, n_gpu_layers=-1 (as many as fit; 0 = CPU only), use_mmap=False, n_threads=0,
           validate=False, vocab_only=False)
+    use_mmap=True maps the file instead of reading it: faster loads, but a file truncated by another
+    process while mapped kills this process with SIGBUS; keep the default for files that may change.
     Raises CoderIOError for a missing file, FormatError/TruncatedError for a malformed one,
     UnsupportedError for an unknown architecture."""
 
-    def __init__(self, path, *, n_gpu_layers=-1, use_mmap=True, n_threads=0, validate=False, vocab_only=False):
+    def __init__(self, path, *, n_gpu_layers=-1, use_mmap=False, n_threads=0, validate=False, vocab_only=False):
         self._p = None
         self._lock = threading.Lock()
         self._sessions = 0
@@ -186,7 +188,7 @@ class Session:
     """A KV cache and the tokens in it: one conversation, used by one thread at a time.
 
     Session(model, n_ctx=0 (min(training, 4096)), n_batch=0 (512), n_threads=0 (all cores),
-            kv_type=None ("f16", "f32" or "q8_0"))"""
+            kv_type=None ("f16", "f32", "q8_0" or "q8_0-q4_0": K in Q8_0, V in Q4_0))"""
 
     def __init__(self, model, *, n_ctx=0, n_batch=0, n_threads=0, kv_type=None):
         self._p = None
