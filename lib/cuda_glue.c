@@ -340,6 +340,34 @@ static coder_status cuda_glue_argmax(backend *b, const backend_buf *x, int row, 
     return cuda_argmax(CB(b)->ctx, DF(x) + (size_t)row * width, width, out);
 }
 
+/* Session state (save, load, fork) moves raw F16 rows: the device cache is F16 whatever kv_type the
+ * session asked for, so only F16 sessions can exchange rows with files and other sessions. */
+static coder_status cuda_glue_kv_range(cuda_backend *c, int layer, int32_t pos0, int n, const char *what) {
+    if (c->base.params.kv_type != CODER_KV_F16)
+        return coder_fail(CODER_ERR_UNSUPPORTED, "%s: the CUDA KV cache is F16; session state needs kv_type F16 on the "
+                          "GPU (the session asked for %d)", what, (int)c->base.params.kv_type);
+    if (layer < 0 || layer >= c->base.model->hp.n_layers || pos0 < 0 || n < 0 || (int64_t)pos0 + n > c->n_ctx)
+        return coder_fail(CODER_ERR_INTERNAL, "%s: layer %d positions %d..+%d outside n_ctx %d", what, layer, (int)pos0, n,
+                          (int)c->n_ctx);
+    return CODER_OK;
+}
+
+static coder_status cuda_glue_kv_read(backend *b, int layer, int32_t pos0, int n, void *k, void *v) {
+    cuda_backend *c = CB(b);
+    TRY(cuda_glue_kv_range(c, layer, pos0, n, "kv_read"));
+    const size_t row = (size_t)c->kv_width * 2, off = (size_t)pos0 * row;
+    TRY(cuda_d2h(c->ctx, k, (char *)cuda_glue_k(c, layer) + off, (size_t)n * row));
+    return cuda_d2h(c->ctx, v, (char *)cuda_glue_v(c, layer) + off, (size_t)n * row);
+}
+
+static coder_status cuda_glue_kv_load(backend *b, int layer, int32_t pos0, int n, const void *k, const void *v) {
+    cuda_backend *c = CB(b);
+    TRY(cuda_glue_kv_range(c, layer, pos0, n, "kv_load"));
+    const size_t row = (size_t)c->kv_width * 2, off = (size_t)pos0 * row;
+    TRY(cuda_h2d(c->ctx, (char *)cuda_glue_k(c, layer) + off, k, (size_t)n * row));
+    return cuda_h2d(c->ctx, (char *)cuda_glue_v(c, layer) + off, v, (size_t)n * row);
+}
+
 static const backend_ops cuda_glue_ops = {
     .name = "cuda",
     .free = cuda_glue_free,
@@ -357,6 +385,8 @@ static const backend_ops cuda_glue_ops = {
     .add = cuda_glue_add,
     .copy_rows = cuda_glue_copy_rows,
     .kv_truncate = cuda_glue_kv_truncate,
+    .kv_read = cuda_glue_kv_read,
+    .kv_load = cuda_glue_kv_load,
     .buf_write = cuda_glue_buf_write,
     .argmax = cuda_glue_argmax,
 };

@@ -670,6 +670,59 @@ TEST(session_selection) {
     CHECK_MSG(e <= 1e-2, "session logits rel rms %.3g", e);
 }
 
+/* Session state on the GPU (kv_read / kv_load): save after 60 tokens, load into a fresh session and
+ * fork, evaluate the rest in all three: the logits equal the uninterrupted session's bit for bit;
+ * a Q8_0-KV session on the GPU refuses to save with UNSUPPORTED. */
+TEST(session_state_gpu) {
+    NEED_GPU();
+    char vocab[1024];
+    const char *env = getenv("CODER_GPU_VOCAB");
+    if (env && *env) snprintf(vocab, sizeof vocab, "%s", env);
+    else if (test_refdata()) snprintf(vocab, sizeof vocab, "%s/vocab/ggml-vocab-qwen3.gguf", test_refdata());
+    else SKIP("no vocabulary file: set CODER_GPU_VOCAB (e.g. a copy of refdata's ggml-vocab-qwen3.gguf)");
+    char path[256], state[256];
+    snprintf(path, sizeof path, "/tmp/coder_gpu_%d_state.gguf", (int)getpid());
+    snprintf(state, sizeof state, "/tmp/coder_gpu_%d.state", (int)getpid());
+    mkmodel_opts o = {.preset = "tiny-qwen3", .ftype = MKMODEL_Q8_0, .vocab_path = vocab, .out_path = path, .seed = 5,
+                      .mode = MKMODEL_MODE_RANDOM};
+    CHECK_OK(mkmodel_write(&o, NULL));
+    coder_model *m = NULL;
+    CHECK_OK(coder_model_load(path, NULL, &m));
+    coder_session_params sp;
+    coder_session_params_init(&sp);
+    sp.n_ctx = 256;
+    coder_session *a = NULL, *b = NULL, *f = NULL, *q8 = NULL;
+    CHECK_OK(coder_session_new(m, &sp, &a));
+    CHECK_OK(coder_session_new(m, &sp, &b));
+    CHECK(strcmp(a->backend->ops->name, "cuda") == 0);
+    int32_t toks[100];
+    for (int i = 0; i < 100; i++) toks[i] = 50 + 29 * i;
+    CHECK_OK(coder_session_eval(a, toks, 60));
+    CHECK_OK(coder_session_save(a, state, -1));
+    CHECK_OK(coder_session_load(b, state));
+    CHECK_OK(coder_session_fork(a, &f));
+    CHECK_OK(coder_session_eval(a, toks + 60, 40));
+    CHECK_OK(coder_session_eval(b, toks + 60, 40));
+    CHECK_OK(coder_session_eval(f, toks + 60, 40));
+    const float *la, *lb, *lf;
+    int32_t nv;
+    CHECK_OK(coder_session_logits(a, &la, &nv));
+    CHECK_OK(coder_session_logits(b, &lb, &nv));
+    CHECK_OK(coder_session_logits(f, &lf, &nv));
+    CHECK(memcmp(la, lb, (size_t)nv * 4) == 0 && memcmp(la, lf, (size_t)nv * 4) == 0);
+    sp.kv_type = CODER_KV_Q8_0;
+    CHECK_OK(coder_session_new(m, &sp, &q8));
+    CHECK_OK(coder_session_eval(q8, toks, 8));
+    CHECK_STATUS(coder_session_save(q8, state, -1), CODER_ERR_UNSUPPORTED);
+    coder_session_free(a);
+    coder_session_free(b);
+    coder_session_free(f);
+    coder_session_free(q8);
+    CHECK_OK(coder_model_free(m));
+    unlink(path);
+    unlink(state);
+}
+
 int main(int argc, char **argv) {
     groups_n = argc - 1;
     groups_v = argv + 1;
@@ -685,6 +738,7 @@ int main(int argc, char **argv) {
     if (group_on("model_tiny")) RUN(model_tiny_logits);
     if (group_on("model_small")) RUN(model_small_logits);
     if (group_on("session")) RUN(session_selection);
+    if (group_on("session")) RUN(session_state_gpu);
     if (group_on("model_7b")) RUN(model_7b_logits);
     return test_summary();
 }
