@@ -1,5 +1,6 @@
-/* attention.cu - the F16 KV cache writes and flash-attention style causal GQA attention, one
- * kernel for decode and prefill, head_dim 32 (the tiny test presets), 64 or 128.
+/* attention.cu - the KV cache writes (F16, Q8_0, Q8_0 K + Q4_0 V: the CPU cache's row layouts,
+ * kv_cache.h) and flash-attention style causal GQA attention, one kernel for decode and prefill,
+ * head_dim 32 (the tiny test presets), 64 or 128.
  *
  *   out[t] head h = softmax(q_h . K_g^T / sqrt(hd)) V_g over cache rows 0 .. pos0+t,
  *   g = h / G with G = n_heads / n_kv_heads (consecutive heads share a KV head)
@@ -18,6 +19,8 @@
  * softmax (running max m, sum l, f32 accumulators acc[hd/32] per lane, lane owning dims
  * lane + 32e) folds the tile in. Masked keys (beyond the row's position or the cache end) score
  * -inf and their V rows are zero-filled, so unwritten cache memory never reaches the sums.
+ * Quantized cache rows are dequantized while staging (to the same F16 tiles), so the inner loops
+ * are the same for every cache format.
  * Scalar FMA arithmetic: correct first; a tensor-core (mma) prefill tile is the next step. */
 #include <math.h>
 
@@ -26,8 +29,9 @@
 #define ATT_WARPS 4
 #define ATT_TK 32
 
-/* ---- KV cache write: f32 -> f16, round to nearest even ------------------------------------ */
+/* ---- KV cache write ------------------------------------------------------------------------- */
 
+/* F16 rows: f32 -> f16, round to nearest even */
 __global__ void kv_write_kernel(__half *kc, __half *vc, const float *__restrict__ k, const float *__restrict__ v,
                                 int64_t count, int64_t base) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -37,20 +41,98 @@ __global__ void kv_write_kernel(__half *kc, __half *vc, const float *__restrict_
     }
 }
 
-extern "C" coder_status cuda_kv_write(cuda_ctx *c, void *k_cache, void *v_cache, const float *k, const float *v, int n,
-                                      int32_t pos0, int width) {
+/* Quantized rows, one warp per 32-value block, lane j holding value j, with exactly the arithmetic
+ * of lib/quant_ref.c so the device cache holds the CPU cache's bytes for the same inputs:
+ *   Q8_0: d = amax / 127, q = (int8) roundf(x * (1/d));
+ *   Q4_0: d = (signed value of largest magnitude, first on ties) / -8,
+ *         q = min(15, (int)(x * (1/d) + 8.5)), value j in the low nibble of byte j, j+16 high.
+ * A block holding NaN/Inf becomes zeros with a NaN scale (quant_ref.c's poison). */
+template <int T>
+__global__ void kv_quant_kernel(unsigned char *cache, const float *__restrict__ x, int64_t n_blocks, int blocks_per_row,
+                                size_t row_bytes, int32_t pos0) {
+    constexpr int BB = T == CUDA_KV_Q8_0 ? 34 : 18;   /* block bytes */
+    const int64_t wid = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / WARP;
+    const int lane = threadIdx.x % WARP;
+    if (wid >= n_blocks) return;   /* warp-uniform */
+    const int64_t t = wid / blocks_per_row, b = wid % blocks_per_row;
+    unsigned char *blk = cache + (size_t)(pos0 + t) * row_bytes + (size_t)b * BB;
+    const float v = x[wid * WARP + lane];
+    if (!__all_sync(0xffffffffu, isfinite(v))) {
+        if (lane == 0) *(__half *)blk = __ushort_as_half((unsigned short)0x7e00);
+        if (lane < BB - 2) blk[2 + lane] = 0;
+        return;
+    }
+    const float amax = warp_max(fabsf(v));
+    if (T == CUDA_KV_Q8_0) {
+        const float d = amax / 127.f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        blk[2 + lane] = (unsigned char)(int8_t)roundf(v * id);
+        if (lane == 0) *(__half *)blk = __float2half_rn(d);
+    } else {
+        const unsigned first = __ffs(__ballot_sync(0xffffffffu, fabsf(v) == amax)) - 1;
+        const float mx = amax == 0.0f ? 0.0f : __shfl_sync(0xffffffffu, v, first);
+        const float d = mx / -8, id = d != 0.0f ? 1.0f / d : 0.0f;
+        const int q = min(15, (int)(int8_t)(v * id + 8.5f));
+        const int hi = __shfl_down_sync(0xffffffffu, q, 16);
+        if (lane < 16) blk[2 + lane] = (unsigned char)(q | (hi << 4));
+        if (lane == 0) *(__half *)blk = __float2half_rn(d);
+    }
+}
+
+extern "C" coder_status cuda_kv_write(cuda_ctx *c, void *k_cache, void *v_cache, int fmt, const float *k, const float *v,
+                                      int n, int32_t pos0, int width) {
     const int64_t count = (int64_t)n * width;
     if (count <= 0) return CODER_OK;
-    kv_write_kernel<<<cuda_blocks(count, 256), 256, 0, c->stream>>>((__half *)k_cache, (__half *)v_cache, k, v, count,
-                                                                   (int64_t)pos0 * width);
-    LAUNCH_CHECK(c, "kv_write");
+    if (fmt == CUDA_KVF_F16) {
+        kv_write_kernel<<<cuda_blocks(count, 256), 256, 0, c->stream>>>((__half *)k_cache, (__half *)v_cache, k, v, count,
+                                                                       (int64_t)pos0 * width);
+        LAUNCH_CHECK(c, "kv_write");
+        return CODER_OK;
+    }
+    if (width % 32)
+        return coder_fail(CODER_ERR_INTERNAL, "cuda kv_write: quantized cache row width %d is not a multiple of 32", width);
+    const int bpr = width / 32;
+    const int64_t nb = (int64_t)n * bpr, threads = nb * WARP;
+    kv_quant_kernel<CUDA_KV_Q8_0><<<cuda_blocks(threads, 256), 256, 0, c->stream>>>(
+        (unsigned char *)k_cache, k, nb, bpr, (size_t)bpr * 34, pos0);
+    LAUNCH_CHECK(c, "kv_write K q8_0");
+    if (fmt == CUDA_KVF_Q8_0)
+        kv_quant_kernel<CUDA_KV_Q8_0><<<cuda_blocks(threads, 256), 256, 0, c->stream>>>(
+            (unsigned char *)v_cache, v, nb, bpr, (size_t)bpr * 34, pos0);
+    else
+        kv_quant_kernel<CUDA_KV_Q4_0><<<cuda_blocks(threads, 256), 256, 0, c->stream>>>(
+            (unsigned char *)v_cache, v, nb, bpr, (size_t)bpr * 18, pos0);
+    LAUNCH_CHECK(c, "kv_write V");
     return CODER_OK;
+}
+
+/* 8 consecutive values c0 .. c0+7 (c0 % 8 == 0) of a cache row as 8 halves. */
+template <int T>
+__device__ __forceinline__ uint4 kv_load8(const unsigned char *row, int c0) {
+    if (T == CUDA_KV_F16) return *(const uint4 *)(row + 2 * (size_t)c0);
+    union { uint4 u; __half h[8]; } r;
+    const int w = c0 % 32;
+    if (T == CUDA_KV_Q8_0) {
+        const unsigned char *b = row + (size_t)(c0 / 32) * 34;
+        const float d = __half2float(*(const __half *)b);
+#pragma unroll
+        for (int j = 0; j < 8; j++) r.h[j] = __float2half_rn(d * (float)(int8_t)b[2 + w + j]);
+    } else {
+        const unsigned char *b = row + (size_t)(c0 / 32) * 18;
+        const float d = __half2float(*(const __half *)b);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const int q = w < 16 ? (b[2 + w + j] & 15) : (b[2 + w - 16 + j] >> 4);
+            r.h[j] = __float2half_rn(d * (float)(q - 8));
+        }
+    }
+    return r.u;
 }
 
 /* ---- attention ------------------------------------------------------------------------------ */
 
 struct att_args {
-    const __half *kc, *vc;    /* one layer: [n_ctx][kv_width]                                 */
+    const unsigned char *kc, *vc;   /* one layer: [n_ctx] rows of k_row / v_row bytes         */
+    size_t k_row, v_row;
     const float *q;           /* [n][n_heads*hd]                                             */
     float *out;               /* [n][n_heads*hd]                                             */
     float *part;              /* [splits][n][n_heads][hd + 2] (m, l, acc) when splits > 1    */
@@ -60,7 +142,7 @@ struct att_args {
     float scale;
 };
 
-template <int HD, int RPW>
+template <int HD, int RPW, int KT, int VT>
 __global__ void __launch_bounds__(ATT_WARPS * WARP) attn_kernel(const att_args a) {
     constexpr int R = ATT_WARPS * RPW;        /* rows per block           */
     constexpr int E = HD / WARP;              /* accumulator dims per lane */
@@ -109,9 +191,9 @@ __global__ void __launch_bounds__(ATT_WARPS * WARP) attn_kernel(const att_args a
             const int32_t p = p0 + kk;
             uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
             if (p < kv_hi) {
-                const size_t off = (size_t)p * a.kv_width + (size_t)g * HD + (size_t)c8 * 8;
-                kv = *(const uint4 *)(a.kc + off);
-                vv = *(const uint4 *)(a.vc + off);
+                const int c0 = g * HD + c8 * 8;
+                kv = kv_load8<KT>(a.kc + (size_t)p * a.k_row, c0);
+                vv = kv_load8<VT>(a.vc + (size_t)p * a.v_row, c0);
             }
             ks[kk][c8 * 4 + 0] = kv.x;
             ks[kk][c8 * 4 + 1] = kv.y;
@@ -197,21 +279,28 @@ __global__ void attn_combine_kernel(const float *__restrict__ part, float *out, 
 }
 
 template <int HD, int RPW>
-static void attn_launch(const att_args &a, int n_kv_heads, cudaStream_t st) {
+static void attn_launch(const att_args &a, int fmt, int n_kv_heads, cudaStream_t st) {
     const int R = ATT_WARPS * RPW;
     const dim3 grid(cuda_blocks((int64_t)a.n * a.G, R), (unsigned)n_kv_heads, (unsigned)a.splits);
-    attn_kernel<HD, RPW><<<grid, ATT_WARPS * WARP, 0, st>>>(a);
+    if (fmt == CUDA_KVF_F16) attn_kernel<HD, RPW, CUDA_KV_F16, CUDA_KV_F16><<<grid, ATT_WARPS * WARP, 0, st>>>(a);
+    else if (fmt == CUDA_KVF_Q8_0) attn_kernel<HD, RPW, CUDA_KV_Q8_0, CUDA_KV_Q8_0><<<grid, ATT_WARPS * WARP, 0, st>>>(a);
+    else attn_kernel<HD, RPW, CUDA_KV_Q8_0, CUDA_KV_Q4_0><<<grid, ATT_WARPS * WARP, 0, st>>>(a);
 }
 
-extern "C" coder_status cuda_attention(cuda_ctx *c, const void *k_cache, const void *v_cache, const float *q, int n,
-                                       int32_t pos0, int n_heads, int n_kv_heads, int head_dim, float *out) {
+extern "C" coder_status cuda_attention(cuda_ctx *c, const void *k_cache, const void *v_cache, int fmt, const float *q,
+                                       int n, int32_t pos0, int n_heads, int n_kv_heads, int head_dim, float *out) {
     if (head_dim != 32 && head_dim != 64 && head_dim != 128)
         return coder_fail(CODER_ERR_UNSUPPORTED, "cuda attention: head_dim %d (32, 64 and 128 are implemented)", head_dim);
     if (n < 1 || n_kv_heads < 1 || n_heads % n_kv_heads != 0)
         return coder_fail(CODER_ERR_INTERNAL, "cuda attention: n %d, heads %d / %d", n, n_heads, n_kv_heads);
     att_args a;
-    a.kc = (const __half *)k_cache;
-    a.vc = (const __half *)v_cache;
+    if (fmt != CUDA_KVF_F16 && fmt != CUDA_KVF_Q8_0 && fmt != CUDA_KVF_Q8_0_Q4_0)
+        return coder_fail(CODER_ERR_INTERNAL, "cuda attention: cache format %d", fmt);
+    const int width = n_kv_heads * head_dim;
+    a.kc = (const unsigned char *)k_cache;
+    a.vc = (const unsigned char *)v_cache;
+    a.k_row = fmt == CUDA_KVF_F16 ? (size_t)width * 2 : (size_t)width / 32 * 34;
+    a.v_row = fmt == CUDA_KVF_F16 ? (size_t)width * 2 : fmt == CUDA_KVF_Q8_0 ? (size_t)width / 32 * 34 : (size_t)width / 32 * 18;
     a.q = q;
     a.out = out;
     a.part = c->att_part;
@@ -240,14 +329,14 @@ extern "C" coder_status cuda_attention(cuda_ctx *c, const void *k_cache, const v
     a.splits = (kv_len + chunk - 1) / chunk;
 
     if (head_dim == 32) {
-        if (rpw == 2) attn_launch<32, 2>(a, n_kv_heads, c->stream);
-        else attn_launch<32, 8>(a, n_kv_heads, c->stream);
+        if (rpw == 2) attn_launch<32, 2>(a, fmt, n_kv_heads, c->stream);
+        else attn_launch<32, 8>(a, fmt, n_kv_heads, c->stream);
     } else if (head_dim == 64) {
-        if (rpw == 2) attn_launch<64, 2>(a, n_kv_heads, c->stream);
-        else attn_launch<64, 8>(a, n_kv_heads, c->stream);
+        if (rpw == 2) attn_launch<64, 2>(a, fmt, n_kv_heads, c->stream);
+        else attn_launch<64, 8>(a, fmt, n_kv_heads, c->stream);
     } else {
-        if (rpw == 2) attn_launch<128, 2>(a, n_kv_heads, c->stream);
-        else attn_launch<128, 8>(a, n_kv_heads, c->stream);
+        if (rpw == 2) attn_launch<128, 2>(a, fmt, n_kv_heads, c->stream);
+        else attn_launch<128, 8>(a, fmt, n_kv_heads, c->stream);
     }
     LAUNCH_CHECK(c, "attention");
     if (a.splits > 1) {

@@ -16,6 +16,7 @@
 #include "backend.h"
 #include "cpu.h"
 #include "device.h"
+#include "kv_cache.h"
 #include "quant.h"
 
 #ifdef CODER_HAVE_CUDA
@@ -203,18 +204,19 @@ typedef struct cuda_backend {
     backend base;
     cuda_ctx *ctx;
     const cuda_model *cm;
-    void *kv;                 /* [2][n_layers][n_ctx][kv_width] f16                          */
-    size_t kv_layer_bytes;
+    void *kv;                 /* K of every layer, then V: [n_ctx] rows each, kv_fmt's layout   */
+    size_t k_layer_bytes, v_layer_bytes, k_row, v_row;
     int32_t n_ctx, kv_width;
+    int kv_fmt;               /* CUDA_KVF_*: the session's kv_type (F32 is kept as F16)         */
     cuda_rope_params rope;
 } cuda_backend;
 
 #define CB(b) ((cuda_backend *)(b))
 #define DF(buf) ((float *)(buf)->data)
 
-static void *cuda_glue_k(cuda_backend *c, int layer) { return (char *)c->kv + (size_t)layer * c->kv_layer_bytes; }
+static void *cuda_glue_k(cuda_backend *c, int layer) { return (char *)c->kv + (size_t)layer * c->k_layer_bytes; }
 static void *cuda_glue_v(cuda_backend *c, int layer) {
-    return (char *)c->kv + (size_t)(c->base.model->hp.n_layers + layer) * c->kv_layer_bytes;
+    return (char *)c->kv + (size_t)c->base.model->hp.n_layers * c->k_layer_bytes + (size_t)layer * c->v_layer_bytes;
 }
 
 /* The device copy of W or CODER_ERR_INTERNAL naming it. */
@@ -306,14 +308,15 @@ static coder_status cuda_glue_kv_write(backend *b, int layer, const backend_buf 
     if (pos0 < 0 || pos0 + n > c->n_ctx)
         return coder_fail(CODER_ERR_INTERNAL, "kv_write: positions %d..%d outside n_ctx %d", (int)pos0, (int)(pos0 + n),
                           (int)c->n_ctx);
-    return cuda_kv_write(c->ctx, cuda_glue_k(c, layer), cuda_glue_v(c, layer), DF(k), DF(v), n, pos0, c->kv_width);
+    return cuda_kv_write(c->ctx, cuda_glue_k(c, layer), cuda_glue_v(c, layer), c->kv_fmt, DF(k), DF(v), n, pos0,
+                         c->kv_width);
 }
 
 static coder_status cuda_glue_attention(backend *b, int layer, const backend_buf *q, int n, int32_t pos0, backend_buf *out) {
     cuda_backend *c = CB(b);
     const model_hparams *hp = &b->model->hp;
-    return cuda_attention(c->ctx, cuda_glue_k(c, layer), cuda_glue_v(c, layer), DF(q), n, pos0, hp->n_heads, hp->n_kv_heads,
-                          hp->head_dim, DF(out));
+    return cuda_attention(c->ctx, cuda_glue_k(c, layer), cuda_glue_v(c, layer), c->kv_fmt, DF(q), n, pos0, hp->n_heads,
+                          hp->n_kv_heads, hp->head_dim, DF(out));
 }
 
 static coder_status cuda_glue_swiglu(backend *b, backend_buf *gate, const backend_buf *up, int n, int width) {
@@ -340,12 +343,13 @@ static coder_status cuda_glue_argmax(backend *b, const backend_buf *x, int row, 
     return cuda_argmax(CB(b)->ctx, DF(x) + (size_t)row * width, width, out);
 }
 
-/* Session state (save, load, fork) moves raw F16 rows: the device cache is F16 whatever kv_type the
- * session asked for, so only F16 sessions can exchange rows with files and other sessions. */
+/* Session state (save, load, fork) moves raw cache rows: the device rows have the CPU cache's
+ * layout for F16, Q8_0 and Q8_0 K + Q4_0 V, so state files move between the backends. An F32
+ * session keeps an F16 device cache: its rows are not F32 rows, so it cannot exchange them. */
 static coder_status cuda_glue_kv_range(cuda_backend *c, int layer, int32_t pos0, int n, const char *what) {
-    if (c->base.params.kv_type != CODER_KV_F16)
-        return coder_fail(CODER_ERR_UNSUPPORTED, "%s: the CUDA KV cache is F16; session state needs kv_type F16 on the "
-                          "GPU (the session asked for %d)", what, (int)c->base.params.kv_type);
+    if (c->base.params.kv_type == CODER_KV_F32)
+        return coder_fail(CODER_ERR_UNSUPPORTED, "%s: the CUDA KV cache has no F32 rows (kept as F16); use kv_type F16, "
+                          "Q8_0 or Q8_0_Q4_0 for session state on the GPU", what);
     if (layer < 0 || layer >= c->base.model->hp.n_layers || pos0 < 0 || n < 0 || (int64_t)pos0 + n > c->n_ctx)
         return coder_fail(CODER_ERR_INTERNAL, "%s: layer %d positions %d..+%d outside n_ctx %d", what, layer, (int)pos0, n,
                           (int)c->n_ctx);
@@ -355,17 +359,15 @@ static coder_status cuda_glue_kv_range(cuda_backend *c, int layer, int32_t pos0,
 static coder_status cuda_glue_kv_read(backend *b, int layer, int32_t pos0, int n, void *k, void *v) {
     cuda_backend *c = CB(b);
     TRY(cuda_glue_kv_range(c, layer, pos0, n, "kv_read"));
-    const size_t row = (size_t)c->kv_width * 2, off = (size_t)pos0 * row;
-    TRY(cuda_d2h(c->ctx, k, (char *)cuda_glue_k(c, layer) + off, (size_t)n * row));
-    return cuda_d2h(c->ctx, v, (char *)cuda_glue_v(c, layer) + off, (size_t)n * row);
+    TRY(cuda_d2h(c->ctx, k, (char *)cuda_glue_k(c, layer) + (size_t)pos0 * c->k_row, (size_t)n * c->k_row));
+    return cuda_d2h(c->ctx, v, (char *)cuda_glue_v(c, layer) + (size_t)pos0 * c->v_row, (size_t)n * c->v_row);
 }
 
 static coder_status cuda_glue_kv_load(backend *b, int layer, int32_t pos0, int n, const void *k, const void *v) {
     cuda_backend *c = CB(b);
     TRY(cuda_glue_kv_range(c, layer, pos0, n, "kv_load"));
-    const size_t row = (size_t)c->kv_width * 2, off = (size_t)pos0 * row;
-    TRY(cuda_h2d(c->ctx, (char *)cuda_glue_k(c, layer) + off, k, (size_t)n * row));
-    return cuda_h2d(c->ctx, (char *)cuda_glue_v(c, layer) + off, v, (size_t)n * row);
+    TRY(cuda_h2d(c->ctx, (char *)cuda_glue_k(c, layer) + (size_t)pos0 * c->k_row, k, (size_t)n * c->k_row));
+    return cuda_h2d(c->ctx, (char *)cuda_glue_v(c, layer) + (size_t)pos0 * c->v_row, v, (size_t)n * c->v_row);
 }
 
 static const backend_ops cuda_glue_ops = {
@@ -420,9 +422,20 @@ coder_status cuda_backend_new(const coder_model *m, const backend_params *p, bac
                           .max_heads = hp->n_heads, .head_dim = hp->head_dim};
     if ((st = cuda_ctx_new(&cp, &c->ctx)) != CODER_OK) goto fail;
 
-    size_t row_bytes, kv_bytes;
-    if (ck_mul_size((size_t)c->kv_width, 2, &row_bytes) || ck_mul_size(row_bytes, (size_t)p->n_ctx, &c->kv_layer_bytes) ||
-        ck_mul_size(c->kv_layer_bytes, 2 * (size_t)hp->n_layers, &kv_bytes)) {
+    /* the cache rows: the CPU cache's layouts (kv_cache.c); F32 is kept as F16 on the device */
+    c->kv_fmt = p->kv_type == CODER_KV_Q8_0 ? CUDA_KVF_Q8_0 : p->kv_type == CODER_KV_Q8_0_Q4_0 ? CUDA_KVF_Q8_0_Q4_0 : CUDA_KVF_F16;
+    const int32_t row_type = c->kv_fmt == CUDA_KVF_F16 ? CODER_KV_F16 : p->kv_type;
+    c->k_row = (size_t)kv_row_bytes(row_type, c->kv_width);
+    c->v_row = (size_t)kv_v_row_bytes(row_type, c->kv_width);
+    size_t kv_bytes, all_k, all_v;
+    if (!c->k_row || !c->v_row) {
+        st = coder_fail(CODER_ERR_UNSUPPORTED, "cuda KV cache: kv_type %d needs a row width (%d) that is a multiple of 32",
+                        (int)p->kv_type, (int)c->kv_width);
+        goto fail;
+    }
+    if (ck_mul_size(c->k_row, (size_t)p->n_ctx, &c->k_layer_bytes) || ck_mul_size(c->v_row, (size_t)p->n_ctx, &c->v_layer_bytes) ||
+        ck_mul_size(c->k_layer_bytes, (size_t)hp->n_layers, &all_k) || ck_mul_size(c->v_layer_bytes, (size_t)hp->n_layers, &all_v) ||
+        ck_add_size(all_k, all_v, &kv_bytes)) {
         st = coder_fail(CODER_ERR_LIMIT, "cuda KV cache: n_ctx %d x width %d overflows", (int)p->n_ctx, (int)c->kv_width);
         goto fail;
     }
@@ -452,9 +465,9 @@ coder_status cuda_backend_new(const coder_model *m, const backend_params *p, bac
                                      .ext_factor = r.ext_factor, .attn_factor = r.attn_factor,
                                      .corr_dims = {r.corr_dims[0], r.corr_dims[1]}, .freq_factors = ff_dev};
     }
-    if (p->kv_type != CODER_KV_F16) LOG_DEBUG("cuda backend: kv_type %d requested; the device cache is F16", (int)p->kv_type);
-    LOG_DEBUG("cuda backend: n_ctx %d, n_batch %d, KV f16 %.1f MiB, prefill scratch %.1f MiB", (int)p->n_ctx,
-              (int)p->n_batch, (double)kv_bytes / 1048576.0, (double)cp.deq_elems * 2 / 1048576.0);
+    if (p->kv_type == CODER_KV_F32) LOG_DEBUG("cuda backend: kv_type F32 requested; the device cache is F16");
+    LOG_DEBUG("cuda backend: n_ctx %d, n_batch %d, KV (format %d) %.1f MiB, prefill scratch %.1f MiB", (int)p->n_ctx,
+              (int)p->n_batch, c->kv_fmt, (double)kv_bytes / 1048576.0, (double)cp.deq_elems * 2 / 1048576.0);
     *out = &c->base;
     return CODER_OK;
 fail:

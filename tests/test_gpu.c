@@ -23,6 +23,7 @@
 #include "device.h"
 #include "forward.h"
 #include "gguf.h"
+#include "kv_cache.h"
 #include "mkmodel.h"
 #include "model.h"
 #include "quant.h"
@@ -154,12 +155,16 @@ typedef struct pair {
     backend *cpu, *gpu;
 } pair;
 
-static coder_status pair_new(coder_model *m, int n_ctx, int n_batch, pair *p) {
+static coder_status pair_new_kv(coder_model *m, int n_ctx, int n_batch, int kv_type, pair *p) {
     memset(p, 0, sizeof *p);
-    backend_params bp = {.n_ctx = n_ctx, .n_batch = n_batch, .n_threads = coder_cpu_count(), .kv_type = CODER_KV_F16};
+    backend_params bp = {.n_ctx = n_ctx, .n_batch = n_batch, .n_threads = coder_cpu_count(), .kv_type = kv_type};
     TRY(cuda_model_upload(m, 0.0f, 1.0f));
     TRY(cpu_backend_new(m, &bp, &p->cpu));
     return cuda_backend_new(m, &bp, &p->gpu);
+}
+
+static coder_status pair_new(coder_model *m, int n_ctx, int n_batch, pair *p) {
+    return pair_new_kv(m, n_ctx, n_batch, CODER_KV_F16, p);
 }
 
 static void pair_free(pair *p) {
@@ -425,11 +430,15 @@ TEST(ops_embed_argmax) {
 
 /* ---- attention ------------------------------------------------------------------------------ */
 
-static int check_attention(int nh, int nkv, int hd, char *msg, size_t cap) {
+/* kv_type F16: outputs within 1e-4 of the CPU's; Q8_0 / Q8_0_Q4_0: the device cache rows must be the
+ * CPU cache's bytes (kv_read on both), and outputs within 2e-3 (the device stages dequantized
+ * values as F16). */
+static int check_attention(int nh, int nkv, int hd, int kv_type, char *msg, size_t cap) {
     const int n_ctx = 6000, nb = 128, kvw = nkv * hd, qw = nh * hd;
+    const double tol = kv_type == CODER_KV_F16 ? 1e-4 : 2e-3;
     coder_model *m = fake_model(256, 256, nh, nkv, hd);
     pair p;
-    if (pair_new(m, n_ctx, nb, &p) != CODER_OK) {
+    if (pair_new_kv(m, n_ctx, nb, kv_type, &p) != CODER_OK) {
         snprintf(msg, cap, "backends: %s", coder_last_error());
         pair_free(&p);
         fake_model_free(m);
@@ -457,6 +466,23 @@ static int check_attention(int nh, int nkv, int hd, char *msg, size_t cap) {
         free(k);
         free(v);
     }
+    if (ok && kv_type != CODER_KV_F16) {   /* same quantized bytes on both backends */
+        const size_t kr = (size_t)kv_row_bytes(kv_type, kvw), vr = (size_t)kv_v_row_bytes(kv_type, kvw);
+        unsigned char *a = malloc((kr + vr) * 5100), *b = malloc((kr + vr) * 5100);
+        if (p.cpu->ops->kv_read(p.cpu, 0, 0, 5100, a, a + kr * 5100) != CODER_OK ||
+            p.gpu->ops->kv_read(p.gpu, 0, 0, 5100, b, b + kr * 5100) != CODER_OK) {
+            snprintf(msg, cap, "kv_read: %s", coder_last_error());
+            ok = 0;
+        } else if (memcmp(a, b, (kr + vr) * 5100) != 0) {
+            size_t i = 0;
+            while (a[i] == b[i]) i++;
+            snprintf(msg, cap, "kv_type %d heads %d/%d hd %d: device cache byte %zu differs (%u vs CPU %u)", kv_type, nh,
+                     nkv, hd, i, b[i], a[i]);
+            ok = 0;
+        }
+        free(a);
+        free(b);
+    }
     /* (pos0, n): prefill from 0, decode steps short and long, chunked prefill deep in */
     static const int cases[][2] = {{0, 77}, {0, 1}, {77, 1}, {5000, 1}, {4000, 8}, {1000, 100}, {3, 128}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0] && ok; c++) {
@@ -471,9 +497,11 @@ static int check_attention(int nh, int nkv, int hd, char *msg, size_t cap) {
             ok = 0;
         } else {
             double e = cmp_bufs(&p, oc, og, (size_t)n * qw);
-            printf("  info: attention heads %d/%d hd %d pos0 %-5d n %-3d rel_rms %.3g\n", nh, nkv, hd, pos0, n, e);
-            if (!(e <= 1e-4)) {
-                snprintf(msg, cap, "attention heads %d/%d hd %d pos0 %d n %d: rel rms %.3g > 1e-4", nh, nkv, hd, pos0, n, e);
+            printf("  info: attention kv %d heads %d/%d hd %d pos0 %-5d n %-3d rel_rms %.3g\n", kv_type, nh, nkv, hd, pos0,
+                   n, e);
+            if (!(e <= tol)) {
+                snprintf(msg, cap, "attention kv %d heads %d/%d hd %d pos0 %d n %d: rel rms %.3g > %g", kv_type, nh, nkv, hd,
+                         pos0, n, e, tol);
                 ok = 0;
             }
         }
@@ -498,7 +526,17 @@ TEST(attention_shapes) {
     static const int shapes[][3] = {{14, 2, 64}, {28, 4, 128}, {32, 32, 128}, {8, 2, 32}, {16, 8, 128}};
     char msg[512] = "";
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        CHECK_MSG(check_attention(shapes[s][0], shapes[s][1], shapes[s][2], msg, sizeof msg), "%s", msg);
+        CHECK_MSG(check_attention(shapes[s][0], shapes[s][1], shapes[s][2], CODER_KV_F16, msg, sizeof msg), "%s", msg);
+}
+
+/* The quantized device caches (issue 10 item 4): 0.5B and 7B head layouts. */
+TEST(attention_kv_quant) {
+    NEED_GPU();
+    static const int shapes[][3] = {{14, 2, 64}, {28, 4, 128}};
+    char msg[512] = "";
+    for (int kv = CODER_KV_Q8_0; kv <= CODER_KV_Q8_0_Q4_0; kv++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            CHECK_MSG(check_attention(shapes[s][0], shapes[s][1], shapes[s][2], kv, msg, sizeof msg), "%s", msg);
 }
 
 /* ---- whole models -------------------------------------------------------------------------- */
@@ -671,8 +709,8 @@ TEST(session_selection) {
 }
 
 /* Session state on the GPU (kv_read / kv_load): save after 60 tokens, load into a fresh session and
- * fork, evaluate the rest in all three: the logits equal the uninterrupted session's bit for bit;
- * a Q8_0-KV session on the GPU refuses to save with UNSUPPORTED. */
+ * fork, evaluate the rest in all three: the logits equal the uninterrupted session's bit for bit; a
+ * Q8_0 state moves from the GPU to a CPU session; an F32 session on the GPU refuses (UNSUPPORTED). */
 TEST(session_state_gpu) {
     NEED_GPU();
     char vocab[1024];
@@ -710,7 +748,27 @@ TEST(session_state_gpu) {
     CHECK_OK(coder_session_logits(b, &lb, &nv));
     CHECK_OK(coder_session_logits(f, &lf, &nv));
     CHECK(memcmp(la, lb, (size_t)nv * 4) == 0 && memcmp(la, lf, (size_t)nv * 4) == 0);
+    /* a Q8_0-KV state saved on the GPU loads into a CPU session of the same model and kv_type */
     sp.kv_type = CODER_KV_Q8_0;
+    CHECK_OK(coder_session_new(m, &sp, &q8));
+    CHECK_OK(coder_session_eval(q8, toks, 8));
+    CHECK_OK(coder_session_save(q8, state, -1));
+    coder_model_params mp;
+    coder_model_params_init(&mp);
+    mp.n_gpu_layers = 0;
+    coder_model *mc = NULL;
+    coder_session *cs = NULL;
+    CHECK_OK(coder_model_load(path, &mp, &mc));
+    CHECK_OK(coder_session_new(mc, &sp, &cs));
+    CHECK(strcmp(cs->backend->ops->name, "cpu") == 0);
+    CHECK_OK(coder_session_load(cs, state));
+    CHECK(coder_session_n_past(cs) == 8);
+    coder_session_free(cs);
+    coder_model_free(mc);
+    coder_session_free(q8);
+    q8 = NULL;
+    /* F32 sessions keep an F16 device cache: no raw rows to exchange */
+    sp.kv_type = CODER_KV_F32;
     CHECK_OK(coder_session_new(m, &sp, &q8));
     CHECK_OK(coder_session_eval(q8, toks, 8));
     CHECK_STATUS(coder_session_save(q8, state, -1), CODER_ERR_UNSUPPORTED);
@@ -735,6 +793,7 @@ int main(int argc, char **argv) {
         RUN(ops_embed_argmax);
     }
     if (group_on("attention")) RUN(attention_shapes);
+    if (group_on("attention")) RUN(attention_kv_quant);
     if (group_on("model_tiny")) RUN(model_tiny_logits);
     if (group_on("model_small")) RUN(model_small_logits);
     if (group_on("session")) RUN(session_selection);
