@@ -660,15 +660,21 @@ TEST(model_7b_logits) {
     CHECK_MSG(run_models(presets, 3, types, 1, msg, sizeof msg), "%s", msg);
 }
 
+/* The vocabulary the public-path tests give their models: $CODER_GPU_VOCAB or refdata's qwen3. */
+static bool gpu_vocab(char *vocab, size_t cap) {
+    const char *env = getenv("CODER_GPU_VOCAB");
+    if (env && *env) snprintf(vocab, cap, "%s", env);
+    else if (test_refdata()) snprintf(vocab, cap, "%s/vocab/ggml-vocab-qwen3.gguf", test_refdata());
+    else return false;
+    return true;
+}
+
 /* The public path: coder_model_load places the weights on the GPU (gpu_layers = n_layers) and a
  * session evaluates there; n_gpu_layers = 0 gives the CPU. Needs a vocabulary file. */
 TEST(session_selection) {
     NEED_GPU();
     char vocab[1024];
-    const char *env = getenv("CODER_GPU_VOCAB");
-    if (env && *env) snprintf(vocab, sizeof vocab, "%s", env);
-    else if (test_refdata()) snprintf(vocab, sizeof vocab, "%s/vocab/ggml-vocab-qwen3.gguf", test_refdata());
-    else SKIP("no vocabulary file: set CODER_GPU_VOCAB (e.g. a copy of refdata's ggml-vocab-qwen3.gguf)");
+    if (!gpu_vocab(vocab, sizeof vocab)) SKIP("no vocabulary file: set CODER_GPU_VOCAB (e.g. a copy of refdata's ggml-vocab-qwen3.gguf)");
     char path[256];
     snprintf(path, sizeof path, "/tmp/coder_gpu_%d_session.gguf", (int)getpid());
     mkmodel_opts o = {.preset = "tiny-qwen3", .ftype = MKMODEL_Q8_0, .vocab_path = vocab, .out_path = path, .seed = 3,
@@ -714,10 +720,7 @@ TEST(session_selection) {
 TEST(session_state_gpu) {
     NEED_GPU();
     char vocab[1024];
-    const char *env = getenv("CODER_GPU_VOCAB");
-    if (env && *env) snprintf(vocab, sizeof vocab, "%s", env);
-    else if (test_refdata()) snprintf(vocab, sizeof vocab, "%s/vocab/ggml-vocab-qwen3.gguf", test_refdata());
-    else SKIP("no vocabulary file: set CODER_GPU_VOCAB (e.g. a copy of refdata's ggml-vocab-qwen3.gguf)");
+    if (!gpu_vocab(vocab, sizeof vocab)) SKIP("no vocabulary file: set CODER_GPU_VOCAB (e.g. a copy of refdata's ggml-vocab-qwen3.gguf)");
     char path[256], state[256];
     snprintf(path, sizeof path, "/tmp/coder_gpu_%d_state.gguf", (int)getpid());
     snprintf(state, sizeof state, "/tmp/coder_gpu_%d.state", (int)getpid());
