@@ -22,11 +22,12 @@ TYPES=${GPU_TYPES:-"Q4_K_M Q6_K Q8_0"}
 REPS=${GPU_REPS:-3}
 mkdir -p "$WORK" "$OUTDIR"
 
-# libcublas.so.13 where the binary's rpath does not find it (e.g. from the pip nvidia-cublas wheel)
-if [ -x "$BIN/coder" ] && ldd "$BIN/coder" 2>/dev/null | grep -q 'libcublas.*not found'; then
+# libcublas.so.13 is dlopened on first GPU use (cuda/cublas_lazy.cu); where neither the toolkit
+# directory nor the ldconfig cache has it (e.g. the pip nvidia-cublas wheel), point CODER_CUBLAS at it
+if [ ! -e "${CUDA_HOME:-/usr/local/cuda}/lib64/libcublas.so.13" ] && ! ldconfig -p 2>/dev/null | grep -q 'libcublas.so.13'; then
     for d in /usr/local/cuda/lib64 /usr/local/cuda-13*/lib64 $(python3 -c 'import nvidia, os; print(os.path.dirname(nvidia.__file__))' 2>/dev/null)/cu13/lib \
              $(python3 -c 'import nvidia, os; print(os.path.dirname(nvidia.__file__))' 2>/dev/null)/cublas/lib; do
-        [ -e "$d/libcublas.so.13" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}" && break
+        [ -e "$d/libcublas.so.13" ] && export CODER_CUBLAS="$d/libcublas.so.13" LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}" && break
     done
 fi
 

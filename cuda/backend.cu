@@ -143,7 +143,7 @@ extern "C" coder_status cuda_upload(cuda_uploader *u, void *dst, const void *src
 extern "C" void cuda_ctx_free(cuda_ctx *c) {
     if (!c) return;
     if (c->stream) cudaStreamSynchronize(c->stream);
-    if (c->blas) cublasDestroy(c->blas);
+    if (c->blas) c->bl->destroy(c->blas);
     cudaFree(c->ids_dev);
     cudaFree(c->argmax_dev);
     cudaFree(c->xh);
@@ -192,15 +192,18 @@ extern "C" coder_status cuda_ctx_new(const cuda_ctx_params *p, cuda_ctx **out) {
     CTX_TRY(cudaMalloc(&c->att_part, c->att_part_floats * sizeof(float)), "attention split scratch");
 #undef CTX_TRY
     {
-        cublasStatus_t bs = cublasCreate(&c->blas);
+        const cuda_blas_api *bl = NULL;
+        if ((st = cuda_blas(&bl)) != CODER_OK) goto fail;
+        cublasStatus_t bs = bl->create(&c->blas);
+        if (bs == CUBLAS_STATUS_SUCCESS) c->bl = bl;
         if (bs != CUBLAS_STATUS_SUCCESS) {
             c->blas = NULL;
             st = coder_fail(bs == CUBLAS_STATUS_ALLOC_FAILED ? CODER_ERR_DEVICE_NOMEM : CODER_ERR_DEVICE,
                             "cublasCreate: status %d", (int)bs);
             goto fail;
         }
-        bs = cublasSetStream(c->blas, c->stream);
-        if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH);
+        bs = bl->set_stream(c->blas, c->stream);
+        if (bs == CUBLAS_STATUS_SUCCESS) bs = bl->set_math_mode(c->blas, CUBLAS_DEFAULT_MATH);
         if (bs != CUBLAS_STATUS_SUCCESS) {
             st = coder_fail(CODER_ERR_DEVICE, "cublasSetStream/SetMathMode: status %d", (int)bs);
             goto fail;

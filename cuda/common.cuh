@@ -60,6 +60,19 @@ static inline coder_status cuda_fail_err(cudaError_t e, const char *file, int li
         if (e_ != cudaSuccess) return cuda_fail_err(e_, __FILE__, __LINE__, "kernel " name);       \
     } while (0)
 
+/* The cuBLAS entry points we use, resolved by dlopen on first use (cublas_lazy.cu says why). */
+struct cuda_blas_api {
+    cublasStatus_t (*create)(cublasHandle_t *);
+    cublasStatus_t (*destroy)(cublasHandle_t);
+    cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t);
+    cublasStatus_t (*set_math_mode)(cublasHandle_t, cublasMath_t);
+    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
+                              const void *, cudaDataType, int, const void *, cudaDataType, int, const void *, void *,
+                              cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+};
+/* The loaded API, or CODER_ERR_DEVICE naming what was not found (*out NULL). Thread-safe. */
+extern "C" coder_status cuda_blas(const cuda_blas_api **out);
+
 #define CUBLAS_TRY(call)                                                                           \
     do {                                                                                           \
         cublasStatus_t s_ = (call);                                                                \
@@ -72,6 +85,7 @@ static inline coder_status cuda_fail_err(cudaError_t e, const char *file, int li
 struct cuda_ctx {
     cudaStream_t stream;
     cublasHandle_t blas;
+    const cuda_blas_api *bl;  /* cuda_blas(): set when blas is                                  */
     int sync_each;            /* CODER_CUDA_SYNC=1                                              */
     int n_sm;
     cuda_ctx_params p;

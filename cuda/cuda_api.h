@@ -108,6 +108,12 @@ coder_status cuda_rope(cuda_ctx *c, const cuda_rope_params *r, float *x, int n, 
 /* Index of the largest of x[0..n) (first on ties); copies 4 bytes back. */
 coder_status cuda_argmax(cuda_ctx *c, const float *x, int n, int32_t *out);
 
+/* ---- cuBLAS (cublas_lazy.cu) ------------------------------------------------------------- */
+
+/* Loads cuBLAS with dlopen if not yet done (no device needed): CODER_OK, or CODER_ERR_DEVICE with
+ * what was not found. The library links no cuBLAS: this is the only way it is loaded. */
+coder_status cuda_blas_available(void);
+
 /* ---- KV cache and attention (attention.cu) ------------------------------------------------ */
 
 /* Cache formats (the CPU cache's row layouts, lib/kv_cache.h): K and V F16; K and V Q8_0; K Q8_0

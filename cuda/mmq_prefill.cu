@@ -78,7 +78,7 @@ extern "C" coder_status cuda_matmul(cuda_ctx *c, uint32_t type, const void *W, u
         const int64_t rc = rows - r0 < chunk ? rows - r0 : chunk;
         coder_status st = cuda_dequant_f16(c, type, W, row_bytes, r0, rc, cols, c->deq);
         if (st != CODER_OK) return st;
-        CUBLAS_TRY(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)rc, n, (int)cols, &one, c->deq, CUDA_R_16F,
+        CUBLAS_TRY(c->bl->gemm_ex(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)rc, n, (int)cols, &one, c->deq, CUDA_R_16F,
                                 (int)cols, c->xh, CUDA_R_16F, (int)cols, &zero, y + r0, CUDA_R_32F, (int)rows,
                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
         if (c->sync_each) CUDA_TRY(cudaStreamSynchronize(c->stream));

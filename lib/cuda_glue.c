@@ -492,6 +492,14 @@ coder_status backend_model_place(coder_model *m, float lo, float hi) {
     }
     const int n_layers = m->hp.n_layers;
     const bool partial = want > 0 && want < n_layers;
+    if (cuda_blas_available() != CODER_OK) {   /* sessions need cuBLAS for prefill: decide here */
+        if (want != -1 && !partial) {
+            coder_fail_context("n_gpu_layers = %d", want);
+            return CODER_ERR_DEVICE;
+        }
+        LOG_WARN("%s; running this model on the CPU", coder_last_error());
+        return CODER_OK;
+    }
     if (partial)
         LOG_WARN("n_gpu_layers = %d of %d: partial offload is not implemented yet; trying all %d layers on the GPU",
                  want, n_layers, n_layers);

@@ -784,9 +784,29 @@ TEST(session_state_gpu) {
     unlink(state);
 }
 
+/* cuBLAS is not linked (a process that links the library must not pay its ~155 MB at start-up):
+ * it is dlopened on first GPU use. Without a device, check that the load itself works and that
+ * this process did not map it before. */
+TEST(cublas_loaded_lazily) {
+#ifndef CODER_HAVE_CUDA
+    SKIP("built without CUDA");
+#else
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    int mapped = 0;
+    while (f && fgets(line, sizeof line, f)) mapped |= strstr(line, "libcublas") != NULL;
+    if (f) fclose(f);
+    CHECK_MSG(!mapped, "libcublas is mapped before any GPU use");
+    coder_status st = cuda_blas_available();
+    if (st == CODER_ERR_DEVICE && strstr(coder_last_error(), "not found")) SKIP("%s", coder_last_error());
+    CHECK_OK(st);
+#endif
+}
+
 int main(int argc, char **argv) {
     groups_n = argc - 1;
     groups_v = argv + 1;
+    RUN(cublas_loaded_lazily);
     if (group_on("matmul")) {
         RUN(matmul_all_types);
         RUN(matmul_7b_shapes);
