@@ -6,9 +6,10 @@
 #include "cpu.h"
 
 int main(int argc, char **argv) {
-    const int n_ctx = argc > 1 ? atoi(argv[1]) : 8192, nh = 28, nkv = 4, hd = 128, w = nkv * hd, threads = 2;
+    const int n_ctx = argc > 1 ? atoi(argv[1]) : 8192, nh = 28, nkv = 4, hd = 128, w = nkv * hd,
+              threads = argc > 2 ? atoi(argv[2]) : 2;
     float *k = malloc((size_t)w * 4), *q = malloc((size_t)nh * hd * 4), *out = malloc((size_t)nh * hd * 4);
-    float *scratch = malloc((size_t)n_ctx * threads * 4);
+    float *scratch = malloc(cpu_attention_scratch_floats(n_ctx, nh, nkv, hd) * threads * sizeof(float));
     for (int i = 0; i < w; i++) k[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
     for (int i = 0; i < nh * hd; i++) q[i] = (float)((i * 13) % 29) / 30.0f - 0.5f;
     kv_cache *kv[2];

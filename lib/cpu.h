@@ -139,10 +139,12 @@ typedef struct cpu_attention_args {
     float scale;              /* q.k scale (hp.attn_scale)                                     */
     const float *q;           /* [n][n_heads*head_dim]                                        */
     float *out;               /* [n][n_heads*head_dim]                                        */
-    float *scratch;           /* threads * kv->n_ctx floats (scores)                           */
+    float *scratch;           /* threads * cpu_attention_scratch_floats(...) floats             */
     const cpu_kernels *k;
 } cpu_attention_args;
 void cpu_attention(threadpool *tp, const cpu_attention_args *a);
+/* Scratch floats one thread of cpu_attention needs (scores of a head group, two converted rows). */
+size_t cpu_attention_scratch_floats(int32_t n_ctx, int n_heads, int n_kv_heads, int head_dim);
 /* Writes k, v [n][width] to the cache rows pos0.. of layer. */
 void cpu_kv_write(const cpu_kernels *k, kv_cache *kv, int layer, const float *kr, const float *vr, int n, int32_t pos0);
 

@@ -14,7 +14,7 @@ typedef struct cpu_backend {
     float *freq_factors;      /* [n_rot/2] rope_freqs dequantized, or NULL                    */
     void *mm_scratch;         /* quantized activations of up to n_batch rows                   */
     size_t mm_bytes;
-    float *att_scratch;       /* threads x n_ctx                                              */
+    float *att_scratch;       /* threads x cpu_attention_scratch_floats                       */
     float *wtmp;              /* [max_width] a dequantized norm weight or bias                */
     int64_t wtmp_cap;
 } cpu_backend;
@@ -226,7 +226,8 @@ coder_status cpu_backend_new(const coder_model *m, const backend_params *p, back
     c->wtmp_cap = max64(max_cols, (int64_t)hp->n_kv_heads * hp->head_dim);
     const int n_rot = hp->n_rot > 0 ? hp->n_rot : hp->head_dim;
     c->mm_scratch = coder_malloc_aligned(c->mm_bytes, 64);
-    c->att_scratch = coder_malloc((size_t)p->n_ctx * (size_t)p->n_threads * sizeof(float));
+    c->att_scratch = coder_malloc(cpu_attention_scratch_floats(p->n_ctx, hp->n_heads, hp->n_kv_heads, hp->head_dim) *
+                                  (size_t)p->n_threads * sizeof(float));
     c->wtmp = coder_malloc((size_t)c->wtmp_cap * sizeof(float));
     c->rope_cs = coder_malloc((size_t)n_rot * sizeof(float));
     if (!c->mm_scratch || !c->att_scratch || !c->wtmp || !c->rope_cs) {

@@ -120,7 +120,8 @@ void plan_compute(const plan_input *in, int32_t n_ctx_req, int32_t gpu_req, bool
     const uint64_t max_cols = plan_max(plan_max(dim, (uint64_t)hp.ffn_dim), qw);
     /* (matmul scratch: the quantized activations of n_batch rows, in bytes) */
     const uint64_t mm_bytes = (uint64_t)cpu_matmul_scratch_bytes((int64_t)max_cols, n_batch > 0 ? n_batch : 1);
-    uint64_t cpu = (uint64_t)n_ctx * (uint64_t)threads + max_cols + (uint64_t)hp.head_dim;
+    uint64_t cpu = (uint64_t)cpu_attention_scratch_floats(n_ctx, hp.n_heads, hp.n_kv_heads, hp.head_dim) * (uint64_t)threads +
+                   max_cols + (uint64_t)hp.head_dim;
     /* session.c: tokens and logits */
     p.scratch_bytes = (act + cpu + hp.vocab_size) * 4u + mm_bytes + (uint64_t)n_ctx * 4u;
     p.model_bytes = (uint64_t)hp.vocab_size * PLAN_TABLE_BYTES_PER_TOKEN + header + PLAN_PROCESS_BYTES;

@@ -42,7 +42,8 @@ static void check_window(int window, float scale) {
     CHECK_OK(kv_cache_new(CODER_KV_F32, 1, CTX, NKV * HD, &kv));
     CHECK_OK(threadpool_new(2, &tp));
     if (!kv || !tp) goto out;
-    static float kc[CTX * NKV * HD], vc[CTX * NKV * HD], q[N * NH * HD], o[N * NH * HD], scratch[2 * CTX];
+    static float kc[CTX * NKV * HD], vc[CTX * NKV * HD], q[N * NH * HD], o[N * NH * HD], scratch[2 * (NH / NKV * CTX + 2 * HD + 16)];
+    CHECK(2 * cpu_attention_scratch_floats(CTX, NH, NKV, HD) <= sizeof scratch / sizeof scratch[0]);
     static double ref[N * NH * HD];
     uint32_t seed = 7u + (uint32_t)window;
     for (int i = 0; i < CTX * NKV * HD; i++) kc[i] = 2.0f * frand(&seed), vc[i] = frand(&seed);

@@ -130,7 +130,7 @@ static void attention_kernel_case(int kv_type) {
     CHECK(kv->v_row_bytes == (size_t)width / 32 * (vq == QT_Q8_0 ? 34 : 18));
     float *k = malloc((size_t)n_ctx * width * 4), *v = malloc((size_t)n_ctx * width * 4);
     float *q = malloc((size_t)n_heads * hd * 4), *out = malloc((size_t)n_heads * hd * 4), *deq = malloc((size_t)width * 4);
-    float *scratch = malloc((size_t)n_ctx * 4 * 4);
+    float *scratch = malloc(cpu_attention_scratch_floats(n_ctx, n_heads, n_kv, hd) * 2 * sizeof(float));   /* 2 threads */
     CHECK(k && v && q && out && deq && scratch);
     uint32_t seed = 12345;
     for (int i = 0; i < n_ctx * width; i++) {
