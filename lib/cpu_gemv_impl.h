@@ -1,0 +1,268 @@
+/* cpu_gemv_impl.h - decode (one activation row) matrix-vector kernels, cpu.h: cpu_gemv_fn.
+ * Included by cpu_kernels_impl.h at each CPU_LEVEL after cpu_qdot_impl.h (uses its helpers).
+ *
+ * out[r] = (weight row r) . x for r < nr, rows row_bytes apart. Decode reads every weight byte
+ * once per token, so the kernel must keep up with memory (~15-17 GB/s per core here): the per-row
+ * kernels of cpu_qdot_impl.h spend their time on per-call setup, a horizontal sum per row and,
+ * for Q5_0/Q4_0, a scalar FMA chain per block (the offset term). Here GEMV_NR = 4 rows go
+ * through one loop: each activation block is loaded once for all four, every row keeps its own
+ * 8-lane accumulator (reduced once, at the end), and the Q4_0/Q5_0 offset is folded into the
+ * integer sum (sum((q - OFF) * qx) = dpbusd(q, qx) - OFF * sum(qx), the second term shared by
+ * the four rows), so the block's integer sum equals the scalar reference's exactly.
+ *
+ * A row's arithmetic does not depend on how many rows share its call (the tails run the same body
+ * with NR = 1..3), so results do not depend on how rows are split among threads.
+ * Q5_K and the float types other than F16 use the per-row kernels (rare in decode-sized models).
+ * The scalar reference (level 0) is the per-row scalar kernel. */
+
+#define GEMV_NR 4
+
+#if CPU_LEVEL == 0
+#define GKFI static inline
+#elif CPU_LEVEL == 1
+#define GKFI static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+#else
+#define GKFI static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#endif
+
+/* The per-row fallback: used by level 0 for every type and by the SIMD levels for the rest. */
+#define GEMV_ROWWISE(TYPE)                                                                              \
+    KFN void FN(gemv_##TYPE)(int64_t n, const void *w, size_t row_bytes, int64_t nr, const void *x, float *out) { \
+        for (int64_t r = 0; r < nr; r++) FN(qdot_##TYPE)(n, (const char *)w + (size_t)r * row_bytes, x, 0, 1, out + r); \
+    }
+
+#if CPU_LEVEL >= 1
+
+/* f16 scale d broadcast to 8 floats (vpbroadcastw + vcvtph2ps: no scalar-to-vector move). */
+GKFI __m256 FN(h2f8)(f16_t d) { return _mm256_cvtph_ps(_mm_set1_epi16((short)d)); }
+
+/* Q8_0: |qw| (u8) x sign(qx, qw) (s8), as qdot_q8_0. */
+GKFI void FN(gb_q8_0)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
+    const cpu_q8a *xb = x;
+    const block_q8_0 *wr[GEMV_NR];
+    __m256 acc[GEMV_NR];
+    for (int r = 0; r < NR; r++) wr[r] = (const block_q8_0 *)((const char *)w + (size_t)r * rb), acc[r] = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < n / 32; ib++) {
+        const __m256i xq = FN(load32)(xb[ib].qs);
+        const __m256 dx = _mm256_set1_ps(xb[ib].d);
+        for (int r = 0; r < NR; r++) {
+            const __m256i q = FN(load32)(wr[r][ib].qs);
+            const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), _mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q));
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(FN(h2f8)(wr[r][ib].d), dx), acc[r]);
+        }
+    }
+    for (int r = 0; r < NR; r++) out[r] = FN(hsum8)(acc[r]);
+}
+
+/* Q4_0 / Q5_0: unsigned q (<= 31: maddubs pairs stay below 32767 on AVX2) with the offset in the
+ * integer sum: p = dpbusd(-OFF * sum(qx), q, qx) = sum((q - OFF) * qx) per lane, exact. */
+#define GEMV_OFFSET_BODY(TYPE, OFF, QEXPR)                                                               \
+    GKFI void FN(gb_##TYPE)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) { \
+        const cpu_q8a *xb = x;                                                                          \
+        const block_##TYPE *wr[GEMV_NR];                                                                \
+        __m256 acc[GEMV_NR];                                                                            \
+        for (int r = 0; r < NR; r++)                                                                    \
+            wr[r] = (const block_##TYPE *)((const char *)w + (size_t)r * rb), acc[r] = _mm256_setzero_ps(); \
+        for (int64_t ib = 0; ib < n / 32; ib++) {                                                       \
+            const __m256i xq = FN(load32)(xb[ib].qs);                                                   \
+            const __m256 dx = _mm256_set1_ps(xb[ib].d);                                                 \
+            const __m256i off = _mm256_sub_epi32(_mm256_setzero_si256(),                                \
+                                                 FN(dpbusd)(_mm256_setzero_si256(), _mm256_set1_epi8(OFF), xq)); \
+            for (int r = 0; r < NR; r++) {                                                              \
+                const block_##TYPE *b = wr[r] + ib;                                                     \
+                const __m256i p = FN(dpbusd)(off, QEXPR, xq);                                           \
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(FN(h2f8)(b->d), dx), acc[r]); \
+            }                                                                                           \
+        }                                                                                               \
+        for (int r = 0; r < NR; r++) out[r] = FN(hsum8)(acc[r]);                                        \
+    }
+GEMV_OFFSET_BODY(q4_0, 8, FN(nibbles16)(b->qs))
+GEMV_OFFSET_BODY(q5_0, 16, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->qh)))
+#undef GEMV_OFFSET_BODY
+
+/* Q4_1 / Q5_1: w = dw*q + mw; the min term mw * ds goes into a second 8-lane accumulator
+ * (ds/8 in every lane) instead of a scalar chain. */
+#define GEMV_MIN_BODY(TYPE, QEXPR)                                                                       \
+    GKFI void FN(gb_##TYPE)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) { \
+        const cpu_q8a *xb = x;                                                                          \
+        const block_##TYPE *wr[GEMV_NR];                                                                \
+        __m256 acc[GEMV_NR], accm[GEMV_NR];                                                             \
+        for (int r = 0; r < NR; r++)                                                                    \
+            wr[r] = (const block_##TYPE *)((const char *)w + (size_t)r * rb), acc[r] = accm[r] = _mm256_setzero_ps(); \
+        for (int64_t ib = 0; ib < n / 32; ib++) {                                                       \
+            const __m256i xq = FN(load32)(xb[ib].qs);                                                   \
+            const __m256 dx = _mm256_set1_ps(xb[ib].d), ds = _mm256_set1_ps(xb[ib].ds * 0.125f);        \
+            for (int r = 0; r < NR; r++) {                                                              \
+                const block_##TYPE *b = wr[r] + ib;                                                     \
+                const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), QEXPR, xq);                        \
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(FN(h2f8)(b->d), dx), acc[r]); \
+                accm[r] = _mm256_fmadd_ps(FN(h2f8)(b->m), ds, accm[r]);                                 \
+            }                                                                                           \
+        }                                                                                               \
+        for (int r = 0; r < NR; r++) out[r] = FN(hsum8)(_mm256_add_ps(acc[r], accm[r]));                \
+    }
+GEMV_MIN_BODY(q4_1, FN(nibbles16)(b->qs))
+GEMV_MIN_BODY(q5_1, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->qh)))
+#undef GEMV_MIN_BODY
+
+/* Q4_K: as qb_q4_k (bounds there), the activation super-block's 8 loads shared by the rows. */
+GKFI void FN(gb_q4_k)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
+    const block_q8_k *xb = x;
+    const block_q4_k *wr[GEMV_NR];
+    __m256 acc[GEMV_NR];
+    for (int r = 0; r < NR; r++) wr[r] = (const block_q4_k *)((const char *)w + (size_t)r * rb), acc[r] = _mm256_setzero_ps();
+    const __m256i lo4 = _mm256_set1_epi8(0x0F);
+    for (int64_t ib = 0; ib < n / QK_K; ib++) {
+        const __m256 dx = _mm256_set1_ps(xb[ib].d);
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)xb[ib].bsums);
+        for (int r = 0; r < NR; r++) {
+            const block_q4_k *b = wr[r] + ib;
+            uint8_t sm[16];
+            FN(k_unpack_scales)(b->scales, sm);
+            const __m128i m8 = _mm_loadl_epi64((const __m128i *)(sm + 8));
+            const __m256i imin = _mm256_madd_epi16(bsums, _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)));
+            __m256i isum = _mm256_setzero_si256(), isum2 = _mm256_setzero_si256();
+            for (int j = 0; j < 4; j++) {
+                const __m256i raw = FN(load32)(b->qs + 32 * j);
+                const int8_t *xq = xb[ib].qs + 64 * j;
+                const __m256i q0 = _mm256_and_si256(raw, lo4), q1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4);
+                isum = FN(dpwssd)(isum, _mm256_maddubs_epi16(q0, FN(load32)(xq)), _mm256_set1_epi16(sm[2 * j]));
+                isum2 = FN(dpwssd)(isum2, _mm256_maddubs_epi16(q1, FN(load32)(xq + 32)), _mm256_set1_epi16(sm[2 * j + 1]));
+            }
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(isum, isum2)), _mm256_mul_ps(FN(h2f8)(b->d), dx), acc[r]);
+            acc[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imin), _mm256_mul_ps(FN(h2f8)(b->dmin), dx), acc[r]);
+        }
+    }
+    for (int r = 0; r < NR; r++) out[r] = FN(hsum8)(acc[r]);
+}
+
+/* Q6_K: as qb_q6_k (bounds there). */
+GKFI void FN(gb_q6_k)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
+    const block_q8_k *xb = x;
+    const block_q6_k *wr[GEMV_NR];
+    __m256 acc[GEMV_NR];
+    for (int r = 0; r < NR; r++) wr[r] = (const block_q6_k *)((const char *)w + (size_t)r * rb), acc[r] = _mm256_setzero_ps();
+    const __m256i lo4 = _mm256_set1_epi8(0x0F), hi2 = _mm256_set1_epi8(0x30);
+    for (int64_t ib = 0; ib < n / QK_K; ib++) {
+        const __m256 dx = _mm256_set1_ps(xb[ib].d);
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)xb[ib].bsums);
+        for (int r = 0; r < NR; r++) {
+            const block_q6_k *b = wr[r] + ib;
+            const __m256i off = _mm256_madd_epi16(bsums, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales)));
+            __m256i isum = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)), isum2 = _mm256_setzero_si256();
+            for (int h = 0; h < 2; h++) {
+                const __m256i ql0 = FN(load32)(b->ql + 64 * h), ql1 = FN(load32)(b->ql + 64 * h + 32);
+                const __m256i qh = FN(load32)(b->qh + 32 * h);
+                const int8_t *xq = xb[ib].qs + 128 * h;
+                const int8_t *sc = b->scales + 8 * h;
+                const __m256i q0 = _mm256_or_si256(_mm256_and_si256(ql0, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), hi2));
+                const __m256i q1 = _mm256_or_si256(_mm256_and_si256(ql1, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), hi2));
+                const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), lo4), _mm256_and_si256(qh, hi2));
+                const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), lo4),
+                                                   _mm256_and_si256(_mm256_srli_epi16(qh, 2), hi2));
+#define G6_SCALE(k) _mm256_set_m128i(_mm_set1_epi16(sc[(k) + 1]), _mm_set1_epi16(sc[k]))
+                isum = FN(dpwssd)(isum, _mm256_maddubs_epi16(q0, FN(load32)(xq)), G6_SCALE(0));
+                isum2 = FN(dpwssd)(isum2, _mm256_maddubs_epi16(q1, FN(load32)(xq + 32)), G6_SCALE(2));
+                isum = FN(dpwssd)(isum, _mm256_maddubs_epi16(q2, FN(load32)(xq + 64)), G6_SCALE(4));
+                isum2 = FN(dpwssd)(isum2, _mm256_maddubs_epi16(q3, FN(load32)(xq + 96)), G6_SCALE(6));
+#undef G6_SCALE
+            }
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(isum, isum2)), _mm256_mul_ps(FN(h2f8)(b->d), dx), acc[r]);
+        }
+    }
+    for (int r = 0; r < NR; r++) out[r] = FN(hsum8)(acc[r]);
+}
+
+/* F16 weights, f32 activations: two accumulators per row (FMA latency), scalar tail. */
+GKFI void FN(gb_f16)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
+    const float *xf = x;
+    const uint16_t *wr[GEMV_NR];
+#if CPU_LEVEL == 2
+#define GV __m512
+#define GW 16
+#define GZERO _mm512_setzero_ps()
+#define GFMA _mm512_fmadd_ps
+#define GLOADX(p) _mm512_loadu_ps(p)
+#define GLOADW(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define GHSUM(v) _mm512_reduce_add_ps(v)
+#define GADD _mm512_add_ps
+#else
+#define GV __m256
+#define GW 8
+#define GZERO _mm256_setzero_ps()
+#define GFMA _mm256_fmadd_ps
+#define GLOADX(p) _mm256_loadu_ps(p)
+#define GLOADW(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define GHSUM(v) FN(hsum8)(v)
+#define GADD _mm256_add_ps
+#endif
+    GV a0[GEMV_NR], a1[GEMV_NR];
+    for (int r = 0; r < NR; r++) wr[r] = (const uint16_t *)((const char *)w + (size_t)r * rb), a0[r] = a1[r] = GZERO;
+    int64_t i = 0;
+    for (; i + 2 * GW <= n; i += 2 * GW) {
+        const GV x0 = GLOADX(xf + i), x1 = GLOADX(xf + i + GW);
+        for (int r = 0; r < NR; r++) {
+            a0[r] = GFMA(GLOADW(wr[r] + i), x0, a0[r]);
+            a1[r] = GFMA(GLOADW(wr[r] + i + GW), x1, a1[r]);
+        }
+    }
+    for (; i + GW <= n; i += GW) {
+        const GV x0 = GLOADX(xf + i);
+        for (int r = 0; r < NR; r++) a0[r] = GFMA(GLOADW(wr[r] + i), x0, a0[r]);
+    }
+    for (int r = 0; r < NR; r++) {
+        float s = GHSUM(GADD(a0[r], a1[r]));
+        for (int64_t j = i; j < n; j++) s += FN(h2f)(wr[r][j]) * xf[j];
+        out[r] = s;
+    }
+#undef GV
+#undef GW
+#undef GZERO
+#undef GFMA
+#undef GLOADX
+#undef GLOADW
+#undef GHSUM
+#undef GADD
+}
+
+/* The exported kernels: groups of GEMV_NR rows, then the 1..3-row tail, NR constant in each. */
+#define GEMV_ENTRY(TYPE)                                                                                \
+    KFN void FN(gemv_##TYPE)(int64_t n, const void *w, size_t row_bytes, int64_t nr, const void *x, float *out) { \
+        int64_t r = 0;                                                                                  \
+        for (; r + GEMV_NR <= nr; r += GEMV_NR)                                                         \
+            FN(gb_##TYPE)(n, (const char *)w + (size_t)r * row_bytes, row_bytes, GEMV_NR, x, out + r);  \
+        switch (nr - r) {                                                                               \
+        case 1: FN(gb_##TYPE)(n, (const char *)w + (size_t)r * row_bytes, row_bytes, 1, x, out + r); break; \
+        case 2: FN(gb_##TYPE)(n, (const char *)w + (size_t)r * row_bytes, row_bytes, 2, x, out + r); break; \
+        case 3: FN(gb_##TYPE)(n, (const char *)w + (size_t)r * row_bytes, row_bytes, 3, x, out + r); break; \
+        default: break;                                                                                 \
+        }                                                                                               \
+    }
+GEMV_ENTRY(q8_0)
+GEMV_ENTRY(q4_0)
+GEMV_ENTRY(q5_0)
+GEMV_ENTRY(q4_1)
+GEMV_ENTRY(q5_1)
+GEMV_ENTRY(q4_k)
+GEMV_ENTRY(q6_k)
+GEMV_ENTRY(f16)
+#undef GEMV_ENTRY
+GEMV_ROWWISE(q5_k)
+GEMV_ROWWISE(bf16)
+GEMV_ROWWISE(f32)
+
+#else /* CPU_LEVEL == 0 */
+GEMV_ROWWISE(q8_0)
+GEMV_ROWWISE(q4_0)
+GEMV_ROWWISE(q5_0)
+GEMV_ROWWISE(q4_1)
+GEMV_ROWWISE(q5_1)
+GEMV_ROWWISE(q4_k)
+GEMV_ROWWISE(q5_k)
+GEMV_ROWWISE(q6_k)
+GEMV_ROWWISE(f16)
+GEMV_ROWWISE(bf16)
+GEMV_ROWWISE(f32)
+#endif
+#undef GEMV_ROWWISE
+#undef GKFI
