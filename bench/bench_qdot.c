@@ -3,7 +3,7 @@
  * REPS. Matrix (rows x cols) = 4864 x 896 (a 0.5B ffn_up, in cache-ish) and 32768 x 896 (streams
  * from memory). Prints GB/s of weights read and ns per row for nt = 1 (decode) and 4 (prefill tile),
  * and GB/s of the decode GEMV kernel (cpu_gemv_impl.h) over all rows in one call.
- *   make build/bench/bench_qdot && ./build/bench/bench_qdot */
+ *   make build/bench/bench_qdot && ./build/bench/bench_qdot [REPS [COLS]] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +28,8 @@ static uint32_t rnd(void) {
 int main(int argc, char **argv) {
     const int reps = argc > 1 ? atoi(argv[1]) : 5;
     const uint32_t types[] = {QT_Q8_0, QT_Q5_0, QT_Q4_0, QT_Q4_1, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_F16, QT_BF16};
-    const int64_t cols = 1024 + 256;   /* multiple of 256 for the K-quants */
+    /* a multiple of 256 for the K-quants (argv[2] may give 896 for the 0.5B's 32-block types) */
+    const int64_t cols = argc > 2 ? atoi(argv[2]) : 1024 + 256;
     const int64_t row_counts[2] = {2048, 32768};
     float *x = malloc(sizeof(float) * cols * 4), *tmp = malloc(sizeof(float) * cols);
     for (int64_t i = 0; i < cols * 4; i++) x[i] = (float)((int)(rnd() % 2001) - 1000) / 1000.0f;
@@ -37,6 +38,7 @@ int main(int argc, char **argv) {
            "gemv GB/s", "old deq+dot GB/s");
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const uint32_t t = types[ti];
+        if (cols % (int64_t)quant_block_size(t)) continue;
         uint64_t rb;
         quant_row_bytes(t, (uint64_t)cols, &rb);
         for (int rc = 0; rc < 2; rc++) {

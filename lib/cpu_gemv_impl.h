@@ -36,15 +36,18 @@
 
 #if CPU_LEVEL >= 1
 
-/* Software prefetch of the group after next (2 * NR * row_bytes further on), line by line as this
- * group reaches the same place. Interleaved 4-row streams alone defeat the hardware prefetchers:
- * bench_qdot, 32768 x 1280 Q8_0 (44 MB, from memory), one thread: 8 GB/s without, 18-22 with a
- * distance of 1 group or 3-4 groups, 28-32 with 2 (per-row qdot: 20-21). A prefetch is a hint,
- * so addresses past the matrix's end are harmless. */
-#define GEMV_PREFETCH(p, dist) _mm_prefetch((const char *)(p) + 2 * (dist), _MM_HINT_T0)
+/* Software prefetch GEMV_PF_BYTES ahead of every row stream (as the streams sweep their group,
+ * the prefetches sweep the same bytes GEMV_PF_BYTES later, so every line is covered). Interleaved
+ * 4-row streams alone defeat the hardware prefetchers: bench_qdot 32768 x 1280 Q8_0 (44 MB, from
+ * memory), one thread: 8 GB/s without, 28-32 with ~10 KiB ahead (per-row qdot: 20-21). Distances
+ * of 8, 10, 12, 16 KiB on 896-column Q8_0/Q5_0 and 4864-column Q4_K/Q6_K/F16 (noisy, shared
+ * machine): 12 KiB was never far from the best. A prefetch is a hint: addresses past the end of
+ * the matrix are harmless. */
+#define GEMV_PF_BYTES 12288
+#define GEMV_PREFETCH(p) _mm_prefetch((const char *)(p) + GEMV_PF_BYTES, _MM_HINT_T0)
 /* Every line of a block larger than a cache line (the K-quants). */
-#define GEMV_PREFETCH_BLOCK(p, dist)                                                                     \
-    for (size_t o_ = 0; o_ < sizeof *(p); o_ += 64) GEMV_PREFETCH((const char *)(p) + o_, dist)
+#define GEMV_PREFETCH_BLOCK(p)                                                                           \
+    for (size_t o_ = 0; o_ < sizeof *(p); o_ += 64) GEMV_PREFETCH((const char *)(p) + o_)
 
 /* f16 scale d broadcast to 8 floats (vpbroadcastw + vcvtph2ps: no scalar-to-vector move). */
 GKFI __m256 FN(h2f8)(f16_t d) { return _mm256_cvtph_ps(_mm_set1_epi16((short)d)); }
@@ -61,7 +64,7 @@ GKFI void FN(gb_q8_0)(int64_t n, const void *w, size_t rb, const int NR, const v
         const __m256 dx = _mm256_set1_ps(xb[ib].d);
         GEMV_UNROLL
         for (int r = 0; r < NR; r++) {
-            GEMV_PREFETCH(wr[r] + ib, NR * rb);
+            GEMV_PREFETCH(wr[r] + ib);
             const __m256i q = FN(load32)(wr[r][ib].qs);
             const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), _mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q));
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(FN(h2f8)(wr[r][ib].d), dx), acc[r]);
@@ -89,7 +92,7 @@ GKFI void FN(gb_q8_0)(int64_t n, const void *w, size_t rb, const int NR, const v
             GEMV_UNROLL                                                                                 \
             for (int r = 0; r < NR; r++) {                                                              \
                 const block_##TYPE *b = wr[r] + ib;                                                     \
-                GEMV_PREFETCH(b, NR * rb);                                                              \
+                GEMV_PREFETCH(b);                                                              \
                 const __m256i p = FN(dpbusd)(off, QEXPR, xq);                                           \
                 acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(FN(h2f8)(b->d), dx), acc[r]); \
             }                                                                                           \
@@ -124,8 +127,8 @@ GEMV_OFFSET_BODY(q5_0, 16, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->q
             GEMV_UNROLL                                                                                 \
             for (int p = 0; p < NP; p++) {                                                              \
                 const block_##TYPE *a = wr[2 * p] + ib, *b = wr[2 * p + 1] + ib;                       \
-                GEMV_PREFETCH(a, NR * rb);                                                              \
-                GEMV_PREFETCH(b, NR * rb);                                                              \
+                GEMV_PREFETCH(a);                                                              \
+                GEMV_PREFETCH(b);                                                              \
                 const __m256i raw = _mm256_inserti128_si256(                                            \
                     _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a->qs)), _mm_loadu_si128((const __m128i *)b->qs), 1); \
                 __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1); \
@@ -172,7 +175,7 @@ GEMV_OFFSET_BODY512(q5_0, 16, GEMV_Q5_HIBITS)
             GEMV_UNROLL                                                                                 \
             for (int r = 0; r < NR; r++) {                                                              \
                 const block_##TYPE *b = wr[r] + ib;                                                     \
-                GEMV_PREFETCH(b, NR * rb);                                                              \
+                GEMV_PREFETCH(b);                                                              \
                 const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), QEXPR, xq);                        \
                 acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(FN(h2f8)(b->d), dx), acc[r]); \
                 accm[r] = _mm256_fmadd_ps(FN(h2f8)(b->m), ds, accm[r]);                                 \
@@ -199,7 +202,7 @@ GKFI void FN(gb_q4_k)(int64_t n, const void *w, size_t rb, const int NR, const v
         GEMV_UNROLL
         for (int r = 0; r < NR; r++) {
             const block_q4_k *b = wr[r] + ib;
-            GEMV_PREFETCH_BLOCK(b, NR * rb);
+            GEMV_PREFETCH_BLOCK(b);
             uint8_t sm[16];
             FN(k_unpack_scales)(b->scales, sm);
             const __m128i m8 = _mm_loadl_epi64((const __m128i *)(sm + 8));
@@ -234,7 +237,7 @@ GKFI void FN(gb_q6_k)(int64_t n, const void *w, size_t rb, const int NR, const v
         GEMV_UNROLL
         for (int r = 0; r < NR; r++) {
             const block_q6_k *b = wr[r] + ib;
-            GEMV_PREFETCH_BLOCK(b, NR * rb);
+            GEMV_PREFETCH_BLOCK(b);
             const __m256i off = _mm256_madd_epi16(bsums, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales)));
             __m256i isum = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)), isum2 = _mm256_setzero_si256();
             for (int h = 0; h < 2; h++) {
@@ -292,7 +295,7 @@ GKFI void FN(gb_f16)(int64_t n, const void *w, size_t rb, const int NR, const vo
         const GV x0 = GLOADX(xf + i), x1 = GLOADX(xf + i + GW);
         GEMV_UNROLL
         for (int r = 0; r < NR; r++) {
-            GEMV_PREFETCH(wr[r] + i, NR * rb);   /* 2 * GW halves: one line (AVX-512), half (AVX2) */
+            GEMV_PREFETCH(wr[r] + i);   /* 2 * GW halves: one line (AVX-512), half (AVX2) */
             a0[r] = GFMA(GLOADW(wr[r] + i), x0, a0[r]);
             a1[r] = GFMA(GLOADW(wr[r] + i + GW), x1, a1[r]);
         }
