@@ -104,54 +104,62 @@ GKFI void FN(gb_q8_0)(int64_t n, const void *w, size_t rb, const int NR, const v
 GEMV_OFFSET_BODY(q4_0, 8, FN(nibbles16)(b->qs))
 GEMV_OFFSET_BODY(q5_0, 16, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->qh)))
 #else
-/* AVX-512: two rows per 512-bit register, [a lo nibbles | a hi | b lo | b hi] against the
- * activation block broadcast twice, so every unpack, dpbusd, convert and FMA serves two rows
- * (~11 instructions per row and block instead of ~16; Q5_0 is most of a "Q4_K_M" 0.5B model).
- * An odd last row is paired with itself; a row's lanes see the same operations in either half. */
+/* AVX-512: the four rows in one 512-bit register, one 128-bit lane each: lo = the low nibbles
+ * (elements 0..15) of rows a|b|c|d, hi = the high nibbles (16..31), against the activation's
+ * first and second 16 bytes broadcast to every lane. One load + 3 inserts, 3 ALU ops, 2 dpbusd,
+ * one convert and one FMA serve four rows (~35 instructions per block instead of ~60 for two
+ * rows per register; Q5_0 is most of a "Q4_K_M" 0.5B model). Missing rows (NR < 4) repeat the
+ * last one; a row's lanes see the same operations in any lane, and each row is reduced alone. */
 #define GEMV_OFFSET_BODY512(TYPE, OFF, HIBITS)                                                           \
     GKFI void FN(gb_##TYPE)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) { \
         const cpu_q8a *xb = x;                                                                          \
         const block_##TYPE *wr[GEMV_NR];                                                                \
-        __m512 acc[GEMV_NR / 2];                                                                        \
-        const int NP = (NR + 1) / 2;                                                                    \
-        GEMV_UNROLL                                                                                                            \
-        for (int r = 0; r < 2 * NP; r++) wr[r] = (const block_##TYPE *)((const char *)w + (size_t)(r < NR ? r : NR - 1) * rb); \
         GEMV_UNROLL                                                                                     \
-        for (int p = 0; p < NP; p++) acc[p] = _mm512_setzero_ps();                                      \
-        const __m512i lo4 = _mm512_set1_epi8(0x0F);                                                     \
+        for (int r = 0; r < GEMV_NR; r++) wr[r] = (const block_##TYPE *)((const char *)w + (size_t)(r < NR ? r : NR - 1) * rb); \
+        __m512 acc = _mm512_setzero_ps();                                                               \
+        const __m512i lo4 = _mm512_set1_epi8(0x0F), offv = _mm512_set1_epi8(OFF);                       \
+        const __m512i lanes = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);         \
         for (int64_t ib = 0; ib < n / 32; ib++) {                                                       \
-            const __m512i xq = _mm512_broadcast_i64x4(FN(load32)(xb[ib].qs));                          \
-            const __m512 dx = _mm512_set1_ps(xb[ib].d);                                                 \
+            const __m512i xlo = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)xb[ib].qs));   \
+            const __m512i xhi = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(xb[ib].qs + 16))); \
             const __m512i off = _mm512_sub_epi32(_mm512_setzero_si512(),                                \
-                                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(OFF), xq)); \
-            GEMV_UNROLL                                                                                 \
-            for (int p = 0; p < NP; p++) {                                                              \
-                const block_##TYPE *a = wr[2 * p] + ib, *b = wr[2 * p + 1] + ib;                       \
-                GEMV_PREFETCH(a);                                                              \
-                GEMV_PREFETCH(b);                                                              \
-                const __m256i raw = _mm256_inserti128_si256(                                            \
-                    _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a->qs)), _mm_loadu_si128((const __m128i *)b->qs), 1); \
-                __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1); \
-                q = _mm512_and_si512(_mm512_shuffle_i64x2(q, q, _MM_SHUFFLE(3, 1, 2, 0)), lo4);          \
-                HIBITS                                                                                  \
-                const __m512i pz = _mm512_dpbusd_epi32(off, q, xq);                                     \
-                const __m256i dd = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)a->d)), \
-                                                           _mm_set1_epi16((short)b->d), 1);             \
-                acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pz), _mm512_mul_ps(_mm512_cvtph_ps(dd), dx), acc[p]); \
-            }                                                                                           \
+                                                 _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), offv, xlo), offv, xhi)); \
+            const block_##TYPE *a = wr[0] + ib, *b = wr[1] + ib, *c = wr[2] + ib, *d = wr[3] + ib;     \
+            GEMV_PREFETCH(a);                                                                           \
+            if (NR > 1) GEMV_PREFETCH(b);                                                               \
+            if (NR > 2) GEMV_PREFETCH(c);                                                               \
+            if (NR > 3) GEMV_PREFETCH(d);                                                               \
+            __m512i raw = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)a->qs));             \
+            raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)b->qs), 1);                  \
+            raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)c->qs), 2);                  \
+            raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)d->qs), 3);                  \
+            __m512i lo = _mm512_and_si512(raw, lo4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), lo4); \
+            HIBITS                                                                                      \
+            const __m512i p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(off, lo, xlo), hi, xhi);          \
+            const __m128 d4 = _mm_mul_ps(_mm_cvtph_ps(_mm_setr_epi16((short)a->d, (short)b->d, (short)c->d, (short)d->d, 0, 0, 0, 0)), \
+                                         _mm_set1_ps(xb[ib].d));                                        \
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(lanes, _mm512_castps128_ps512(d4)), acc); \
         }                                                                                               \
         GEMV_UNROLL                                                                                     \
-        for (int p = 0; p < NP; p++) {                                                                  \
-            out[2 * p] = FN(hsum8)(_mm512_castps512_ps256(acc[p]));                                     \
-            if (2 * p + 1 < NR) out[2 * p + 1] = FN(hsum8)(_mm512_extractf32x8_ps(acc[p], 1));          \
+        for (int r = 0; r < NR; r++) {                                                                  \
+            __m128 v = r == 0 ? _mm512_castps512_ps128(acc) : r == 1 ? _mm512_extractf32x4_ps(acc, 1)   \
+                     : r == 2 ? _mm512_extractf32x4_ps(acc, 2) : _mm512_extractf32x4_ps(acc, 3);        \
+            v = _mm_add_ps(v, _mm_movehl_ps(v, v));                                                     \
+            out[r] = _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));                                  \
         }                                                                                               \
     }
-/* Q5_0's fifth bits: element j of a (b) is byte j (32 + j): mask qh_a | qh_b << 32, add 16. */
+/* Q5_0's fifth bits: element j < 16 of row L is byte 16L + j of lo (bit j of its qh), element
+ * 16 + j byte 16L + j of hi (bit 16 + j): masks of the qh halves, then +16. */
 #define GEMV_Q5_HIBITS                                                                                  \
-    uint32_t ha, hb;                                                                                    \
+    uint32_t ha, hb, hc, hd;                                                                            \
     memcpy(&ha, a->qh, 4);                                                                              \
     memcpy(&hb, b->qh, 4);                                                                              \
-    q = _mm512_mask_add_epi8(q, (__mmask64)ha | (__mmask64)hb << 32, q, _mm512_set1_epi8(0x10));
+    memcpy(&hc, c->qh, 4);                                                                              \
+    memcpy(&hd, d->qh, 4);                                                                              \
+    const uint64_t mlo = (ha & 0xFFFFu) | (uint64_t)(hb & 0xFFFFu) << 16 | (uint64_t)(hc & 0xFFFFu) << 32 | (uint64_t)hd << 48; \
+    const uint64_t mhi = (ha >> 16) | (uint64_t)(hb >> 16) << 16 | (uint64_t)(hc >> 16) << 32 | (uint64_t)(hd >> 16) << 48; \
+    lo = _mm512_mask_add_epi8(lo, (__mmask64)mlo, lo, _mm512_set1_epi8(0x10));                          \
+    hi = _mm512_mask_add_epi8(hi, (__mmask64)mhi, hi, _mm512_set1_epi8(0x10));
 GEMV_OFFSET_BODY512(q4_0, 8, )
 GEMV_OFFSET_BODY512(q5_0, 16, GEMV_Q5_HIBITS)
 #undef GEMV_Q5_HIBITS
