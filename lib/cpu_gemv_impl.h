@@ -52,6 +52,7 @@
 /* f16 scale d broadcast to 8 floats (vpbroadcastw + vcvtph2ps: no scalar-to-vector move). */
 GKFI __m256 FN(h2f8)(f16_t d) { return _mm256_cvtph_ps(_mm_set1_epi16((short)d)); }
 
+#if CPU_LEVEL == 1
 /* Q8_0: |qw| (u8) x sign(qx, qw) (s8), as qdot_q8_0. */
 GKFI void FN(gb_q8_0)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
     const cpu_q8a *xb = x;
@@ -73,6 +74,44 @@ GKFI void FN(gb_q8_0)(int64_t n, const void *w, size_t rb, const int NR, const v
     GEMV_UNROLL
     for (int r = 0; r < NR; r++) out[r] = FN(hsum8)(acc[r]);
 }
+
+#else
+/* Q8_0 on AVX-512 (which has no 512-bit sign): two rows per register [a | b], the weights made
+ * unsigned (q ^ 0x80 = q + 128) and the offset taken out of the integer sum as for Q4_0:
+ * p = dpbusd(-128 * sum(qx), q + 128, qx) = sum(q * qx) per lane, exact (|p| <= 4*255*127 + 4*128*127).
+ * An odd last row is paired with itself; each row is reduced alone from its own half. */
+GKFI void FN(gb_q8_0)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
+    const cpu_q8a *xb = x;
+    const block_q8_0 *wr[GEMV_NR];
+    __m512 acc[GEMV_NR / 2];
+    const int NP = (NR + 1) / 2;
+    GEMV_UNROLL
+    for (int r = 0; r < 2 * NP; r++) wr[r] = (const block_q8_0 *)((const char *)w + (size_t)(r < NR ? r : NR - 1) * rb);
+    GEMV_UNROLL
+    for (int p = 0; p < NP; p++) acc[p] = _mm512_setzero_ps();
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    for (int64_t ib = 0; ib < n / 32; ib++) {
+        const __m512i xq = _mm512_broadcast_i64x4(FN(load32)(xb[ib].qs));
+        const __m512 dx = _mm512_set1_ps(xb[ib].d);
+        const __m512i off = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, xq));
+        GEMV_UNROLL
+        for (int p = 0; p < NP; p++) {
+            const block_q8_0 *a = wr[2 * p] + ib, *b = wr[2 * p + 1] + ib;
+            GEMV_PREFETCH(a);
+            if (2 * p + 1 < NR) GEMV_PREFETCH(b);
+            const __m512i q = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(FN(load32)(a->qs)), FN(load32)(b->qs), 1), bias);
+            const __m512i pz = _mm512_dpbusd_epi32(off, q, xq);
+            const __m256i dd = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)a->d)), _mm_set1_epi16((short)b->d), 1);
+            acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pz), _mm512_mul_ps(_mm512_cvtph_ps(dd), dx), acc[p]);
+        }
+    }
+    GEMV_UNROLL
+    for (int p = 0; p < NP; p++) {
+        out[2 * p] = FN(hsum8)(_mm512_castps512_ps256(acc[p]));
+        if (2 * p + 1 < NR) out[2 * p + 1] = FN(hsum8)(_mm512_extractf32x8_ps(acc[p], 1));
+    }
+}
+#endif
 
 /* Q4_0 / Q5_0: unsigned q (<= 31: maddubs pairs stay below 32767 on AVX2) with the offset in the
  * integer sum: p = dpbusd(-OFF * sum(qx), q, qx) = sum((q - OFF) * qx) per lane, exact. */
