@@ -332,6 +332,7 @@ GKFI void FN(gb_q4_k)(int64_t n, const void *w, size_t rb, const int NR, const v
 }
 #endif
 
+#if CPU_LEVEL == 1
 /* Q6_K: as qb_q6_k (bounds there). */
 GKFI void FN(gb_q6_k)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
     const block_q8_k *xb = x;
@@ -372,6 +373,72 @@ GKFI void FN(gb_q6_k)(int64_t n, const void *w, size_t rb, const int NR, const v
     GEMV_UNROLL
     for (int r = 0; r < NR; r++) out[r] = FN(hsum8)(acc[r]);
 }
+
+#else
+/* Q6_K on AVX-512: two rows per register [a | b], as qb_q6_k otherwise (bounds there). Scales:
+ * for half h, row a's 8 scales as 16-bit words in 128-bit lanes 0-1, b's in 2-3; a shuffle per
+ * group g picks scale 8h+2g in the even lanes (elements 0..15) and 8h+2g+1 in the odd ones. */
+GKFI void FN(gb_q6_k)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
+    const block_q8_k *xb = x;
+    const block_q6_k *wr[GEMV_NR];
+    __m512 acc[GEMV_NR / 2];
+    const int NP = (NR + 1) / 2;
+    GEMV_UNROLL
+    for (int r = 0; r < 2 * NP; r++) wr[r] = (const block_q6_k *)((const char *)w + (size_t)(r < NR ? r : NR - 1) * rb);
+    GEMV_UNROLL
+    for (int p = 0; p < NP; p++) acc[p] = _mm512_setzero_ps();
+    const __m512i lo4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
+#define Q6_PAIR(pa, pb) _mm512_inserti64x4(_mm512_castsi256_si512(FN(load32)(pa)), FN(load32)(pb), 1)
+#define Q6_SCALES(pa, pb)                                                                                \
+    _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(pa))))), \
+                       _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(pb)))), 1)
+    for (int64_t ib = 0; ib < n / QK_K; ib++) {
+        const __m512 dx = _mm512_set1_ps(xb[ib].d);
+        const __m512i bsums = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)xb[ib].bsums));
+        GEMV_UNROLL
+        for (int p = 0; p < NP; p++) {
+            const block_q6_k *a = wr[2 * p] + ib, *b = wr[2 * p + 1] + ib;
+            GEMV_PREFETCH_BLOCK(a);
+            if (2 * p + 1 < NR) GEMV_PREFETCH_BLOCK(b);
+            const __m512i sc16 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a->scales))),
+                                                    _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales)), 1);
+            __m512i isum = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(_mm512_madd_epi16(bsums, sc16), 5));
+            __m512i isum2 = _mm512_setzero_si512();
+            GEMV_UNROLL
+            for (int h = 0; h < 2; h++) {
+                const __m512i ql0 = Q6_PAIR(a->ql + 64 * h, b->ql + 64 * h), ql1 = Q6_PAIR(a->ql + 64 * h + 32, b->ql + 64 * h + 32);
+                const __m512i qh = Q6_PAIR(a->qh + 32 * h, b->qh + 32 * h);
+                const __m512i sct = Q6_SCALES(a->scales + 8 * h, b->scales + 8 * h);
+                const int8_t *xq = xb[ib].qs + 128 * h;
+                __m512i q[4];
+                q[0] = _mm512_or_si512(_mm512_and_si512(ql0, lo4), _mm512_and_si512(_mm512_slli_epi16(qh, 4), hi2));
+                q[1] = _mm512_or_si512(_mm512_and_si512(ql1, lo4), _mm512_and_si512(_mm512_slli_epi16(qh, 2), hi2));
+                q[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql0, 4), lo4), _mm512_and_si512(qh, hi2));
+                q[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql1, 4), lo4), _mm512_and_si512(_mm512_srli_epi16(qh, 2), hi2));
+                GEMV_UNROLL
+                for (int g = 0; g < 4; g++) {
+                    /* even lanes: word 2g (bytes 4g, 4g+1); odd lanes: word 2g+1 */
+                    const __m512i ctl = _mm512_broadcast_i64x4(_mm256_set_m128i(_mm_set1_epi16((short)((4 * g + 3) << 8 | (4 * g + 2))),
+                                                                                _mm_set1_epi16((short)((4 * g + 1) << 8 | (4 * g)))));
+                    const __m512i sg = _mm512_shuffle_epi8(sct, ctl);
+                    const __m512i xg = _mm512_broadcast_i64x4(FN(load32)(xq + 32 * g));
+                    if (g & 1) isum2 = _mm512_dpwssd_epi32(isum2, _mm512_maddubs_epi16(q[g], xg), sg);
+                    else isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q[g], xg), sg);
+                }
+            }
+            const __m256i dd = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)a->d)), _mm_set1_epi16((short)b->d), 1);
+            acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(isum, isum2)), _mm512_mul_ps(_mm512_cvtph_ps(dd), dx), acc[p]);
+        }
+    }
+#undef Q6_PAIR
+#undef Q6_SCALES
+    GEMV_UNROLL
+    for (int p = 0; p < NP; p++) {
+        out[2 * p] = FN(hsum8)(_mm512_castps512_ps256(acc[p]));
+        if (2 * p + 1 < NR) out[2 * p + 1] = FN(hsum8)(_mm512_extractf32x8_ps(acc[p], 1));
+    }
+}
+#endif
 
 /* F16 weights, f32 activations: two accumulators per row (FMA latency), scalar tail. */
 GKFI void FN(gb_f16)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
