@@ -178,7 +178,7 @@ coder_status cpu_matmul(threadpool *tp, const cpu_kernels *k, const weight *W, c
                               (long long)W->cols);
         cap = qbuf_bytes / xs < (size_t)n ? (int)(qbuf_bytes / xs) : n;
     }
-    if (n <= CPU_QDOT_NT && (act == CPU_ACT_F32 || qbuf_bytes / xs >= (size_t)n))   /* decode: cpu_matvec.c */
+    if (n <= CPU_QDOT_NT && cap == n)   /* decode and tiny batches: cpu_matvec.c */
         return cpu_matvec(tp, k, W, x, n, y, qbuf, xs);
     const int nth = threadpool_size(tp);
     /* Row tiles of ~32 KiB of weights (reused from cache by every token group), but at least
