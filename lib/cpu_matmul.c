@@ -7,7 +7,7 @@
  * once per row: each weight block is unpacked once per 4 tokens, and each row tile is read from
  * memory once for the whole batch. Tiles are handed out dynamically (atomic counter), so a thread
  * slowed by another process does not hold the others up; the outputs do not depend on which
- * thread computed them. */
+ * thread computed them. n <= CPU_QDOT_NT (decode) goes to cpu_matvec.c. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
