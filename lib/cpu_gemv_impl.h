@@ -2,19 +2,20 @@
  * Included by cpu_kernels_impl.h at each CPU_LEVEL after cpu_qdot_impl.h (uses its helpers).
  *
  * out[r] = (weight row r) . x for r < nr, rows row_bytes apart. Decode reads every weight byte
- * once per token, so the kernel must keep up with memory (one core of this machine streams ~20
- * GB/s with the hardware prefetchers alone, ~30-45 with software prefetch): the per-row kernels of
+ * once per token, so the kernel must keep up with memory (one core of this machine streams ~20-33
+ * GB/s with the hardware prefetchers alone, ~30-38 with software prefetch): the per-row kernels of
  * cpu_qdot_impl.h spend their time on per-call setup, a horizontal sum per row and, for
  * Q5_0/Q4_0, a scalar FMA chain per block (the offset term). Here GEMV_NR = 4 rows go through one
  * loop: each activation block is loaded once for all of them, every row keeps its own vector
  * accumulator (reduced once, at the end), the weights are prefetched ~12 KiB ahead, and
- *   - Q4_0/Q5_0/Q8_0 fold the weight offset into the integer sum (sum((q - OFF) * qx) =
+ *   - Q4_0/Q5_0 (and Q8_0 on AVX-512) fold the weight offset into the integer sum (sum((q - OFF) * qx) =
  *     dpbusd(q, qx) - OFF * sum(qx), the second term shared by the rows), so a block's integer
  *     sum equals the scalar reference's exactly;
  *   - AVX-512 packs several rows into one 512-bit register (Q4_0/Q5_0: four rows, one 128-bit
  *     lane each; Q8_0/Q4_K/Q6_K: two rows, one 256-bit half each), so each instruction serves
- *     2-4 rows. bench_qdot, one thread, from memory: Q8_0 43 GB/s (per-row kernel 22), Q5_0 30
- *     (12), Q4_K 36 (18), Q6_K 27 (19).
+ *     2-4 rows. `bench_qdot 5 1536` (32768 x 1536, 50-80 MB: from memory), one thread, load 4.6:
+ *     Q8_0 38 GB/s (per-row kernel 22), Q5_0 32 (13), Q4_0 28 (10), Q4_K 29 (17), Q6_K 30 (14);
+ *     F16 30 (33: pure streaming, where 4 interleaved rows gain nothing).
  *
  * A row's arithmetic does not depend on how many rows share its call or where it sits in it (the
  * tails run the same body with NR = 1..3, a missing partner row repeats the last one), so results
