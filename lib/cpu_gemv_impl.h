@@ -8,9 +8,9 @@
  * Q5_0/Q4_0, a scalar FMA chain per block (the offset term). Here GEMV_NR = 4 rows go through one
  * loop: each activation block is loaded once for all of them, every row keeps its own vector
  * accumulator (reduced once, at the end), the weights are prefetched ~12 KiB ahead, and
- *   - Q4_0/Q5_0 (and Q8_0 on AVX-512) fold the weight offset into the integer sum (sum((q - OFF) * qx) =
- *     dpbusd(q, qx) - OFF * sum(qx), the second term shared by the rows), so a block's integer
- *     sum equals the scalar reference's exactly;
+ *   - Q4_0/Q5_0 (and Q8_0 on AVX-512) fold the weight offset into the integer sum:
+ *     sum((q - OFF) * qx) = dpbusd(q, qx) - OFF * sum(qx), the second term shared by the rows,
+ *     so a block's integer sum equals the scalar reference's exactly;
  *   - AVX-512 packs several rows into one 512-bit register (Q4_0/Q5_0: four rows, one 128-bit
  *     lane each; Q8_0/Q4_K/Q6_K: two rows, one 256-bit half each), so each instruction serves
  *     2-4 rows. `bench_qdot 5 1536` (32768 x 1536, 50-80 MB: from memory), one thread, load 4.6:
