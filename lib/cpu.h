@@ -39,6 +39,11 @@ typedef void (*cpu_quant_fn)(const float *x, void *dst, int64_t n);
 #define CPU_QDOT_NT 4
 typedef void (*cpu_qdot_fn)(int64_t n, const void *w, const void *x, size_t x_stride, int nt, float *out);
 
+/* Decode: out[r] = (weight row r) . x for r < nr, one activation row x in the cpu_act_format(type)
+ * format, weight rows row_bytes apart (cpu_gemv_impl.h). A row's result does not depend on nr or
+ * on where the row sits in the call. */
+typedef void (*cpu_gemv_fn)(int64_t n, const void *w, size_t row_bytes, int64_t nr, const void *x, float *out);
+
 /* One instruction-set level's kernels. The scalar table is the reference the others are tested
  * against; it is plain C (no intrinsics) and gives the same results on any machine. */
 typedef struct cpu_kernels {
@@ -54,6 +59,7 @@ typedef struct cpu_kernels {
     void (*to_f16)(const float *x, uint16_t *y, int64_t n);             /* round to nearest even */
     cpu_quant_fn quant[3];                          /* [CPU_ACT_Q8A], [CPU_ACT_Q8K]           */
     cpu_qdot_fn qdot[QT_COUNT];                     /* NULL where the type is unsupported     */
+    cpu_gemv_fn gemv[QT_COUNT];                     /* NULL exactly where qdot is             */
 } cpu_kernels;
 
 /* The activation format the dot kernel of weight type t takes. */
@@ -105,6 +111,11 @@ size_t cpu_matmul_scratch_bytes(int64_t max_cols, int n_rows);
  * aligned. */
 coder_status cpu_matmul(threadpool *tp, const cpu_kernels *k, const weight *W, const float *x, int n,
                         float *y, void *qbuf, size_t qbuf_bytes);
+
+/* cpu_matmul for n <= CPU_QDOT_NT (cpu_matvec.c): qbuf holds n rows of xs bytes (the checked
+ * activation stride; ignored for f32 activations). */
+coder_status cpu_matvec(threadpool *tp, const cpu_kernels *k, const weight *W, const float *x, int n, float *y,
+                        void *qbuf, size_t xs);
 
 /* Dot product of one stored row of `type` (n elements) with x, through k; tmp holds n floats. */
 float cpu_dot_row(const cpu_kernels *k, uint32_t type, const void *row, const float *x, int64_t n, float *tmp);

@@ -338,6 +338,7 @@ KFN void FN(to_f16)(const float *x, uint16_t *y, int64_t n) {
 }
 
 #include "cpu_qdot_impl.h"
+#include "cpu_gemv_impl.h"
 
 static const cpu_kernels FN(kernels) = {
     .isa = (cpu_isa)CPU_LEVEL,
@@ -360,6 +361,12 @@ static const cpu_kernels FN(kernels) = {
         [QT_Q8_0] = FN(qdot_q8_0), [QT_Q4_0] = FN(qdot_q4_0), [QT_Q4_1] = FN(qdot_q4_1),
         [QT_Q5_0] = FN(qdot_q5_0), [QT_Q5_1] = FN(qdot_q5_1), [QT_Q4_K] = FN(qdot_q4_k),
         [QT_Q5_K] = FN(qdot_q5_k), [QT_Q6_K] = FN(qdot_q6_k),
+    },
+    .gemv = {
+        [QT_F32] = FN(gemv_f32), [QT_F16] = FN(gemv_f16), [QT_BF16] = FN(gemv_bf16),
+        [QT_Q8_0] = FN(gemv_q8_0), [QT_Q4_0] = FN(gemv_q4_0), [QT_Q4_1] = FN(gemv_q4_1),
+        [QT_Q5_0] = FN(gemv_q5_0), [QT_Q5_1] = FN(gemv_q5_1), [QT_Q4_K] = FN(gemv_q4_k),
+        [QT_Q5_K] = FN(gemv_q5_k), [QT_Q6_K] = FN(gemv_q6_k),
     },
 };
 

@@ -7,7 +7,7 @@
  * once per row: each weight block is unpacked once per 4 tokens, and each row tile is read from
  * memory once for the whole batch. Tiles are handed out dynamically (atomic counter), so a thread
  * slowed by another process does not hold the others up; the outputs do not depend on which
- * thread computed them. */
+ * thread computed them. n <= CPU_QDOT_NT (decode) goes to cpu_matvec.c. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -178,6 +178,8 @@ coder_status cpu_matmul(threadpool *tp, const cpu_kernels *k, const weight *W, c
                               (long long)W->cols);
         cap = qbuf_bytes / xs < (size_t)n ? (int)(qbuf_bytes / xs) : n;
     }
+    if (n <= CPU_QDOT_NT && cap == n)   /* decode and tiny batches: cpu_matvec.c */
+        return cpu_matvec(tp, k, W, x, n, y, qbuf, xs);
     const int nth = threadpool_size(tp);
     /* Row tiles of ~32 KiB of weights (reused from cache by every token group), but at least
      * 4 tiles per thread so the dynamic hand-out can balance. */

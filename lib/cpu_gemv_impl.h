@@ -1,0 +1,549 @@
+/* cpu_gemv_impl.h - decode (one activation row) matrix-vector kernels, cpu.h: cpu_gemv_fn.
+ * Included by cpu_kernels_impl.h at each CPU_LEVEL after cpu_qdot_impl.h (uses its helpers).
+ *
+ * out[r] = (weight row r) . x for r < nr, rows row_bytes apart. Decode reads every weight byte
+ * once per token, so the kernel must keep up with memory (one core of this machine streams ~20-33
+ * GB/s with the hardware prefetchers alone, ~30-38 with software prefetch): the per-row kernels of
+ * cpu_qdot_impl.h spend their time on per-call setup, a horizontal sum per row and, for
+ * Q5_0/Q4_0, a scalar FMA chain per block (the offset term). Here GEMV_NR = 4 rows go through one
+ * loop: each activation block is loaded once for all of them, every row keeps its own vector
+ * accumulator (reduced once, at the end), the weights are prefetched ~12 KiB ahead, and
+ *   - Q4_0/Q5_0 (and Q8_0 on AVX-512) fold the weight offset into the integer sum:
+ *     sum((q - OFF) * qx) = dpbusd(q, qx) - OFF * sum(qx), the second term shared by the rows,
+ *     so a block's integer sum equals the scalar reference's exactly;
+ *   - AVX-512 packs several rows into one 512-bit register (Q4_0/Q5_0: four rows, one 128-bit
+ *     lane each; Q8_0/Q4_K/Q6_K: two rows, one 256-bit half each), so each instruction serves
+ *     2-4 rows. `bench_qdot 5 1536` (32768 x 1536, 50-80 MB: from memory), one thread, load 4.6:
+ *     Q8_0 38 GB/s (per-row kernel 22), Q5_0 32 (13), Q4_0 28 (10), Q4_K 29 (17), Q6_K 30 (14);
+ *     F16 30 (33: pure streaming, where 4 interleaved rows gain nothing).
+ *
+ * A row's arithmetic does not depend on how many rows share its call or where it sits in it (the
+ * tails run the same body with NR = 1..3, a missing partner row repeats the last one), so results
+ * do not depend on how rows are split among threads.
+ * Q5_K and the float types other than F16 use the per-row kernels (rare in decode-sized models).
+ * The scalar reference (level 0) is the per-row scalar kernel. */
+
+#define GEMV_NR 4
+/* The row loops must be unrolled: otherwise GCC keeps the accumulator array on the stack and every
+ * FMA waits on a store-to-load forward. */
+#define GEMV_UNROLL _Pragma("GCC unroll 4")
+
+#if CPU_LEVEL == 0
+#define GKFI static inline
+#elif CPU_LEVEL == 1
+#define GKFI static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+#else
+#define GKFI static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#endif
+
+/* The per-row fallback: used by level 0 for every type and by the SIMD levels for the rest. */
+#define GEMV_ROWWISE(TYPE)                                                                              \
+    KFN void FN(gemv_##TYPE)(int64_t n, const void *w, size_t row_bytes, int64_t nr, const void *x, float *out) { \
+        for (int64_t r = 0; r < nr; r++) FN(qdot_##TYPE)(n, (const char *)w + (size_t)r * row_bytes, x, 0, 1, out + r); \
+    }
+
+#if CPU_LEVEL >= 1
+
+/* Software prefetch GEMV_PF_BYTES ahead of every row stream (as the streams sweep their group,
+ * the prefetches sweep the same bytes GEMV_PF_BYTES later, so every line is covered). Interleaved
+ * 4-row streams alone defeat the hardware prefetchers: bench_qdot 32768 x 1280 Q8_0 (44 MB, from
+ * memory), one thread: 8 GB/s without, 28-32 with ~10 KiB ahead (per-row qdot: 20-21). Distances
+ * of 8, 10, 12, 16 KiB on 896-column Q8_0/Q5_0 and 4864-column Q4_K/Q6_K/F16 (noisy, shared
+ * machine): 12 KiB was never far from the best. A prefetch is a hint: addresses past the end of
+ * the matrix are harmless. */
+#define GEMV_PF_BYTES 12288
+#define GEMV_PREFETCH(p) _mm_prefetch((const char *)(p) + GEMV_PF_BYTES, _MM_HINT_T0)
+/* Every line of a block larger than a cache line (the K-quants). */
+#define GEMV_PREFETCH_BLOCK(p)                                                                           \
+    for (size_t o_ = 0; o_ < sizeof *(p); o_ += 64) GEMV_PREFETCH((const char *)(p) + o_)
+
+/* f16 scale d broadcast to 8 floats (vpbroadcastw + vcvtph2ps: no scalar-to-vector move). */
+GKFI __m256 FN(h2f8)(f16_t d) { return _mm256_cvtph_ps(_mm_set1_epi16((short)d)); }
+
+#if CPU_LEVEL == 1
+/* Q8_0: |qw| (u8) x sign(qx, qw) (s8), as qdot_q8_0. */
+GKFI void FN(gb_q8_0)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
+    const cpu_q8a *xb = x;
+    const block_q8_0 *wr[GEMV_NR];
+    __m256 acc[GEMV_NR];
+    GEMV_UNROLL
+    for (int r = 0; r < NR; r++) wr[r] = (const block_q8_0 *)((const char *)w + (size_t)r * rb), acc[r] = _mm256_setzero_ps();
+    for (int64_t ib = 0; ib < n / 32; ib++) {
+        const __m256i xq = FN(load32)(xb[ib].qs);
+        const __m256 dx = _mm256_set1_ps(xb[ib].d);
+        GEMV_UNROLL
+        for (int r = 0; r < NR; r++) {
+            GEMV_PREFETCH(wr[r] + ib);
+            const __m256i q = FN(load32)(wr[r][ib].qs);
+            const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), _mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q));
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(FN(h2f8)(wr[r][ib].d), dx), acc[r]);
+        }
+    }
+    GEMV_UNROLL
+    for (int r = 0; r < NR; r++) out[r] = FN(hsum8)(acc[r]);
+}
+
+#else
+/* Q8_0 on AVX-512 (which has no 512-bit sign): two rows per register [a | b], the weights made
+ * unsigned (q ^ 0x80 = q + 128) and the offset taken out of the integer sum as for Q4_0:
+ * p = dpbusd(-128 * sum(qx), q + 128, qx) = sum(q * qx) per lane, exact (|p| <= 4*255*127 + 4*128*127).
+ * An odd last row is paired with itself; each row is reduced alone from its own half. */
+GKFI void FN(gb_q8_0)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
+    const cpu_q8a *xb = x;
+    const block_q8_0 *wr[GEMV_NR];
+    __m512 acc[GEMV_NR / 2];
+    const int NP = (NR + 1) / 2;
+    GEMV_UNROLL
+    for (int r = 0; r < 2 * NP; r++) wr[r] = (const block_q8_0 *)((const char *)w + (size_t)(r < NR ? r : NR - 1) * rb);
+    GEMV_UNROLL
+    for (int p = 0; p < NP; p++) acc[p] = _mm512_setzero_ps();
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    for (int64_t ib = 0; ib < n / 32; ib++) {
+        const __m512i xq = _mm512_broadcast_i64x4(FN(load32)(xb[ib].qs));
+        const __m512 dx = _mm512_set1_ps(xb[ib].d);
+        const __m512i off = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, xq));
+        GEMV_UNROLL
+        for (int p = 0; p < NP; p++) {
+            const block_q8_0 *a = wr[2 * p] + ib, *b = wr[2 * p + 1] + ib;
+            GEMV_PREFETCH(a);
+            if (2 * p + 1 < NR) GEMV_PREFETCH(b);
+            const __m512i q = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(FN(load32)(a->qs)), FN(load32)(b->qs), 1), bias);
+            const __m512i pz = _mm512_dpbusd_epi32(off, q, xq);
+            const __m256i dd = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)a->d)), _mm_set1_epi16((short)b->d), 1);
+            acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pz), _mm512_mul_ps(_mm512_cvtph_ps(dd), dx), acc[p]);
+        }
+    }
+    GEMV_UNROLL
+    for (int p = 0; p < NP; p++) {
+        out[2 * p] = FN(hsum8)(_mm512_castps512_ps256(acc[p]));
+        if (2 * p + 1 < NR) out[2 * p + 1] = FN(hsum8)(_mm512_extractf32x8_ps(acc[p], 1));
+    }
+}
+#endif
+
+/* Q4_0 / Q5_0: unsigned q (<= 31: maddubs pairs stay below 32767 on AVX2) with the offset in the
+ * integer sum: p = dpbusd(-OFF * sum(qx), q, qx) = sum((q - OFF) * qx) per lane, exact. */
+#define GEMV_OFFSET_BODY(TYPE, OFF, QEXPR)                                                               \
+    GKFI void FN(gb_##TYPE)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) { \
+        const cpu_q8a *xb = x;                                                                          \
+        const block_##TYPE *wr[GEMV_NR];                                                                \
+        __m256 acc[GEMV_NR];                                                                            \
+        GEMV_UNROLL                                                                                     \
+        for (int r = 0; r < NR; r++)                                                                    \
+            wr[r] = (const block_##TYPE *)((const char *)w + (size_t)r * rb), acc[r] = _mm256_setzero_ps(); \
+        for (int64_t ib = 0; ib < n / 32; ib++) {                                                       \
+            const __m256i xq = FN(load32)(xb[ib].qs);                                                   \
+            const __m256 dx = _mm256_set1_ps(xb[ib].d);                                                 \
+            const __m256i off = _mm256_sub_epi32(_mm256_setzero_si256(),                                \
+                                                 FN(dpbusd)(_mm256_setzero_si256(), _mm256_set1_epi8(OFF), xq)); \
+            GEMV_UNROLL                                                                                 \
+            for (int r = 0; r < NR; r++) {                                                              \
+                const block_##TYPE *b = wr[r] + ib;                                                     \
+                GEMV_PREFETCH(b);                                                              \
+                const __m256i p = FN(dpbusd)(off, QEXPR, xq);                                           \
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(FN(h2f8)(b->d), dx), acc[r]); \
+            }                                                                                           \
+        }                                                                                               \
+        GEMV_UNROLL                                                                                     \
+        for (int r = 0; r < NR; r++) out[r] = FN(hsum8)(acc[r]);                                        \
+    }
+#if CPU_LEVEL == 1
+GEMV_OFFSET_BODY(q4_0, 8, FN(nibbles16)(b->qs))
+GEMV_OFFSET_BODY(q5_0, 16, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->qh)))
+#else
+/* AVX-512: the four rows in one 512-bit register, one 128-bit lane each: lo = the low nibbles
+ * (elements 0..15) of rows a|b|c|d, hi = the high nibbles (16..31), against the activation's
+ * first and second 16 bytes broadcast to every lane. One load + 3 inserts, 3 ALU ops, 2 dpbusd,
+ * one convert and one FMA serve four rows (~35 instructions per block instead of ~60 for two
+ * rows per register; Q5_0 is most of a "Q4_K_M" 0.5B model). Missing rows (NR < 4) repeat the
+ * last one; a row's lanes see the same operations in any lane, and each row is reduced alone. */
+#define GEMV_OFFSET_BODY512(TYPE, OFF, HIBITS)                                                           \
+    GKFI void FN(gb_##TYPE)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) { \
+        const cpu_q8a *xb = x;                                                                          \
+        const block_##TYPE *wr[GEMV_NR];                                                                \
+        GEMV_UNROLL                                                                                     \
+        for (int r = 0; r < GEMV_NR; r++) wr[r] = (const block_##TYPE *)((const char *)w + (size_t)(r < NR ? r : NR - 1) * rb); \
+        __m512 acc = _mm512_setzero_ps();                                                               \
+        const __m512i lo4 = _mm512_set1_epi8(0x0F), offv = _mm512_set1_epi8(OFF);                       \
+        const __m512i lanes = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);         \
+        for (int64_t ib = 0; ib < n / 32; ib++) {                                                       \
+            const __m512i xlo = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)xb[ib].qs));   \
+            const __m512i xhi = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(xb[ib].qs + 16))); \
+            const __m512i off = _mm512_sub_epi32(_mm512_setzero_si512(),                                \
+                                                 _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), offv, xlo), offv, xhi)); \
+            const block_##TYPE *a = wr[0] + ib, *b = wr[1] + ib, *c = wr[2] + ib, *d = wr[3] + ib;     \
+            GEMV_PREFETCH(a);                                                                           \
+            if (NR > 1) GEMV_PREFETCH(b);                                                               \
+            if (NR > 2) GEMV_PREFETCH(c);                                                               \
+            if (NR > 3) GEMV_PREFETCH(d);                                                               \
+            __m512i raw = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)a->qs));             \
+            raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)b->qs), 1);                  \
+            raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)c->qs), 2);                  \
+            raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)d->qs), 3);                  \
+            __m512i lo = _mm512_and_si512(raw, lo4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), lo4); \
+            HIBITS                                                                                      \
+            const __m512i p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(off, lo, xlo), hi, xhi);          \
+            const __m128 d4 = _mm_mul_ps(_mm_cvtph_ps(_mm_setr_epi16((short)a->d, (short)b->d, (short)c->d, (short)d->d, 0, 0, 0, 0)), \
+                                         _mm_set1_ps(xb[ib].d));                                        \
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(lanes, _mm512_castps128_ps512(d4)), acc); \
+        }                                                                                               \
+        GEMV_UNROLL                                                                                     \
+        for (int r = 0; r < NR; r++) {                                                                  \
+            __m128 v = r == 0 ? _mm512_castps512_ps128(acc) : r == 1 ? _mm512_extractf32x4_ps(acc, 1)   \
+                     : r == 2 ? _mm512_extractf32x4_ps(acc, 2) : _mm512_extractf32x4_ps(acc, 3);        \
+            v = _mm_add_ps(v, _mm_movehl_ps(v, v));                                                     \
+            out[r] = _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));                                  \
+        }                                                                                               \
+    }
+/* Q5_0's fifth bits: element j < 16 of row L is byte 16L + j of lo (bit j of its qh), element
+ * 16 + j byte 16L + j of hi (bit 16 + j): masks of the qh halves, then +16. */
+#define GEMV_Q5_HIBITS                                                                                  \
+    uint32_t ha, hb, hc, hd;                                                                            \
+    memcpy(&ha, a->qh, 4);                                                                              \
+    memcpy(&hb, b->qh, 4);                                                                              \
+    memcpy(&hc, c->qh, 4);                                                                              \
+    memcpy(&hd, d->qh, 4);                                                                              \
+    const uint64_t mlo = (ha & 0xFFFFu) | (uint64_t)(hb & 0xFFFFu) << 16 | (uint64_t)(hc & 0xFFFFu) << 32 | (uint64_t)hd << 48; \
+    const uint64_t mhi = (ha >> 16) | (uint64_t)(hb >> 16) << 16 | (uint64_t)(hc >> 16) << 32 | (uint64_t)(hd >> 16) << 48; \
+    lo = _mm512_mask_add_epi8(lo, (__mmask64)mlo, lo, _mm512_set1_epi8(0x10));                          \
+    hi = _mm512_mask_add_epi8(hi, (__mmask64)mhi, hi, _mm512_set1_epi8(0x10));
+GEMV_OFFSET_BODY512(q4_0, 8, )
+GEMV_OFFSET_BODY512(q5_0, 16, GEMV_Q5_HIBITS)
+#undef GEMV_Q5_HIBITS
+#undef GEMV_OFFSET_BODY512
+#endif
+#undef GEMV_OFFSET_BODY
+
+/* Q4_1 / Q5_1: w = dw*q + mw; the min term mw * ds goes into a second 8-lane accumulator
+ * (ds/8 in every lane) instead of a scalar chain. */
+#define GEMV_MIN_BODY(TYPE, QEXPR)                                                                       \
+    GKFI void FN(gb_##TYPE)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) { \
+        const cpu_q8a *xb = x;                                                                          \
+        const block_##TYPE *wr[GEMV_NR];                                                                \
+        __m256 acc[GEMV_NR], accm[GEMV_NR];                                                             \
+        GEMV_UNROLL                                                                                     \
+        for (int r = 0; r < NR; r++)                                                                    \
+            wr[r] = (const block_##TYPE *)((const char *)w + (size_t)r * rb), acc[r] = accm[r] = _mm256_setzero_ps(); \
+        for (int64_t ib = 0; ib < n / 32; ib++) {                                                       \
+            const __m256i xq = FN(load32)(xb[ib].qs);                                                   \
+            const __m256 dx = _mm256_set1_ps(xb[ib].d), ds = _mm256_set1_ps(xb[ib].ds * 0.125f);        \
+            GEMV_UNROLL                                                                                 \
+            for (int r = 0; r < NR; r++) {                                                              \
+                const block_##TYPE *b = wr[r] + ib;                                                     \
+                GEMV_PREFETCH(b);                                                              \
+                const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), QEXPR, xq);                        \
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(FN(h2f8)(b->d), dx), acc[r]); \
+                accm[r] = _mm256_fmadd_ps(FN(h2f8)(b->m), ds, accm[r]);                                 \
+            }                                                                                           \
+        }                                                                                               \
+        GEMV_UNROLL                                                                                     \
+        for (int r = 0; r < NR; r++) out[r] = FN(hsum8)(_mm256_add_ps(acc[r], accm[r]));                \
+    }
+GEMV_MIN_BODY(q4_1, FN(nibbles16)(b->qs))
+GEMV_MIN_BODY(q5_1, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->qh)))
+#undef GEMV_MIN_BODY
+
+#if CPU_LEVEL == 1
+/* Q4_K: as qb_q4_k (bounds there), the activation super-block's 8 loads shared by the rows. */
+GKFI void FN(gb_q4_k)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
+    const block_q8_k *xb = x;
+    const block_q4_k *wr[GEMV_NR];
+    __m256 acc[GEMV_NR];
+    GEMV_UNROLL
+    for (int r = 0; r < NR; r++) wr[r] = (const block_q4_k *)((const char *)w + (size_t)r * rb), acc[r] = _mm256_setzero_ps();
+    const __m256i lo4 = _mm256_set1_epi8(0x0F);
+    for (int64_t ib = 0; ib < n / QK_K; ib++) {
+        const __m256 dx = _mm256_set1_ps(xb[ib].d);
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)xb[ib].bsums);
+        GEMV_UNROLL
+        for (int r = 0; r < NR; r++) {
+            const block_q4_k *b = wr[r] + ib;
+            GEMV_PREFETCH_BLOCK(b);
+            uint8_t sm[16];
+            FN(k_unpack_scales)(b->scales, sm);
+            const __m128i m8 = _mm_loadl_epi64((const __m128i *)(sm + 8));
+            const __m256i imin = _mm256_madd_epi16(bsums, _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)));
+            __m256i isum = _mm256_setzero_si256(), isum2 = _mm256_setzero_si256();
+            for (int j = 0; j < 4; j++) {
+                const __m256i raw = FN(load32)(b->qs + 32 * j);
+                const int8_t *xq = xb[ib].qs + 64 * j;
+                const __m256i q0 = _mm256_and_si256(raw, lo4), q1 = _mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4);
+                isum = FN(dpwssd)(isum, _mm256_maddubs_epi16(q0, FN(load32)(xq)), _mm256_set1_epi16(sm[2 * j]));
+                isum2 = FN(dpwssd)(isum2, _mm256_maddubs_epi16(q1, FN(load32)(xq + 32)), _mm256_set1_epi16(sm[2 * j + 1]));
+            }
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(isum, isum2)), _mm256_mul_ps(FN(h2f8)(b->d), dx), acc[r]);
+            acc[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imin), _mm256_mul_ps(FN(h2f8)(b->dmin), dx), acc[r]);
+        }
+    }
+    GEMV_UNROLL
+    for (int r = 0; r < NR; r++) out[r] = FN(hsum8)(acc[r]);
+}
+
+#else
+/* Q4_K on AVX-512: two rows per register [a | b] (32 bytes of quants each), as qb_q4_k otherwise
+ * (bounds there). The 8 sub-block scales of both rows sit in one register as 16-bit words (a's
+ * in 128-bit lanes 0-1, b's in 2-3), and one in-lane byte shuffle per sub-block broadcasts each
+ * row's scale to its half: ~90 instructions per pair and super-block instead of ~140. An odd last
+ * row is paired with itself; each row is reduced alone from its half. */
+GKFI void FN(gb_q4_k)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
+    const block_q8_k *xb = x;
+    const block_q4_k *wr[GEMV_NR];
+    __m512 acc[GEMV_NR / 2];
+    const int NP = (NR + 1) / 2;
+    GEMV_UNROLL
+    for (int r = 0; r < 2 * NP; r++) wr[r] = (const block_q4_k *)((const char *)w + (size_t)(r < NR ? r : NR - 1) * rb);
+    GEMV_UNROLL
+    for (int p = 0; p < NP; p++) acc[p] = _mm512_setzero_ps();
+    const __m512i lo4 = _mm512_set1_epi8(0x0F);
+    for (int64_t ib = 0; ib < n / QK_K; ib++) {
+        const __m512 dx = _mm512_set1_ps(xb[ib].d);
+        const __m512i bsums = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)xb[ib].bsums));
+        GEMV_UNROLL
+        for (int p = 0; p < NP; p++) {
+            const block_q4_k *a = wr[2 * p] + ib, *b = wr[2 * p + 1] + ib;
+            GEMV_PREFETCH_BLOCK(a);
+            if (2 * p + 1 < NR) GEMV_PREFETCH_BLOCK(b);
+            uint8_t sa[16], sb[16];
+            FN(k_unpack_scales)(a->scales, sa);
+            FN(k_unpack_scales)(b->scales, sb);
+            const __m128i sca = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sa));
+            const __m128i scb = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sb));
+            const __m512i sct = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(sca, sca)), _mm256_set_m128i(scb, scb), 1);
+            const __m128i ma = _mm_loadl_epi64((const __m128i *)(sa + 8)), mb = _mm_loadl_epi64((const __m128i *)(sb + 8));
+            const __m512i m16 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(ma, ma))),
+                                                   _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb)), 1);
+            const __m512i imin = _mm512_madd_epi16(bsums, m16);
+            __m512i isum = _mm512_setzero_si512(), isum2 = _mm512_setzero_si512();
+            GEMV_UNROLL
+            for (int j = 0; j < 4; j++) {
+                const __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(FN(load32)(a->qs + 32 * j)), FN(load32)(b->qs + 32 * j), 1);
+                const __m512i q0 = _mm512_and_si512(raw, lo4), q1 = _mm512_and_si512(_mm512_srli_epi16(raw, 4), lo4);
+                const int8_t *xq = xb[ib].qs + 64 * j;
+                const __m512i x0 = _mm512_broadcast_i64x4(FN(load32)(xq)), x1 = _mm512_broadcast_i64x4(FN(load32)(xq + 32));
+                /* word k of each lane to all 8 words: bytes 2k, 2k+1 */
+                const __m512i s0 = _mm512_shuffle_epi8(sct, _mm512_set1_epi16((short)((4 * j + 1) << 8 | (4 * j))));
+                const __m512i s1 = _mm512_shuffle_epi8(sct, _mm512_set1_epi16((short)((4 * j + 3) << 8 | (4 * j + 2))));
+                isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q0, x0), s0);
+                isum2 = _mm512_dpwssd_epi32(isum2, _mm512_maddubs_epi16(q1, x1), s1);
+            }
+            const __m256i dd = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)a->d)), _mm_set1_epi16((short)b->d), 1);
+            const __m256i dm = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)a->dmin)), _mm_set1_epi16((short)b->dmin), 1);
+            acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(isum, isum2)), _mm512_mul_ps(_mm512_cvtph_ps(dd), dx), acc[p]);
+            acc[p] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(imin), _mm512_mul_ps(_mm512_cvtph_ps(dm), dx), acc[p]);
+        }
+    }
+    GEMV_UNROLL
+    for (int p = 0; p < NP; p++) {
+        out[2 * p] = FN(hsum8)(_mm512_castps512_ps256(acc[p]));
+        if (2 * p + 1 < NR) out[2 * p + 1] = FN(hsum8)(_mm512_extractf32x8_ps(acc[p], 1));
+    }
+}
+#endif
+
+#if CPU_LEVEL == 1
+/* Q6_K: as qb_q6_k (bounds there). */
+GKFI void FN(gb_q6_k)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
+    const block_q8_k *xb = x;
+    const block_q6_k *wr[GEMV_NR];
+    __m256 acc[GEMV_NR];
+    GEMV_UNROLL
+    for (int r = 0; r < NR; r++) wr[r] = (const block_q6_k *)((const char *)w + (size_t)r * rb), acc[r] = _mm256_setzero_ps();
+    const __m256i lo4 = _mm256_set1_epi8(0x0F), hi2 = _mm256_set1_epi8(0x30);
+    for (int64_t ib = 0; ib < n / QK_K; ib++) {
+        const __m256 dx = _mm256_set1_ps(xb[ib].d);
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)xb[ib].bsums);
+        GEMV_UNROLL
+        for (int r = 0; r < NR; r++) {
+            const block_q6_k *b = wr[r] + ib;
+            GEMV_PREFETCH_BLOCK(b);
+            const __m256i off = _mm256_madd_epi16(bsums, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales)));
+            __m256i isum = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5)), isum2 = _mm256_setzero_si256();
+            for (int h = 0; h < 2; h++) {
+                const __m256i ql0 = FN(load32)(b->ql + 64 * h), ql1 = FN(load32)(b->ql + 64 * h + 32);
+                const __m256i qh = FN(load32)(b->qh + 32 * h);
+                const int8_t *xq = xb[ib].qs + 128 * h;
+                const int8_t *sc = b->scales + 8 * h;
+                const __m256i q0 = _mm256_or_si256(_mm256_and_si256(ql0, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), hi2));
+                const __m256i q1 = _mm256_or_si256(_mm256_and_si256(ql1, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), hi2));
+                const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), lo4), _mm256_and_si256(qh, hi2));
+                const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), lo4),
+                                                   _mm256_and_si256(_mm256_srli_epi16(qh, 2), hi2));
+#define G6_SCALE(k) _mm256_set_m128i(_mm_set1_epi16(sc[(k) + 1]), _mm_set1_epi16(sc[k]))
+                isum = FN(dpwssd)(isum, _mm256_maddubs_epi16(q0, FN(load32)(xq)), G6_SCALE(0));
+                isum2 = FN(dpwssd)(isum2, _mm256_maddubs_epi16(q1, FN(load32)(xq + 32)), G6_SCALE(2));
+                isum = FN(dpwssd)(isum, _mm256_maddubs_epi16(q2, FN(load32)(xq + 64)), G6_SCALE(4));
+                isum2 = FN(dpwssd)(isum2, _mm256_maddubs_epi16(q3, FN(load32)(xq + 96)), G6_SCALE(6));
+#undef G6_SCALE
+            }
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(isum, isum2)), _mm256_mul_ps(FN(h2f8)(b->d), dx), acc[r]);
+        }
+    }
+    GEMV_UNROLL
+    for (int r = 0; r < NR; r++) out[r] = FN(hsum8)(acc[r]);
+}
+
+#else
+/* Q6_K on AVX-512: two rows per register [a | b], as qb_q6_k otherwise (bounds there). Scales:
+ * for half h, row a's 8 scales as 16-bit words in 128-bit lanes 0-1, b's in 2-3; a shuffle per
+ * group g picks scale 8h+2g in the even lanes (elements 0..15) and 8h+2g+1 in the odd ones. */
+GKFI void FN(gb_q6_k)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
+    const block_q8_k *xb = x;
+    const block_q6_k *wr[GEMV_NR];
+    __m512 acc[GEMV_NR / 2];
+    const int NP = (NR + 1) / 2;
+    GEMV_UNROLL
+    for (int r = 0; r < 2 * NP; r++) wr[r] = (const block_q6_k *)((const char *)w + (size_t)(r < NR ? r : NR - 1) * rb);
+    GEMV_UNROLL
+    for (int p = 0; p < NP; p++) acc[p] = _mm512_setzero_ps();
+    const __m512i lo4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
+#define Q6_PAIR(pa, pb) _mm512_inserti64x4(_mm512_castsi256_si512(FN(load32)(pa)), FN(load32)(pb), 1)
+#define Q6_SCALES(pa, pb)                                                                                \
+    _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(pa))))), \
+                       _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(pb)))), 1)
+    for (int64_t ib = 0; ib < n / QK_K; ib++) {
+        const __m512 dx = _mm512_set1_ps(xb[ib].d);
+        const __m512i bsums = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)xb[ib].bsums));
+        GEMV_UNROLL
+        for (int p = 0; p < NP; p++) {
+            const block_q6_k *a = wr[2 * p] + ib, *b = wr[2 * p + 1] + ib;
+            GEMV_PREFETCH_BLOCK(a);
+            if (2 * p + 1 < NR) GEMV_PREFETCH_BLOCK(b);
+            const __m512i sc16 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)a->scales))),
+                                                    _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales)), 1);
+            __m512i isum = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(_mm512_madd_epi16(bsums, sc16), 5));
+            __m512i isum2 = _mm512_setzero_si512();
+            GEMV_UNROLL
+            for (int h = 0; h < 2; h++) {
+                const __m512i ql0 = Q6_PAIR(a->ql + 64 * h, b->ql + 64 * h), ql1 = Q6_PAIR(a->ql + 64 * h + 32, b->ql + 64 * h + 32);
+                const __m512i qh = Q6_PAIR(a->qh + 32 * h, b->qh + 32 * h);
+                const __m512i sct = Q6_SCALES(a->scales + 8 * h, b->scales + 8 * h);
+                const int8_t *xq = xb[ib].qs + 128 * h;
+                __m512i q[4];
+                q[0] = _mm512_or_si512(_mm512_and_si512(ql0, lo4), _mm512_and_si512(_mm512_slli_epi16(qh, 4), hi2));
+                q[1] = _mm512_or_si512(_mm512_and_si512(ql1, lo4), _mm512_and_si512(_mm512_slli_epi16(qh, 2), hi2));
+                q[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql0, 4), lo4), _mm512_and_si512(qh, hi2));
+                q[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql1, 4), lo4), _mm512_and_si512(_mm512_srli_epi16(qh, 2), hi2));
+                GEMV_UNROLL
+                for (int g = 0; g < 4; g++) {
+                    /* even lanes: word 2g (bytes 4g, 4g+1); odd lanes: word 2g+1 */
+                    const __m512i ctl = _mm512_broadcast_i64x4(_mm256_set_m128i(_mm_set1_epi16((short)((4 * g + 3) << 8 | (4 * g + 2))),
+                                                                                _mm_set1_epi16((short)((4 * g + 1) << 8 | (4 * g)))));
+                    const __m512i sg = _mm512_shuffle_epi8(sct, ctl);
+                    const __m512i xg = _mm512_broadcast_i64x4(FN(load32)(xq + 32 * g));
+                    if (g & 1) isum2 = _mm512_dpwssd_epi32(isum2, _mm512_maddubs_epi16(q[g], xg), sg);
+                    else isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q[g], xg), sg);
+                }
+            }
+            const __m256i dd = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)a->d)), _mm_set1_epi16((short)b->d), 1);
+            acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(isum, isum2)), _mm512_mul_ps(_mm512_cvtph_ps(dd), dx), acc[p]);
+        }
+    }
+#undef Q6_PAIR
+#undef Q6_SCALES
+    GEMV_UNROLL
+    for (int p = 0; p < NP; p++) {
+        out[2 * p] = FN(hsum8)(_mm512_castps512_ps256(acc[p]));
+        if (2 * p + 1 < NR) out[2 * p + 1] = FN(hsum8)(_mm512_extractf32x8_ps(acc[p], 1));
+    }
+}
+#endif
+
+/* F16 weights, f32 activations: two accumulators per row (FMA latency), scalar tail. */
+GKFI void FN(gb_f16)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
+    const float *xf = x;
+    const uint16_t *wr[GEMV_NR];
+#if CPU_LEVEL == 2
+#define GV __m512
+#define GW 16
+#define GZERO _mm512_setzero_ps()
+#define GFMA _mm512_fmadd_ps
+#define GLOADX(p) _mm512_loadu_ps(p)
+#define GLOADW(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define GHSUM(v) _mm512_reduce_add_ps(v)
+#define GADD _mm512_add_ps
+#else
+#define GV __m256
+#define GW 8
+#define GZERO _mm256_setzero_ps()
+#define GFMA _mm256_fmadd_ps
+#define GLOADX(p) _mm256_loadu_ps(p)
+#define GLOADW(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define GHSUM(v) FN(hsum8)(v)
+#define GADD _mm256_add_ps
+#endif
+    GV a0[GEMV_NR], a1[GEMV_NR];
+    GEMV_UNROLL
+    for (int r = 0; r < NR; r++) wr[r] = (const uint16_t *)((const char *)w + (size_t)r * rb), a0[r] = a1[r] = GZERO;
+    int64_t i = 0;
+    for (; i + 2 * GW <= n; i += 2 * GW) {
+        const GV x0 = GLOADX(xf + i), x1 = GLOADX(xf + i + GW);
+        GEMV_UNROLL
+        for (int r = 0; r < NR; r++) {
+            GEMV_PREFETCH(wr[r] + i);   /* 2 * GW halves: one line (AVX-512), half (AVX2) */
+            a0[r] = GFMA(GLOADW(wr[r] + i), x0, a0[r]);
+            a1[r] = GFMA(GLOADW(wr[r] + i + GW), x1, a1[r]);
+        }
+    }
+    for (; i + GW <= n; i += GW) {
+        const GV x0 = GLOADX(xf + i);
+        GEMV_UNROLL
+        for (int r = 0; r < NR; r++) a0[r] = GFMA(GLOADW(wr[r] + i), x0, a0[r]);
+    }
+    GEMV_UNROLL
+    for (int r = 0; r < NR; r++) {
+        float s = GHSUM(GADD(a0[r], a1[r]));
+        for (int64_t j = i; j < n; j++) s += FN(h2f)(wr[r][j]) * xf[j];
+        out[r] = s;
+    }
+#undef GV
+#undef GW
+#undef GZERO
+#undef GFMA
+#undef GLOADX
+#undef GLOADW
+#undef GHSUM
+#undef GADD
+}
+
+/* The exported kernels: groups of GEMV_NR rows, then the 1..3-row tail, NR constant in each. */
+#define GEMV_ENTRY(TYPE)                                                                                \
+    KFN void FN(gemv_##TYPE)(int64_t n, const void *w, size_t row_bytes, int64_t nr, const void *x, float *out) { \
+        int64_t r = 0;                                                                                  \
+        for (; r + GEMV_NR <= nr; r += GEMV_NR)                                                         \
+            FN(gb_##TYPE)(n, (const char *)w + (size_t)r * row_bytes, row_bytes, GEMV_NR, x, out + r);  \
+        switch (nr - r) {                                                                               \
+        case 1: FN(gb_##TYPE)(n, (const char *)w + (size_t)r * row_bytes, row_bytes, 1, x, out + r); break; \
+        case 2: FN(gb_##TYPE)(n, (const char *)w + (size_t)r * row_bytes, row_bytes, 2, x, out + r); break; \
+        case 3: FN(gb_##TYPE)(n, (const char *)w + (size_t)r * row_bytes, row_bytes, 3, x, out + r); break; \
+        default: break;                                                                                 \
+        }                                                                                               \
+    }
+GEMV_ENTRY(q8_0)
+GEMV_ENTRY(q4_0)
+GEMV_ENTRY(q5_0)
+GEMV_ENTRY(q4_1)
+GEMV_ENTRY(q5_1)
+GEMV_ENTRY(q4_k)
+GEMV_ENTRY(q6_k)
+GEMV_ENTRY(f16)
+#undef GEMV_ENTRY
+GEMV_ROWWISE(q5_k)
+GEMV_ROWWISE(bf16)
+GEMV_ROWWISE(f32)
+
+#else /* CPU_LEVEL == 0 */
+GEMV_ROWWISE(q8_0)
+GEMV_ROWWISE(q4_0)
+GEMV_ROWWISE(q5_0)
+GEMV_ROWWISE(q4_1)
+GEMV_ROWWISE(q5_1)
+GEMV_ROWWISE(q4_k)
+GEMV_ROWWISE(q5_k)
+GEMV_ROWWISE(q6_k)
+GEMV_ROWWISE(f16)
+GEMV_ROWWISE(bf16)
+GEMV_ROWWISE(f32)
+#endif
+#undef GEMV_ROWWISE
+#undef GKFI
+#undef GEMV_UNROLL

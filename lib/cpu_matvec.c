@@ -1,0 +1,67 @@
+/* cpu_matvec.c - y = W x for n <= CPU_QDOT_NT tokens (decode and tiny batches), split over the
+ * pool (cpu.h: cpu_matvec; cpu_matmul hands these sizes here).
+ *
+ * Decode reads every weight byte once per token and does little arithmetic per byte, so this is a
+ * memory-streaming problem: the activations are quantized once on the calling thread (one row of
+ * a few KiB: cheaper than a dispatch), then the rows are cut into tiles of ~TILE_BYTES of
+ * contiguous weights, each one pool task (threadpool_run_tasks): a thread streams a whole tile
+ * (prefetcher-friendly) and a thread descheduled by another process holds up at most one tile.
+ * n == 1 uses the multi-row GEMV kernels (cpu_gemv_impl.h); n = 2..4 the qdot kernels, which read
+ * each weight row once for all n tokens. Row results do not depend on the tiling or the thread. */
+#include <limits.h>
+
+#include "cpu.h"
+
+/* 64 KiB: big enough that a task's claim (one compare-and-swap on a line shared by the cores,
+ * ~100 ns) is ~2% of streaming it at ~15 GB/s, small enough for 8+ tasks per thread on the
+ * 0.5B model's 0.5-3 MiB projections. */
+#define TILE_BYTES 65536
+/* Tasks per thread at least, so a late or slow thread can be covered by the others. */
+#define MIN_TASKS_PER_THREAD 4
+
+typedef struct mv_job {
+    const cpu_kernels *k;
+    const weight *W;
+    const void *xa;           /* [n] activation rows in the kernel's format, xs bytes apart     */
+    size_t xs;
+    float *y;                 /* [n][rows]                                                    */
+    int n;
+    int64_t tile_rows;
+} mv_job;
+
+static void mv_task(void *arg, int tile, int n_tiles) {
+    const mv_job *j = arg;
+    const weight *W = j->W;
+    (void)n_tiles;
+    const int64_t r0 = (int64_t)tile * j->tile_rows, r1 = r0 + j->tile_rows < W->rows ? r0 + j->tile_rows : W->rows;
+    const char *w0 = (const char *)W->data + (uint64_t)r0 * W->row_bytes;
+    if (j->n == 1) {
+        j->k->gemv[W->type](W->cols, w0, W->row_bytes, r1 - r0, j->xa, j->y + r0);
+        return;
+    }
+    const cpu_qdot_fn dot = j->k->qdot[W->type];
+    float out[CPU_QDOT_NT];
+    for (int64_t r = r0; r < r1; r++) {
+        dot(W->cols, w0 + (uint64_t)(r - r0) * W->row_bytes, j->xa, j->xs, j->n, out);
+        for (int t = 0; t < j->n; t++) j->y[(size_t)t * W->rows + r] = out[t];
+    }
+}
+
+coder_status cpu_matvec(threadpool *tp, const cpu_kernels *k, const weight *W, const float *x, int n, float *y,
+                        void *qbuf, size_t xs) {
+    const cpu_act act = cpu_act_format(W->type);
+    mv_job j = {.k = k, .W = W, .xa = act == CPU_ACT_F32 ? (const void *)x : qbuf, .xs = xs, .y = y, .n = n};
+    if (act != CPU_ACT_F32)
+        for (int t = 0; t < n; t++) k->quant[act](x + (size_t)t * W->cols, (char *)qbuf + (size_t)t * xs, W->cols);
+    const int nth = threadpool_size(tp);
+    int64_t tile_rows = (int64_t)(TILE_BYTES / (W->row_bytes ? W->row_bytes : 1));
+    const int64_t balance = (W->rows + (int64_t)MIN_TASKS_PER_THREAD * nth - 1) / ((int64_t)MIN_TASKS_PER_THREAD * nth);
+    if (tile_rows > balance) tile_rows = balance;
+    tile_rows = (tile_rows + 3) & ~(int64_t)3;   /* whole groups of the 4-row kernels */
+    if (tile_rows < 4) tile_rows = 4;
+    j.tile_rows = tile_rows;
+    const int64_t n_tiles = (W->rows + tile_rows - 1) / tile_rows;
+    if (n_tiles > INT_MAX) return coder_fail(CODER_ERR_LIMIT, "matvec: %lld rows", (long long)W->rows);
+    threadpool_run_tasks(tp, (int)n_tiles, mv_task, &j);
+    return CODER_OK;
+}
