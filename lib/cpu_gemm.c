@@ -1,0 +1,355 @@
+/* cpu_gemm.c - the prefill matmul (n > CPU_QDOT_NT tokens): y[t] = W x[t] as a register-blocked
+ * GEMM. W (rows, cols) @ x [n][cols] -> y [n][rows].
+ *
+ * Method: threads take panels of GEMM_PR = 32 weight rows (atomic counter; the outputs do not
+ * depend on which thread computed them). A panel is unpacked once per matmul into a layout where
+ * one zmm lane is one row (cpu_gemm_impl.h) and is then reused from L1/L2 by every token: the
+ * micro-kernel keeps 32 rows x 4 tokens (8 x 4 for f32 panels) of accumulators in registers over
+ * the whole K loop, so a weight byte is unpacked once per matmul (was: once per 4 tokens) and
+ * there are no per-row horizontal sums. Activations are quantized once, as in cpu_matmul.c.
+ *
+ * Cost model (0.5B, pp128): 46 GMAC per prompt; the kernels do 512 int8 MACs per 8 vpdpbusd
+ * plus ~4 ops of scale handling per block and token.
+ * Only the AVX-512 VNNI level has a GEMM; the other levels (and types without a panel format)
+ * keep the per-row qdot path, which is also the scalar reference the tests compare with. */
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define GEMM_HAVE_X86 1
+#endif
+
+#include "cpu.h"
+#include "cpu_gemm.h"
+
+#ifdef GEMM_HAVE_X86
+#define FN(name) name##_avx512
+#define KFN static __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#define KFI static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#include "cpu_gemm_impl.h"
+
+typedef enum gemm_kind { GEMM_NONE, GEMM_Q8A, GEMM_Q8K, GEMM_F32 } gemm_kind;
+
+static gemm_kind gemm_kind_of(uint32_t type) {
+    switch (type) {
+    case QT_Q8_0: case QT_Q4_0: case QT_Q5_0: case QT_Q4_1: case QT_Q5_1: return GEMM_Q8A;
+    case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: return GEMM_Q8K;
+    case QT_F16: case QT_BF16: case QT_F32: return GEMM_F32;
+    default: return GEMM_NONE;
+    }
+}
+
+/* Offset subtracted from the stored unsigned weight (0: the type has a min instead). */
+static int gemm_offset(uint32_t type) {
+    return type == QT_Q8_0 ? 128 : type == QT_Q4_0 ? 8 : type == QT_Q5_0 ? 16 : 0;
+}
+
+/* Bytes of one thread's panel for cols columns (64-byte multiples per array). */
+#define ALIGN64(v) (((v) + 63) & ~(size_t)63)
+static size_t gemm_panel_bytes(gemm_kind kind, int64_t cols) {
+    const size_t pr = GEMM_PR;
+    switch (kind) {
+    case GEMM_Q8A: { const size_t nb = (size_t)cols / 32; return ALIGN64(nb * 1024) + 2 * ALIGN64(nb * pr * 4); }
+    case GEMM_Q8K: { const size_t nb = (size_t)cols / QK_K; return ALIGN64(nb * 8192) + ALIGN64(nb * 16 * pr * 4) + ALIGN64(nb * 8 * pr * 4) + 2 * ALIGN64(nb * pr * 4); }
+    case GEMM_F32: return ALIGN64((size_t)cols * pr * 4);
+    default: return 0;
+    }
+}
+
+/* Element e (of 256) of one K-quant super-block as a byte wq[(e/4)*64 + lane*4 + e%4] of its vector. */
+#define KQ_AT(wq, e) ((wq)[((e) >> 2) * 64 + ((e) & 3)])
+
+static void gemm_k_scale_min(int j, const uint8_t *s, int *sc, int *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+/* Unpacks weight row `row` (NULL: a padding row, all zero) into lane r of a panel. */
+KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int64_t cols, int r, uint8_t *panel) {
+    const gemm_kind kind = gemm_kind_of(type);
+    const int lane = r & 15, rv = r >> 4;
+    if (kind == GEMM_F32) {
+        float *wf = (float *)panel;
+        for (int64_t k = 0; k < cols; k++) {
+            float v = 0;
+            if (row) v = type == QT_F32 ? ((const float *)row)[k]
+                       : type == QT_F16 ? _cvtsh_ss(((const uint16_t *)row)[k])
+                                        : bf16_to_fp32(((const uint16_t *)row)[k]);
+            wf[k * GEMM_PR + r] = v;
+        }
+        return;
+    }
+    if (kind == GEMM_Q8A) {
+        const size_t nb = (size_t)cols / 32;
+        uint8_t *wq = panel;
+        float *dw = (float *)(panel + ALIGN64(nb * 1024)), *mw = dw + ALIGN64(nb * GEMM_PR * 4) / 4;
+        for (size_t b = 0; b < nb; b++) {
+            uint8_t q[32] = {0};
+            float d = 0, m = 0;
+            if (row && type == QT_Q8_0) {
+                const block_q8_0 *x = (const block_q8_0 *)row + b;
+                for (int l = 0; l < 32; l++) q[l] = (uint8_t)(x->qs[l] + 128);
+                d = _cvtsh_ss(x->d);
+            } else if (row && (type == QT_Q4_0 || type == QT_Q4_1)) {
+                const uint8_t *qs = type == QT_Q4_0 ? ((const block_q4_0 *)row)[b].qs : ((const block_q4_1 *)row)[b].qs;
+                for (int l = 0; l < 16; l++) q[l] = qs[l] & 15, q[l + 16] = qs[l] >> 4;
+                d = _cvtsh_ss(type == QT_Q4_0 ? ((const block_q4_0 *)row)[b].d : ((const block_q4_1 *)row)[b].d);
+                if (type == QT_Q4_1) m = _cvtsh_ss(((const block_q4_1 *)row)[b].m);
+            } else if (row) {   /* Q5_0, Q5_1 */
+                const uint8_t *qs = type == QT_Q5_0 ? ((const block_q5_0 *)row)[b].qs : ((const block_q5_1 *)row)[b].qs;
+                const uint8_t *qhp = type == QT_Q5_0 ? ((const block_q5_0 *)row)[b].qh : ((const block_q5_1 *)row)[b].qh;
+                uint32_t qh;
+                memcpy(&qh, qhp, 4);
+                for (int l = 0; l < 16; l++) {
+                    q[l] = (uint8_t)((qs[l] & 15) | (((qh >> l) & 1u) << 4));
+                    q[l + 16] = (uint8_t)((qs[l] >> 4) | (((qh >> (l + 16)) & 1u) << 4));
+                }
+                d = _cvtsh_ss(type == QT_Q5_0 ? ((const block_q5_0 *)row)[b].d : ((const block_q5_1 *)row)[b].d);
+                if (type == QT_Q5_1) m = _cvtsh_ss(((const block_q5_1 *)row)[b].m);
+            }
+            uint8_t *dst = wq + b * 1024 + (size_t)rv * 512 + (size_t)lane * 4;
+            for (int l = 0; l < 32; l++) dst[(l >> 2) * 64 + (l & 3)] = q[l];
+            dw[b * GEMM_PR + (size_t)r] = d;
+            mw[b * GEMM_PR + (size_t)r] = m;
+        }
+        return;
+    }
+    /* GEMM_Q8K */
+    const size_t nb = (size_t)cols / QK_K;
+    uint8_t *wq = panel;
+    int32_t *sc = (int32_t *)(panel + ALIGN64(nb * 8192));
+    int32_t *mp = sc + ALIGN64(nb * 16 * GEMM_PR * 4) / 4;
+    float *dd = (float *)(mp + ALIGN64(nb * 8 * GEMM_PR * 4) / 4), *dm = dd + ALIGN64(nb * GEMM_PR * 4) / 4;
+    const int nsub = type == QT_Q6_K ? 16 : 8;
+    for (size_t b = 0; b < nb; b++) {
+        uint8_t *dst = wq + b * 8192 + (size_t)rv * 4096 + (size_t)lane * 4;
+        int32_t *scb = sc + b * (size_t)nsub * GEMM_PR + r, *mpb = mp + b * 8 * GEMM_PR + r;
+        if (!row) {
+            for (int e = 0; e < QK_K; e++) KQ_AT(dst, e) = 0;
+            for (int s = 0; s < nsub; s++) scb[s * GEMM_PR] = 0;
+            for (int i = 0; i < 8; i++) mpb[i * GEMM_PR] = 0;
+            dd[b * GEMM_PR + (size_t)r] = dm[b * GEMM_PR + (size_t)r] = 0;
+            continue;
+        }
+        if (type == QT_Q6_K) {
+            const block_q6_k *x = (const block_q6_k *)row + b;
+            for (int h = 0; h < 2; h++)
+                for (int g = 0; g < 4; g++)
+                    for (int l = 0; l < 32; l++) {
+                        const uint8_t lo = x->ql[64 * h + 32 * (g & 1) + l] >> (g < 2 ? 0 : 4);
+                        KQ_AT(dst, 128 * h + 32 * g + l) = (uint8_t)((lo & 15) | (((x->qh[32 * h + l] >> (2 * g)) & 3) << 4));
+                    }
+            for (int s = 0; s < 16; s++) scb[s * GEMM_PR] = x->scales[s];
+            for (int i = 0; i < 8; i++)
+                mpb[i * GEMM_PR] = (int32_t)((uint32_t)(uint16_t)x->scales[2 * i] | ((uint32_t)(uint16_t)x->scales[2 * i + 1] << 16));
+            dd[b * GEMM_PR + (size_t)r] = _cvtsh_ss(x->d);
+            dm[b * GEMM_PR + (size_t)r] = 0;
+        } else {
+            const uint8_t *scales, *qs, *qh = NULL;
+            f16_t d, dmin;
+            if (type == QT_Q4_K) {
+                const block_q4_k *x = (const block_q4_k *)row + b;
+                scales = x->scales, qs = x->qs, d = x->d, dmin = x->dmin;
+            } else {
+                const block_q5_k *x = (const block_q5_k *)row + b;
+                scales = x->scales, qs = x->qs, qh = x->qh, d = x->d, dmin = x->dmin;
+            }
+            for (int j = 0; j < 8; j++) {
+                int s, m;
+                gemm_k_scale_min(j, scales, &s, &m);
+                scb[j * GEMM_PR] = s;
+                mpb[j * GEMM_PR] = (int32_t)((uint32_t)m | ((uint32_t)m << 16));
+                const uint8_t *q = qs + 32 * (j / 2);
+                for (int l = 0; l < 32; l++) {
+                    int v = (j & 1) ? q[l] >> 4 : q[l] & 15;
+                    if (qh) v |= ((qh[l] >> j) & 1) << 4;
+                    KQ_AT(dst, 32 * j + l) = (uint8_t)v;
+                }
+            }
+            dd[b * GEMM_PR + (size_t)r] = _cvtsh_ss(d);
+            dm[b * GEMM_PR + (size_t)r] = _cvtsh_ss(dmin);
+        }
+    }
+}
+
+typedef struct gemm_job {
+    const weight *W;
+    gemm_kind kind;
+    const void *x;            /* quantized rows xs bytes apart, or the f32 rows              */
+    size_t xs;
+    const int32_t *aux;       /* [n][cols/32] OFF*sum(qx) for Q8A types                       */
+    float *y;                 /* [n][rows]                                                    */
+    int n;
+    uint8_t *panels;          /* one panel per thread, panel_bytes apart                     */
+    size_t panel_bytes;
+    int64_t n_panels;
+    atomic_llong next;
+} gemm_job;
+
+/* NT as a compile-time constant for each token-tail size. */
+KFN void FN(gemm_q8a_run)(const gemm_job *j, const uint8_t *panel, int t0, int nt, int nrows, float *y) {
+    const int64_t cols = j->W->cols;
+    const size_t nb = (size_t)cols / 32;
+    const float *dw = (const float *)(panel + ALIGN64(nb * 1024)), *mw = dw + ALIGN64(nb * GEMM_PR * 4) / 4;
+    const void *x = (const char *)j->x + (size_t)t0 * j->xs;
+    const int32_t *aux = j->aux + (size_t)t0 * nb;
+    const int min = gemm_offset(j->W->type) == 0;
+    const int64_t ys = j->W->rows;
+#define Q8A_CASE(NT)                                                                                        \
+    if (min) FN(gemm_q8a_tile)(panel, dw, mw, (int)nb, x, j->xs, aux, (int)nb, NT, 1, y, ys, nrows);        \
+    else FN(gemm_q8a_tile)(panel, dw, mw, (int)nb, x, j->xs, aux, (int)nb, NT, 0, y, ys, nrows);
+    switch (nt) {
+    case 1: Q8A_CASE(1) break;
+    case 2: Q8A_CASE(2) break;
+    case 3: Q8A_CASE(3) break;
+    default: Q8A_CASE(4) break;
+    }
+#undef Q8A_CASE
+}
+
+KFN void FN(gemm_q8k_run)(const gemm_job *j, const uint8_t *panel, int t0, int nt, int nrows, float *y) {
+    const size_t nb = (size_t)j->W->cols / QK_K;
+    const int32_t *sc = (const int32_t *)(panel + ALIGN64(nb * 8192));
+    const int32_t *mp = sc + ALIGN64(nb * 16 * GEMM_PR * 4) / 4;
+    const float *dd = (const float *)(mp + ALIGN64(nb * 8 * GEMM_PR * 4) / 4), *dm = dd + ALIGN64(nb * GEMM_PR * 4) / 4;
+    const void *x = (const char *)j->x + (size_t)t0 * j->xs;
+    const int q6 = j->W->type == QT_Q6_K;
+    const int64_t ys = j->W->rows;
+#define Q8K_CASE(NT)                                                                                    \
+    if (q6) FN(gemm_q8k_tile)(panel, sc, mp, dd, dm, (int)nb, x, j->xs, NT, 16, y, ys, nrows);          \
+    else FN(gemm_q8k_tile)(panel, sc, mp, dd, dm, (int)nb, x, j->xs, NT, 8, y, ys, nrows);
+    switch (nt) {
+    case 1: Q8K_CASE(1) break;
+    case 2: Q8K_CASE(2) break;
+    case 3: Q8K_CASE(3) break;
+    default: Q8K_CASE(4) break;
+    }
+#undef Q8K_CASE
+}
+
+KFN void FN(gemm_f32_run)(const gemm_job *j, const uint8_t *panel, int t0, int nt, int nrows, float *y) {
+    const float *x = (const float *)((const char *)j->x + (size_t)t0 * j->xs);
+    const float *wf = (const float *)panel;
+    const int64_t cols = j->W->cols, ys = j->W->rows;
+    switch (nt) {
+    case 1: FN(gemm_f32_tile)(wf, cols, x, j->xs, 1, y, ys, nrows); break;
+    case 2: FN(gemm_f32_tile)(wf, cols, x, j->xs, 2, y, ys, nrows); break;
+    case 3: FN(gemm_f32_tile)(wf, cols, x, j->xs, 3, y, ys, nrows); break;
+    case 4: FN(gemm_f32_tile)(wf, cols, x, j->xs, 4, y, ys, nrows); break;
+    case 5: FN(gemm_f32_tile)(wf, cols, x, j->xs, 5, y, ys, nrows); break;
+    case 6: FN(gemm_f32_tile)(wf, cols, x, j->xs, 6, y, ys, nrows); break;
+    case 7: FN(gemm_f32_tile)(wf, cols, x, j->xs, 7, y, ys, nrows); break;
+    default: FN(gemm_f32_tile)(wf, cols, x, j->xs, 8, y, ys, nrows); break;
+    }
+}
+
+static void gemm_worker(void *arg, int ith, int nth) {
+    gemm_job *j = arg;
+    (void)nth;
+    const weight *W = j->W;
+    uint8_t *panel = j->panels + (size_t)ith * j->panel_bytes;
+    const int step = j->kind == GEMM_F32 ? GEMM_NTF : GEMM_NT;
+    for (;;) {
+        const int64_t p = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (p >= j->n_panels) break;
+        const int64_t r0 = p * GEMM_PR;
+        const int nrows = W->rows - r0 < GEMM_PR ? (int)(W->rows - r0) : GEMM_PR;
+        for (int r = 0; r < GEMM_PR; r++)
+            FN(gemm_pack_row)(W->type, r < nrows ? (const char *)W->data + (uint64_t)(r0 + r) * W->row_bytes : NULL,
+                              W->cols, r, panel);
+        for (int t0 = 0; t0 < j->n; t0 += step) {
+            const int nt = j->n - t0 < step ? j->n - t0 : step;
+            float *y = j->y + (size_t)t0 * W->rows + r0;
+            if (j->kind == GEMM_Q8A) FN(gemm_q8a_run)(j, panel, t0, nt, nrows, y);
+            else if (j->kind == GEMM_Q8K) FN(gemm_q8k_run)(j, panel, t0, nt, nrows, y);
+            else FN(gemm_f32_run)(j, panel, t0, nt, nrows, y);
+        }
+    }
+}
+
+typedef struct gemm_quant_job {
+    const cpu_kernels *k;
+    cpu_act act;
+    const float *x;
+    int64_t cols;
+    void *q;
+    size_t xs;
+    int32_t *aux;
+    int off, n;
+} gemm_quant_job;
+
+/* Quantizes the activation rows (tokens split over the threads) and, for the offset types, the
+ * per-block OFF*sum(qx) the kernel subtracts. */
+static void gemm_quant_worker(void *arg, int ith, int nth) {
+    gemm_quant_job *j = arg;
+    const size_t nb = (size_t)j->cols / 32;
+    for (int t = ith; t < j->n; t += nth) {
+        void *qr = (char *)j->q + (size_t)t * j->xs;
+        j->k->quant[j->act](j->x + (size_t)t * j->cols, qr, j->cols);
+        if (j->act != CPU_ACT_Q8A) continue;
+        const cpu_q8a *qb = qr;
+        for (size_t b = 0; b < nb; b++) {
+            int s = 0;
+            for (int l = 0; l < 32; l++) s += qb[b].qs[l];
+            j->aux[(size_t)t * nb + b] = j->off * s;
+        }
+    }
+}
+#endif /* GEMM_HAVE_X86 */
+
+bool cpu_gemm_supports(const cpu_kernels *k, uint32_t type) {
+#ifdef GEMM_HAVE_X86
+    return k && k->isa == CPU_ISA_AVX512 && type < QT_COUNT && gemm_kind_of(type) != GEMM_NONE;
+#else
+    (void)k;
+    (void)type;
+    return false;
+#endif
+}
+
+coder_status cpu_gemm(threadpool *tp, const cpu_kernels *k, const weight *W, const float *x, int n, float *y) {
+    if (!cpu_gemm_supports(k, W->type))
+        return coder_fail(CODER_ERR_UNSUPPORTED, "gemm: no %s kernel for %s", k ? k->name : "?", quant_type_name(W->type));
+#ifdef GEMM_HAVE_X86
+    const gemm_kind kind = gemm_kind_of(W->type);
+    const cpu_act act = cpu_act_format(W->type);
+    const int64_t blk = act == CPU_ACT_Q8A ? 32 : act == CPU_ACT_Q8K ? QK_K : 1;
+    if (W->cols % blk != 0 || n < 1)
+        return coder_fail(CODER_ERR_FORMAT, "gemm: %lld columns of %s are not a multiple of %lld", (long long)W->cols,
+                          quant_type_name(W->type), (long long)blk);
+    const int nth = threadpool_size(tp);
+    const size_t pb = gemm_panel_bytes(kind, W->cols);
+    const size_t xs = act == CPU_ACT_F32 ? 0 : ALIGN64(cpu_act_row_bytes(act, W->cols));
+    const size_t aux_bytes = act == CPU_ACT_Q8A ? ALIGN64((size_t)n * (size_t)(W->cols / 32) * 4) : 0;
+    /* One allocation per prefill matmul (decode never comes here): panels, quantized rows, aux. */
+    const size_t bytes = pb * (size_t)nth + xs * (size_t)n + aux_bytes;
+    uint8_t *buf = coder_malloc_aligned(bytes, 64);
+    if (!buf) return coder_fail(CODER_ERR_NOMEM, "gemm: %zu bytes of scratch", bytes);
+    gemm_job j = {.W = W, .kind = kind, .y = y, .n = n, .panels = buf, .panel_bytes = pb};
+    j.n_panels = (W->rows + GEMM_PR - 1) / GEMM_PR;
+    atomic_init(&j.next, 0);
+    if (act == CPU_ACT_F32) {
+        j.x = x;
+        j.xs = (size_t)W->cols * sizeof(float);
+    } else {
+        uint8_t *q = buf + pb * (size_t)nth;
+        gemm_quant_job qj = {.k = k, .act = act, .x = x, .cols = W->cols, .q = q, .xs = xs,
+                             .aux = (int32_t *)(q + xs * (size_t)n), .off = gemm_offset(W->type), .n = n};
+        threadpool_run_n(tp, n, gemm_quant_worker, &qj);
+        j.x = q;
+        j.xs = xs;
+        j.aux = qj.aux;
+    }
+    threadpool_run_n(tp, j.n_panels < nth ? (int)j.n_panels : nth, gemm_worker, &j);
+    coder_mfree_aligned(buf);
+    return CODER_OK;
+#else
+    return CODER_ERR_UNSUPPORTED;
+#endif
+}
