@@ -87,22 +87,23 @@ KFI __m256i FN(gemm_bits)(const uint8_t *p) {
     return _mm256_maskz_mov_epi8((__mmask32)b, _mm256_set1_epi8(0x10));
 }
 
-/* Unpacks weight row `row` (NULL: a padding row, all zero) into lane r of a panel. */
-KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int64_t cols, int r, uint8_t *panel) {
+/* Unpacks blocks [b0, b1) of weight row `row` (NULL: a padding row, all zero) into lane r of a
+ * panel; for F32 panels b0, b1 are columns (b0 a multiple of 16). */
+KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int64_t cols, int r, uint8_t *panel, int64_t b0, int64_t b1) {
     const gemm_kind kind = gemm_kind_of(type);
     const int lane = r & 15, rv = r >> 4;
     if (kind == GEMM_F32) {
         float *wf = (float *)panel + r;
         float v[16];
-        int64_t k = 0;
-        for (; row && k + 16 <= cols; k += 16) {
+        int64_t k = b0;
+        for (; row && k + 16 <= b1; k += 16) {
             const __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)row + k));
             _mm512_storeu_ps(v, type == QT_F32 ? _mm512_loadu_ps((const float *)row + k)
                                 : type == QT_F16 ? _mm512_cvtph_ps(h)
                                                  : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
             for (int i = 0; i < 16; i++) wf[(k + i) * GEMM_PR] = v[i];
         }
-        for (; k < cols; k++)
+        for (; k < b1; k++)
             wf[k * GEMM_PR] = !row ? 0.0f : type == QT_F32 ? ((const float *)row)[k]
                             : type == QT_F16 ? _cvtsh_ss(((const uint16_t *)row)[k]) : bf16_to_fp32(((const uint16_t *)row)[k]);
         return;
@@ -111,7 +112,7 @@ KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int64_t cols, int r, 
         const size_t nb = (size_t)cols / 32;
         float *dw = (float *)(panel + ALIGN64(nb * 1024)), *mw = dw + ALIGN64(nb * GEMM_PR * 4) / 4;
         uint8_t q[32];
-        for (size_t b = 0; b < nb; b++) {
+        for (size_t b = (size_t)b0; b < (size_t)b1; b++) {
             __m256i v = _mm256_setzero_si256();
             float d = 0, m = 0;
             if (!row) {
@@ -147,7 +148,7 @@ KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int64_t cols, int r, 
     const int nsub = type == QT_Q6_K ? 16 : 8;
     const __m256i lo4 = _mm256_set1_epi8(0x0F);
     uint8_t q[QK_K];
-    for (size_t b = 0; b < nb; b++) {
+    for (size_t b = (size_t)b0; b < (size_t)b1; b++) {
         uint8_t *dst = panel + b * 8192 + (size_t)rv * 4096 + (size_t)lane * 4;
         int32_t *scb = sc + b * (size_t)nsub * GEMM_PR + r, *mpb = mp + b * 8 * GEMM_PR + r;
         float d = 0, dmin = 0;
@@ -289,9 +290,14 @@ static void gemm_worker(void *arg, int ith, int nth) {
         if (p >= j->n_panels) break;
         const int64_t r0 = p * GEMM_PR;
         const int nrows = W->rows - r0 < GEMM_PR ? (int)(W->rows - r0) : GEMM_PR;
-        for (int r = 0; r < GEMM_PR; r++)
-            FN(gemm_pack_row)(W->type, r < nrows ? (const char *)W->data + (uint64_t)(r0 + r) * W->row_bytes : NULL,
-                              W->cols, r, panel);
+        /* A chunk of ~8 KiB of panel at a time for all 32 rows, so the dword stores of the
+         * transpose hit L1 (row by row over a whole 150 KiB panel they missed it: 2x slower). */
+        const int64_t units = j->kind == GEMM_F32 ? W->cols : j->kind == GEMM_Q8A ? W->cols / 32 : W->cols / QK_K;
+        const int64_t chunk = j->kind == GEMM_F32 ? 64 : j->kind == GEMM_Q8A ? 8 : 1;
+        for (int64_t c0 = 0; c0 < units; c0 += chunk)
+            for (int r = 0; r < GEMM_PR; r++)
+                FN(gemm_pack_row)(W->type, r < nrows ? (const char *)W->data + (uint64_t)(r0 + r) * W->row_bytes : NULL,
+                                  W->cols, r, panel, c0, c0 + chunk < units ? c0 + chunk : units);
         for (int t0 = 0; t0 < j->n; t0 += step) {
             const int nt = j->n - t0 < step ? j->n - t0 : step;
             float *y = j->y + (size_t)t0 * W->rows + r0;
