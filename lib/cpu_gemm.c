@@ -4,7 +4,7 @@
  * Method: threads take panels of GEMM_PR = 32 weight rows (atomic counter; the outputs do not
  * depend on which thread computed them). A panel is unpacked once per matmul into a layout where
  * one zmm lane is one row (cpu_gemm_impl.h) and is then reused from L1/L2 by every token: the
- * micro-kernel keeps 32 rows x 4 tokens (8 x 4 for f32 panels) of accumulators in registers over
+ * micro-kernel keeps 32 rows x 6 tokens (x 4 for K-quants, x 8 for f32 panels) of accumulators in registers over
  * the whole K loop, so a weight byte is unpacked once per matmul (was: once per 4 tokens) and
  * there are no per-row horizontal sums. Activations are quantized once, as in cpu_matmul.c.
  *
@@ -238,7 +238,9 @@ KFN void FN(gemm_q8a_run)(const gemm_job *j, const uint8_t *panel, int t0, int n
     case 1: Q8A_CASE(1) break;
     case 2: Q8A_CASE(2) break;
     case 3: Q8A_CASE(3) break;
-    default: Q8A_CASE(4) break;
+    case 4: Q8A_CASE(4) break;
+    case 5: Q8A_CASE(5) break;
+    default: Q8A_CASE(6) break;
     }
 #undef Q8A_CASE
 }
@@ -284,7 +286,7 @@ static void gemm_worker(void *arg, int ith, int nth) {
     (void)nth;
     const weight *W = j->W;
     uint8_t *panel = j->panels + (size_t)ith * j->panel_bytes;
-    const int step = j->kind == GEMM_F32 ? GEMM_NTF : GEMM_NT;
+    const int step = j->kind == GEMM_F32 ? GEMM_NTF : j->kind == GEMM_Q8A ? GEMM_NTA : GEMM_NTK;
     for (;;) {
         const int64_t p = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (p >= j->n_panels) break;
@@ -294,10 +296,16 @@ static void gemm_worker(void *arg, int ith, int nth) {
          * transpose hit L1 (row by row over a whole 150 KiB panel they missed it: 2x slower). */
         const int64_t units = j->kind == GEMM_F32 ? W->cols : j->kind == GEMM_Q8A ? W->cols / 32 : W->cols / QK_K;
         const int64_t chunk = j->kind == GEMM_F32 ? 64 : j->kind == GEMM_Q8A ? 8 : 1;
+        const uint64_t unit_bytes = W->row_bytes / (uint64_t)units;
         for (int64_t c0 = 0; c0 < units; c0 += chunk)
-            for (int r = 0; r < GEMM_PR; r++)
-                FN(gemm_pack_row)(W->type, r < nrows ? (const char *)W->data + (uint64_t)(r0 + r) * W->row_bytes : NULL,
-                                  W->cols, r, panel, c0, c0 + chunk < units ? c0 + chunk : units);
+            for (int r = 0; r < GEMM_PR; r++) {
+                const char *row = r < nrows ? (const char *)W->data + (uint64_t)(r0 + r) * W->row_bytes : NULL;
+                /* 32 short streams defeat the hardware prefetcher: fetch the chunk after next */
+                if (row && c0 + 2 * chunk < units)
+                    for (uint64_t o = 0; o < (uint64_t)chunk * unit_bytes; o += 64)
+                        _mm_prefetch(row + (uint64_t)(c0 + 2 * chunk) * unit_bytes + o, _MM_HINT_T0);
+                FN(gemm_pack_row)(W->type, row, W->cols, r, panel, c0, c0 + chunk < units ? c0 + chunk : units);
+            }
         for (int t0 = 0; t0 < j->n; t0 += step) {
             const int nt = j->n - t0 < step ? j->n - t0 : step;
             float *y = j->y + (size_t)t0 * W->rows + r0;

@@ -17,7 +17,8 @@
 #define GEMM_UNROLL _Pragma("GCC unroll 16")
 
 #define GEMM_PR 32   /* rows per panel: 2 zmm of 16 lanes                                   */
-#define GEMM_NT 4    /* tokens per quantized micro-tile: 8 int + 8 float accumulators + temps */
+#define GEMM_NTA 6   /* tokens per Q8A micro-tile: 12 int + 12 float accumulators + 5 temps   */
+#define GEMM_NTK 4   /* tokens per Q8K micro-tile: 3 x 8 accumulators (isum, sub-block, float) */
 #define GEMM_NTF 8   /* tokens per f32 micro-tile: 16 accumulators, 2 weight loads per 16 FMA */
 
 /* The 4 activation bytes at p as a broadcast dword (unaligned-safe). */
@@ -39,12 +40,12 @@ KFI void FN(store_rows)(float *y, __m512 v, int n) {
 KFI void FN(gemm_q8a_tile)(const uint8_t *wq, const float *dw, const float *mw, int nblk, const void *x, size_t xs,
                            const int32_t *aux, int aux_stride, const int NT, const int MIN, float *y, int64_t ys,
                            int nrows) {
-    __m512 fa[2][GEMM_NT];
+    __m512 fa[2][GEMM_NTA];
     GEMM_UNROLL
     for (int t = 0; t < NT; t++) fa[0][t] = fa[1][t] = _mm512_setzero_ps();
     for (int b = 0; b < nblk; b++) {
         const uint8_t *wb = wq + (size_t)b * 1024;
-        __m512i ia[2][GEMM_NT];
+        __m512i ia[2][GEMM_NTA];
         GEMM_UNROLL
         for (int t = 0; t < NT; t++) ia[0][t] = ia[1][t] = _mm512_setzero_si512();
         GEMM_UNROLL
@@ -96,18 +97,18 @@ KFI void FN(gemm_q8k_tile)(const uint8_t *wq, const int32_t *sc, const int32_t *
                            int nblk, const void *x, size_t xs, const int NT, const int NSUB, float *y, int64_t ys,
                            int nrows) {
     const int K4 = 64 / NSUB;   /* dwords of one sub-block */
-    __m512 fa[2][GEMM_NT];
+    __m512 fa[2][GEMM_NTK];
     GEMM_UNROLL
     for (int t = 0; t < NT; t++) fa[0][t] = fa[1][t] = _mm512_setzero_ps();
     for (int b = 0; b < nblk; b++) {
         const uint8_t *wb = wq + (size_t)b * 8192;
         const int32_t *scb = sc + (size_t)b * NSUB * GEMM_PR, *mpb = mp + (size_t)b * 8 * GEMM_PR;
-        __m512i is[2][GEMM_NT];
+        __m512i is[2][GEMM_NTK];
         GEMM_UNROLL
         for (int t = 0; t < NT; t++) is[0][t] = is[1][t] = _mm512_setzero_si512();
         GEMM_UNROLL
         for (int s = 0; s < NSUB; s++) {
-            __m512i ps[2][GEMM_NT];
+            __m512i ps[2][GEMM_NTK];
             GEMM_UNROLL
             for (int t = 0; t < NT; t++) ps[0][t] = ps[1][t] = _mm512_setzero_si512();
             GEMM_UNROLL
@@ -129,7 +130,7 @@ KFI void FN(gemm_q8k_tile)(const uint8_t *wq, const int32_t *sc, const int32_t *
                 is[1][t] = _mm512_add_epi32(is[1][t], _mm512_mullo_epi32(ps[1][t], s1));
             }
         }
-        __m512i ms[2][GEMM_NT];
+        __m512i ms[2][GEMM_NTK];
         GEMM_UNROLL
         for (int t = 0; t < NT; t++) ms[0][t] = ms[1][t] = _mm512_setzero_si512();
         GEMM_UNROLL
