@@ -287,25 +287,21 @@ static void gemm_worker(void *arg, int ith, int nth) {
     const weight *W = j->W;
     uint8_t *panel = j->panels + (size_t)ith * j->panel_bytes;
     const int step = j->kind == GEMM_F32 ? GEMM_NTF : j->kind == GEMM_Q8A ? GEMM_NTA : GEMM_NTK;
+    /* The panel is packed in chunks of ~32 KiB for all 32 rows: the dword stores of the transpose
+     * stay in L1 (row by row over a whole 150-600 KiB panel they missed it: 2x slower), and each
+     * row is still read in runs of 0.5-0.7 KiB (8 KiB chunks, 32 short streams, made the reads
+     * latency-bound: pack time 1.5x the F16 kernel's in the 0.5B model, 0.6x with 32 KiB). */
+    const int64_t units = j->kind == GEMM_F32 ? W->cols : j->kind == GEMM_Q8A ? W->cols / 32 : W->cols / QK_K;
+    const int64_t chunk = j->kind == GEMM_F32 ? 256 : j->kind == GEMM_Q8A ? 32 : 4;
     for (;;) {
         const int64_t p = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (p >= j->n_panels) break;
         const int64_t r0 = p * GEMM_PR;
         const int nrows = W->rows - r0 < GEMM_PR ? (int)(W->rows - r0) : GEMM_PR;
-        /* A chunk of ~8 KiB of panel at a time for all 32 rows, so the dword stores of the
-         * transpose hit L1 (row by row over a whole 150 KiB panel they missed it: 2x slower). */
-        const int64_t units = j->kind == GEMM_F32 ? W->cols : j->kind == GEMM_Q8A ? W->cols / 32 : W->cols / QK_K;
-        const int64_t chunk = j->kind == GEMM_F32 ? 64 : j->kind == GEMM_Q8A ? 8 : 1;
-        const uint64_t unit_bytes = W->row_bytes / (uint64_t)units;
         for (int64_t c0 = 0; c0 < units; c0 += chunk)
-            for (int r = 0; r < GEMM_PR; r++) {
-                const char *row = r < nrows ? (const char *)W->data + (uint64_t)(r0 + r) * W->row_bytes : NULL;
-                /* 32 short streams defeat the hardware prefetcher: fetch the chunk after next */
-                if (row && c0 + 2 * chunk < units)
-                    for (uint64_t o = 0; o < (uint64_t)chunk * unit_bytes; o += 64)
-                        _mm_prefetch(row + (uint64_t)(c0 + 2 * chunk) * unit_bytes + o, _MM_HINT_T0);
-                FN(gemm_pack_row)(W->type, row, W->cols, r, panel, c0, c0 + chunk < units ? c0 + chunk : units);
-            }
+            for (int r = 0; r < GEMM_PR; r++)
+                FN(gemm_pack_row)(W->type, r < nrows ? (const char *)W->data + (uint64_t)(r0 + r) * W->row_bytes : NULL,
+                                  W->cols, r, panel, c0, c0 + chunk < units ? c0 + chunk : units);
         for (int t0 = 0; t0 < j->n; t0 += step) {
             const int nt = j->n - t0 < step ? j->n - t0 : step;
             float *y = j->y + (size_t)t0 * W->rows + r0;
