@@ -2,7 +2,7 @@
  * the per-row path (cpu_matmul in 4-token calls, the method before it), interleaved, best of REPS.
  * W (rows x cols) = 2048 x 1536 (a 1.5B attention/ffn shape) against n = 128 tokens; prints
  * GMAC/s (rows*cols*n / CPU time of the one thread) and the max relative difference of the outputs.
- *   make build/bench/bench_gemm && ./build/bench/bench_gemm [REPS] */
+ *   make build/bench/bench_gemm && ./build/bench/bench_gemm [REPS [N]] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +30,7 @@ int main(int argc, char **argv) {
     const int reps = argc > 1 ? atoi(argv[1]) : 3;
     const uint32_t types[] = {QT_Q8_0, QT_Q5_0, QT_Q4_0, QT_Q4_1, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_F16, QT_BF16, QT_F32};
     const int64_t rows = 2048, cols = 1536;
-    const int n = 128;
+    const int n = argc > 2 ? atoi(argv[2]) : 128;
     const cpu_kernels *k = cpu_kernels_best();
     threadpool *tp;
     if (threadpool_new(1, &tp) != CODER_OK) return 1;
@@ -63,7 +63,8 @@ int main(int argc, char **argv) {
             if (cpu_gemm(tp, k, &W, x, n, y0) != CODER_OK) return 1;
             double t1 = now();
             for (int t4 = 0; t4 < n; t4 += 4)
-                if (cpu_matmul(tp, k, &W, x + (size_t)t4 * cols, 4, y1 + (size_t)t4 * rows, q, qb) != CODER_OK) return 1;
+                if (cpu_matmul(tp, k, &W, x + (size_t)t4 * cols, n - t4 < 4 ? n - t4 : 4, y1 + (size_t)t4 * rows, q, qb) != CODER_OK)
+                    return 1;
             double t2 = now();
             bg = t1 - t0 < bg ? t1 - t0 : bg;
             br = t2 - t1 < br ? t2 - t1 : br;

@@ -352,6 +352,11 @@ bool cpu_gemm_supports(const cpu_kernels *k, uint32_t type) {
 #endif
 }
 
+bool cpu_gemm_use(const cpu_kernels *k, uint32_t type, int n) {
+    if (!cpu_gemm_supports(k, type)) return false;
+    return n >= (cpu_act_format(type) == CPU_ACT_F32 ? 10 : CPU_QDOT_NT + 1);
+}
+
 coder_status cpu_gemm(threadpool *tp, const cpu_kernels *k, const weight *W, const float *x, int n, float *y) {
     if (!cpu_gemm_supports(k, W->type))
         return coder_fail(CODER_ERR_UNSUPPORTED, "gemm: no %s kernel for %s", k ? k->name : "?", quant_type_name(W->type));

@@ -104,8 +104,8 @@ TEST(every_type_level_shape_and_thread_count) {
             const int n = ns[(ti + ri) % 4];   /* every n meets every kind of type */
             uint8_t *wd = malloc(rb * (size_t)rows);
             float *x = malloc(sizeof(float) * (size_t)cols * n), *ref = malloc(sizeof(float) * (size_t)rows * n);
-            float *y[3], *deq = malloc(sizeof(float) * (size_t)cols);
-            for (int p = 0; p < 3; p++) y[p] = malloc(sizeof(float) * (size_t)rows * n);
+            float *y[4], *deq = malloc(sizeof(float) * (size_t)cols);   /* y[3]: cpu_gemm called directly */
+            for (int p = 0; p < 4; p++) y[p] = malloc(sizeof(float) * (size_t)rows * n);
             for (int64_t r = 0; r < rows; r++) fill_row(type, wd + (size_t)r * rb, cols);
             fill_x(x, cols * n);
             reference(type, wd, rb, rows, cols, x, n, ref);
@@ -117,6 +117,9 @@ TEST(every_type_level_shape_and_thread_count) {
                 if (!k) continue;
                 levels |= 1 << isa;
                 for (int p = 0; p < 3; p++) CHECK_OK(cpu_matmul(pools[p], k, &W, x, n, y[p], qbuf, qbytes));
+                /* the GEMM itself too where cpu_matmul keeps the per-row path for this n (F16 n < 10) */
+                const bool direct = cpu_gemm_supports(k, type) && !cpu_gemm_use(k, type, n);
+                if (direct) CHECK_OK(cpu_gemm(pools[1], k, &W, x, n, y[3]));
                 for (int t = 0; t < n; t++)
                     for (int64_t r = 0; r < rows; r++) {
                         const size_t i = (size_t)t * rows + (size_t)r;
@@ -125,10 +128,12 @@ TEST(every_type_level_shape_and_thread_count) {
                                   k->name, quant_type_name(type), (long long)rows, n, (long long)r, t, y[0][i], ref[i], tol);
                         CHECK_MSG(y[1][i] == y[0][i] && y[2][i] == y[0][i], "%s %s: threads 1/2/3 differ at row %lld tok %d",
                                   k->name, quant_type_name(type), (long long)r, t);
+                        CHECK_MSG(!direct || fabs((double)y[3][i] - ref[i]) <= tol, "%s %s n %d: cpu_gemm row %lld tok %d: %.9g vs %.9g",
+                                  k->name, quant_type_name(type), n, (long long)r, t, y[3][i], ref[i]);
                     }
             }
             coder_mfree_aligned(qbuf);
-            for (int p = 0; p < 3; p++) free(y[p]);
+            for (int p = 0; p < 4; p++) free(y[p]);
             free(wd), free(x), free(ref), free(deq);
         }
     }
@@ -178,6 +183,7 @@ TEST(unsupported_levels_say_so) {
     const weight W = {.type = QT_Q8_0, .rows = 1, .cols = 32, .row_bytes = 34, .data = NULL};
     CHECK(!cpu_gemm_supports(cpu_kernels_for(CPU_ISA_SCALAR), QT_Q8_0));
     CHECK(!cpu_gemm_supports(cpu_kernels_best(), QT_Q2_K));
+    CHECK(!cpu_gemm_use(cpu_kernels_best(), QT_Q8_0, 4));   /* decode stays on the per-row path */
     CHECK_STATUS(cpu_gemm(NULL, cpu_kernels_for(CPU_ISA_SCALAR), &W, NULL, 5, NULL), CODER_ERR_UNSUPPORTED);
 }
 
