@@ -10,8 +10,10 @@
  *
  * Cost model (0.5B, pp128): 46 GMAC per prompt; the kernels do 512 int8 MACs per 8 vpdpbusd
  * plus ~4 ops of scale handling per block and token.
- * Only the AVX-512 VNNI level has a GEMM; the other levels (and types without a panel format)
- * keep the per-row qdot path, which is also the scalar reference the tests compare with. */
+ * Levels: AVX-512 VNNI has every kind; AVX2 only the f32 panel (F16/BF16/F32 weights); the
+ * others, and the scalar level, keep the per-row qdot path - the reference the tests compare with.
+ * Scratch (panels, quantized activations) is allocated per prefill matmul (decode never comes
+ * here); glibc reuses the freed block after the first call, so there are no page faults per call. */
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -211,6 +213,7 @@ KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int64_t cols, int r, 
 typedef struct gemm_job {
     const weight *W;
     gemm_kind kind;
+    cpu_isa isa;              /* AVX512: every kind; AVX2: GEMM_F32 only                      */
     const void *x;            /* quantized rows xs bytes apart, or the f32 rows              */
     size_t xs;
     const int32_t *aux;       /* [n][cols/32] OFF*sum(qx) for Q8A types                       */
@@ -281,12 +284,80 @@ KFN void FN(gemm_f32_run)(const gemm_job *j, const uint8_t *panel, int t0, int n
     }
 }
 
+/* ---- AVX2 + FMA + F16C: the f32 panel only (the integer kinds need VNNI's u8 x s8 -> s32 without
+ * the saturation of maddubs; without it they keep the per-row path). Same panel layout; a micro-
+ * tile is 16 rows (2 ymm) x 6 tokens: 12 accumulators of the 16 ymm registers. */
+#define KFN2 static __attribute__((target("avx2,fma,f16c")))
+#define KFI2 static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+#define GEMM_NT2 6
+
+KFN2 void gemm_pack_f32_avx2(uint32_t type, const void *row, int r, uint8_t *panel, int64_t c0, int64_t c1) {
+    float *wf = (float *)panel + r;
+    float v[8];
+    int64_t k = c0;
+    for (; row && k + 8 <= c1; k += 8) {
+        const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + k));
+        _mm256_storeu_ps(v, type == QT_F32 ? _mm256_loadu_ps((const float *)row + k)
+                            : type == QT_F16 ? _mm256_cvtph_ps(h)
+                                             : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+        for (int i = 0; i < 8; i++) wf[(k + i) * GEMM_PR] = v[i];
+    }
+    for (; k < c1; k++)
+        wf[k * GEMM_PR] = !row ? 0.0f : type == QT_F32 ? ((const float *)row)[k]
+                        : type == QT_F16 ? _cvtsh_ss(((const uint16_t *)row)[k]) : bf16_to_fp32(((const uint16_t *)row)[k]);
+}
+
+/* Stores the 8 row lanes of v to y[0..n) (n may be <= 0 or < 8: the panel's row tail). */
+KFI2 void gemm_store8_avx2(float *y, __m256 v, int n) {
+    if (n >= 8) _mm256_storeu_ps(y, v);
+    else if (n > 0) _mm256_maskstore_ps(y, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), v);
+}
+
+KFI2 void gemm_f32_tile_avx2(const float *wf, int64_t cols, const float *x, size_t xs, const int NT, float *y, int64_t ys,
+                             int nrows) {
+    const size_t xf = xs / sizeof(float);
+    for (int h = 0; h < 2; h++) {   /* rows 16h .. 16h+15 of the panel */
+        __m256 fa[2][GEMM_NT2];
+        GEMM_UNROLL
+        for (int t = 0; t < NT; t++) fa[0][t] = fa[1][t] = _mm256_setzero_ps();
+        for (int64_t k = 0; k < cols; k++) {
+            const __m256 w0 = _mm256_loadu_ps(wf + k * GEMM_PR + 16 * h), w1 = _mm256_loadu_ps(wf + k * GEMM_PR + 16 * h + 8);
+            GEMM_UNROLL
+            for (int t = 0; t < NT; t++) {
+                const __m256 xv = _mm256_broadcast_ss(x + (size_t)t * xf + (size_t)k);
+                fa[0][t] = _mm256_fmadd_ps(w0, xv, fa[0][t]);
+                fa[1][t] = _mm256_fmadd_ps(w1, xv, fa[1][t]);
+            }
+        }
+        GEMM_UNROLL
+        for (int t = 0; t < NT; t++) {
+            gemm_store8_avx2(y + (size_t)t * ys + 16 * h, fa[0][t], nrows - 16 * h);
+            gemm_store8_avx2(y + (size_t)t * ys + 16 * h + 8, fa[1][t], nrows - 16 * h - 8);
+        }
+    }
+}
+
+KFN2 void gemm_f32_run_avx2(const gemm_job *j, const uint8_t *panel, int t0, int nt, int nrows, float *y) {
+    const float *x = (const float *)((const char *)j->x + (size_t)t0 * j->xs);
+    const float *wf = (const float *)panel;
+    const int64_t cols = j->W->cols, ys = j->W->rows;
+    switch (nt) {
+    case 1: gemm_f32_tile_avx2(wf, cols, x, j->xs, 1, y, ys, nrows); break;
+    case 2: gemm_f32_tile_avx2(wf, cols, x, j->xs, 2, y, ys, nrows); break;
+    case 3: gemm_f32_tile_avx2(wf, cols, x, j->xs, 3, y, ys, nrows); break;
+    case 4: gemm_f32_tile_avx2(wf, cols, x, j->xs, 4, y, ys, nrows); break;
+    case 5: gemm_f32_tile_avx2(wf, cols, x, j->xs, 5, y, ys, nrows); break;
+    default: gemm_f32_tile_avx2(wf, cols, x, j->xs, 6, y, ys, nrows); break;
+    }
+}
+
 static void gemm_worker(void *arg, int ith, int nth) {
     gemm_job *j = arg;
     (void)nth;
     const weight *W = j->W;
     uint8_t *panel = j->panels + (size_t)ith * j->panel_bytes;
-    const int step = j->kind == GEMM_F32 ? GEMM_NTF : j->kind == GEMM_Q8A ? GEMM_NTA : GEMM_NTK;
+    const bool avx2 = j->isa == CPU_ISA_AVX2;
+    const int step = avx2 ? GEMM_NT2 : j->kind == GEMM_F32 ? GEMM_NTF : j->kind == GEMM_Q8A ? GEMM_NTA : GEMM_NTK;
     /* The panel is packed in chunks of ~32 KiB for all 32 rows: the dword stores of the transpose
      * stay in L1 (row by row over a whole 150-600 KiB panel they missed it: 2x slower), and each
      * row is still read in runs of 0.5-0.7 KiB (8 KiB chunks, 32 short streams, made the reads
@@ -299,13 +370,17 @@ static void gemm_worker(void *arg, int ith, int nth) {
         const int64_t r0 = p * GEMM_PR;
         const int nrows = W->rows - r0 < GEMM_PR ? (int)(W->rows - r0) : GEMM_PR;
         for (int64_t c0 = 0; c0 < units; c0 += chunk)
-            for (int r = 0; r < GEMM_PR; r++)
-                FN(gemm_pack_row)(W->type, r < nrows ? (const char *)W->data + (uint64_t)(r0 + r) * W->row_bytes : NULL,
-                                  W->cols, r, panel, c0, c0 + chunk < units ? c0 + chunk : units);
+            for (int r = 0; r < GEMM_PR; r++) {
+                const void *row = r < nrows ? (const char *)W->data + (uint64_t)(r0 + r) * W->row_bytes : NULL;
+                const int64_t c1 = c0 + chunk < units ? c0 + chunk : units;
+                if (avx2) gemm_pack_f32_avx2(W->type, row, r, panel, c0, c1);
+                else FN(gemm_pack_row)(W->type, row, W->cols, r, panel, c0, c1);
+            }
         for (int t0 = 0; t0 < j->n; t0 += step) {
             const int nt = j->n - t0 < step ? j->n - t0 : step;
             float *y = j->y + (size_t)t0 * W->rows + r0;
-            if (j->kind == GEMM_Q8A) FN(gemm_q8a_run)(j, panel, t0, nt, nrows, y);
+            if (avx2) gemm_f32_run_avx2(j, panel, t0, nt, nrows, y);
+            else if (j->kind == GEMM_Q8A) FN(gemm_q8a_run)(j, panel, t0, nt, nrows, y);
             else if (j->kind == GEMM_Q8K) FN(gemm_q8k_run)(j, panel, t0, nt, nrows, y);
             else FN(gemm_f32_run)(j, panel, t0, nt, nrows, y);
         }
@@ -344,7 +419,8 @@ static void gemm_quant_worker(void *arg, int ith, int nth) {
 
 bool cpu_gemm_supports(const cpu_kernels *k, uint32_t type) {
 #ifdef GEMM_HAVE_X86
-    return k && k->isa == CPU_ISA_AVX512 && type < QT_COUNT && gemm_kind_of(type) != GEMM_NONE;
+    if (!k || type >= QT_COUNT) return false;
+    return k->isa == CPU_ISA_AVX512 ? gemm_kind_of(type) != GEMM_NONE : k->isa == CPU_ISA_AVX2 && gemm_kind_of(type) == GEMM_F32;
 #else
     (void)k;
     (void)type;
@@ -375,7 +451,7 @@ coder_status cpu_gemm(threadpool *tp, const cpu_kernels *k, const weight *W, con
     const size_t bytes = pb * (size_t)nth + xs * (size_t)n + aux_bytes;
     uint8_t *buf = coder_malloc_aligned(bytes, 64);
     if (!buf) return coder_fail(CODER_ERR_NOMEM, "gemm: %zu bytes of scratch", bytes);
-    gemm_job j = {.W = W, .kind = kind, .y = y, .n = n, .panels = buf, .panel_bytes = pb};
+    gemm_job j = {.W = W, .kind = kind, .isa = k->isa, .y = y, .n = n, .panels = buf, .panel_bytes = pb};
     j.n_panels = (W->rows + GEMM_PR - 1) / GEMM_PR;
     atomic_init(&j.next, 0);
     if (act == CPU_ACT_F32) {

@@ -4,8 +4,8 @@
 
 #include "cpu.h"
 
-/* True when kernel level k has a GEMM for weight type `type` (AVX-512 VNNI, every type with a
- * qdot kernel); cpu_matmul uses it for n > CPU_QDOT_NT tokens. */
+/* True when kernel level k has a GEMM for weight type `type`: AVX-512 VNNI every type with a qdot
+ * kernel, AVX2 F16/BF16/F32; the scalar level none. */
 bool cpu_gemm_supports(const cpu_kernels *k, uint32_t type);
 
 /* True when cpu_matmul should take the GEMM for n tokens: supported, and n above the point where
