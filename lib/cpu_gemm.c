@@ -284,9 +284,10 @@ KFN void FN(gemm_f32_run)(const gemm_job *j, const uint8_t *panel, int t0, int n
     }
 }
 
-/* ---- AVX2 + FMA + F16C: the f32 panel only (the integer kinds need VNNI's u8 x s8 -> s32 without
- * the saturation of maddubs; without it they keep the per-row path). Same panel layout; a micro-
- * tile is 16 rows (2 ymm) x 6 tokens: 12 accumulators of the 16 ymm registers. */
+/* ---- AVX2 + FMA + F16C: the f32 panel only. The integer kinds are not done at this level yet
+ * (without VNNI each 4 products cost maddubs + madd + add, and Q8_0's q + 128 would saturate
+ * maddubs); they keep the per-row path. Same panel layout; a micro-tile is 16 rows (2 ymm) x 6
+ * tokens: 12 accumulators of the 16 ymm registers. */
 #define KFN2 static __attribute__((target("avx2,fma,f16c")))
 #define KFI2 static inline __attribute__((always_inline, target("avx2,fma,f16c")))
 #define GEMM_NT2 6
@@ -455,7 +456,8 @@ coder_status cpu_gemm(threadpool *tp, const cpu_kernels *k, const weight *W, con
     const gemm_kind kind = gemm_kind_of(W->type);
     const cpu_act act = cpu_act_format(W->type);
     const int64_t blk = act == CPU_ACT_Q8A ? 32 : act == CPU_ACT_Q8K ? QK_K : 1;
-    if (W->cols % blk != 0 || n < 1)
+    if (n < 1) return coder_fail(CODER_ERR_INTERNAL, "gemm: %d tokens", n);
+    if (W->cols % blk != 0)
         return coder_fail(CODER_ERR_FORMAT, "gemm: %lld columns of %s are not a multiple of %lld", (long long)W->cols,
                           quant_type_name(W->type), (long long)blk);
     const int nth = threadpool_size(tp);
