@@ -7,8 +7,10 @@
  *   wq[block][rv][k/4][lane][k%4]   unsigned 8-bit weights q (w = scale * (q - offset) + min)
  * A dword of activations (4 columns of one token) is broadcast and vpdpbusd adds q.x for 16
  * rows at once: no horizontal sums, each weight load feeds NT tokens, each broadcast 2 vectors.
- * The per-block scales (one float per row) are applied with one FMA per block and token; the
- * integer sums per block are the scalar reference's exactly (bounds at each kernel).
+ * The per-block scales (one float per row) are applied per block and token with the scalar
+ * reference's float operations in its order (mul, then add; no FMA), and the integer block sums
+ * are the reference's exactly (bounds at each kernel): the integer types are bit-identical to the
+ * scalar reference (test_cpu_gemm checks ==), whatever the batch size, tile or thread.
  * F16/BF16/F32 weights are converted to an f32 panel wf[k][32 rows] and multiplied with
  * broadcast f32 activations (FMA; exact within float rounding of the sum order). */
 
@@ -69,16 +71,19 @@ KFI void FN(gemm_q8a_tile)(const uint8_t *wq, const float *dw, const float *mw, 
                 ia[0][t] = _mm512_sub_epi32(ia[0][t], off);
                 ia[1][t] = _mm512_sub_epi32(ia[1][t], off);
             }
-            fa[0][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[0][t]), _mm512_mul_ps(d0, dx), fa[0][t]);
-            fa[1][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[1][t]), _mm512_mul_ps(d1, dx), fa[1][t]);
+            /* y += (dw*dx)*isum [+ m*ds]: the scalar reference's operations in its order (no FMA),
+             * so the GEMM is bit-identical to it */
+            __m512 u0 = _mm512_mul_ps(_mm512_mul_ps(d0, dx), _mm512_cvtepi32_ps(ia[0][t]));
+            __m512 u1 = _mm512_mul_ps(_mm512_mul_ps(d1, dx), _mm512_cvtepi32_ps(ia[1][t]));
             if (MIN) {
                 const __m512 ds = _mm512_set1_ps(xb->ds);
-                fa[0][t] = _mm512_fmadd_ps(_mm512_loadu_ps(mw + (size_t)b * GEMM_PR), ds, fa[0][t]);
-                fa[1][t] = _mm512_fmadd_ps(_mm512_loadu_ps(mw + (size_t)b * GEMM_PR + 16), ds, fa[1][t]);
+                u0 = _mm512_add_ps(u0, _mm512_mul_ps(_mm512_loadu_ps(mw + (size_t)b * GEMM_PR), ds));
+                u1 = _mm512_add_ps(u1, _mm512_mul_ps(_mm512_loadu_ps(mw + (size_t)b * GEMM_PR + 16), ds));
             }
+            fa[0][t] = _mm512_add_ps(fa[0][t], u0);
+            fa[1][t] = _mm512_add_ps(fa[1][t], u1);
         }
     }
-    GEMM_UNROLL
     for (int t = 0; t < NT; t++) {
         FN(store_rows)(y + (size_t)t * ys, fa[0][t], nrows);
         FN(store_rows)(y + (size_t)t * ys + 16, fa[1][t], nrows - 16);
@@ -154,15 +159,17 @@ KFI void FN(gemm_q8k_tile)(const uint8_t *wq, const int32_t *sc, const int32_t *
                 is[0][t] = _mm512_sub_epi32(is[0][t], _mm512_slli_epi32(ms[0][t], 5));
                 is[1][t] = _mm512_sub_epi32(is[1][t], _mm512_slli_epi32(ms[1][t], 5));
             }
-            fa[0][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[0][t]), _mm512_mul_ps(d0, dx), fa[0][t]);
-            fa[1][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[1][t]), _mm512_mul_ps(d1, dx), fa[1][t]);
+            /* y += (d*dx)*isum [- (dmin*dx)*msum]: the scalar reference's order, bit-identical */
+            __m512 u0 = _mm512_mul_ps(_mm512_mul_ps(d0, dx), _mm512_cvtepi32_ps(is[0][t]));
+            __m512 u1 = _mm512_mul_ps(_mm512_mul_ps(d1, dx), _mm512_cvtepi32_ps(is[1][t]));
             if (NSUB == 8) {
-                fa[0][t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms[0][t]), _mm512_mul_ps(n0, dx), fa[0][t]);
-                fa[1][t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ms[1][t]), _mm512_mul_ps(n1, dx), fa[1][t]);
+                u0 = _mm512_sub_ps(u0, _mm512_mul_ps(_mm512_mul_ps(n0, dx), _mm512_cvtepi32_ps(ms[0][t])));
+                u1 = _mm512_sub_ps(u1, _mm512_mul_ps(_mm512_mul_ps(n1, dx), _mm512_cvtepi32_ps(ms[1][t])));
             }
+            fa[0][t] = _mm512_add_ps(fa[0][t], u0);
+            fa[1][t] = _mm512_add_ps(fa[1][t], u1);
         }
     }
-    GEMM_UNROLL
     for (int t = 0; t < NT; t++) {
         FN(store_rows)(y + (size_t)t * ys, fa[0][t], nrows);
         FN(store_rows)(y + (size_t)t * ys + 16, fa[1][t], nrows - 16);

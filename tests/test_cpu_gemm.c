@@ -1,9 +1,10 @@
 /* test_cpu_gemm.c - the prefill GEMM (lib/cpu_gemm.c, reached through cpu_matmul for n > 4):
  *   - every weight type at every kernel level this CPU has, n = 5, 7, 33, 130 tokens, row counts
  *     that are not multiples of the 32-row panel (1, 31, 45), against the scalar reference: the
- *     scalar quantizer and the scalar per-row qdot kernel, one token at a time. The integer block
- *     sums are exact on every path, so the only difference is the float order of the per-block
- *     terms: |y - ref| <= 1e-5 * sum_i |w_i x_i| (float64, dequantized weights) + 1e-6.
+ *     scalar quantizer and the scalar per-row qdot kernel, one token at a time. The integer types'
+ *     GEMM must equal it bit for bit (same integer block sums, same float operations in the same
+ *     order); the per-row SIMD paths and the f32 GEMM only within float reordering:
+ *     |y - ref| <= 1e-5 * sum_i |w_i x_i| (float64, dequantized weights) + 1e-6.
  *   - thread counts 1, 2, 3 give bit-identical outputs;
  *   - a NaN or Inf activation makes every output of its token NaN (the poisoned block scale,
  *     cpu_qdot_impl.h; F32/F16/BF16 weights: non-finite), the other tokens stay as the reference;
@@ -119,11 +120,16 @@ TEST(every_type_level_shape_and_thread_count) {
                 for (int p = 0; p < 3; p++) CHECK_OK(cpu_matmul(pools[p], k, &W, x, n, y[p], qbuf, qbytes));
                 /* the GEMM itself too where cpu_matmul keeps the per-row path for this n (F16 n < 10) */
                 const bool direct = cpu_gemm_supports(k, type) && !cpu_gemm_use(k, type, n);
+                /* the integer types' GEMM does the scalar reference's operations in its order */
+                const bool exact = cpu_gemm_use(k, type, n) && cpu_act_format(type) != CPU_ACT_F32;
                 if (direct) CHECK_OK(cpu_gemm(pools[1], k, &W, x, n, y[3]));
                 for (int t = 0; t < n; t++)
                     for (int64_t r = 0; r < rows; r++) {
                         const size_t i = (size_t)t * rows + (size_t)r;
                         const double tol = 1e-5 * magnitude(type, wd + (size_t)r * rb, x + (size_t)t * cols, cols, deq) + 1e-6;
+                        if (exact)
+                            CHECK_MSG(memcmp(&y[0][i], &ref[i], sizeof(float)) == 0, "%s %s rows %lld n %d: row %lld tok %d: %.9g, want exactly %.9g",
+                                      k->name, quant_type_name(type), (long long)rows, n, (long long)r, t, y[0][i], ref[i]);
                         CHECK_MSG(fabs((double)y[0][i] - ref[i]) <= tol, "%s %s rows %lld n %d: row %lld tok %d: %.9g vs %.9g (tol %g)",
                                   k->name, quant_type_name(type), (long long)rows, n, (long long)r, t, y[0][i], ref[i], tol);
                         CHECK_MSG(y[1][i] == y[0][i] && y[2][i] == y[0][i], "%s %s: threads 1/2/3 differ at row %lld tok %d",
