@@ -1,0 +1,492 @@
+/* cpu_gemm.c - the prefill matmul (n > CPU_QDOT_NT tokens): y[t] = W x[t] as a register-blocked
+ * GEMM. W (rows, cols) @ x [n][cols] -> y [n][rows].
+ *
+ * Method: threads take panels of GEMM_PR = 32 weight rows (atomic counter; the outputs do not
+ * depend on which thread computed them). A panel is unpacked once per matmul into a layout where
+ * one zmm lane is one row (cpu_gemm_impl.h) and is then reused from L1/L2 by every token: the
+ * micro-kernel keeps 32 rows x 6 tokens (x 4 for K-quants, x 8 for f32 panels) of accumulators in registers over
+ * the whole K loop, so a weight byte is unpacked once per matmul (was: once per 4 tokens) and
+ * there are no per-row horizontal sums. Activations are quantized once, as in cpu_matmul.c.
+ *
+ * Cost model (0.5B, pp128): 46 GMAC per prompt; the kernels do 512 int8 MACs per 8 vpdpbusd
+ * plus ~4 ops of scale handling per block and token.
+ * Levels: AVX-512 VNNI has every kind; AVX2 only the f32 panel (F16/BF16/F32 weights); the
+ * others, and the scalar level, keep the per-row qdot path - the reference the tests compare with.
+ * Scratch (panels, quantized activations) is allocated per prefill matmul (decode never comes
+ * here); glibc reuses the freed block after the first call, so there are no page faults per call. */
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define GEMM_HAVE_X86 1
+#endif
+
+#include "cpu.h"
+#include "cpu_gemm.h"
+
+#ifdef GEMM_HAVE_X86
+#define FN(name) name##_avx512
+#define KFN static __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#define KFI static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#include "cpu_gemm_impl.h"
+
+typedef enum gemm_kind { GEMM_NONE, GEMM_Q8A, GEMM_Q8K, GEMM_F32 } gemm_kind;
+
+static gemm_kind gemm_kind_of(uint32_t type) {
+    switch (type) {
+    case QT_Q8_0: case QT_Q4_0: case QT_Q5_0: case QT_Q4_1: case QT_Q5_1: return GEMM_Q8A;
+    case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: return GEMM_Q8K;
+    case QT_F16: case QT_BF16: case QT_F32: return GEMM_F32;
+    default: return GEMM_NONE;
+    }
+}
+
+/* Offset subtracted from the stored unsigned weight (0: the type has a min instead). */
+static int gemm_offset(uint32_t type) {
+    return type == QT_Q8_0 ? 128 : type == QT_Q4_0 ? 8 : type == QT_Q5_0 ? 16 : 0;
+}
+
+/* Bytes of one thread's panel for cols columns (64-byte multiples per array). */
+#define ALIGN64(v) (((v) + 63) & ~(size_t)63)
+static size_t gemm_panel_bytes(gemm_kind kind, int64_t cols) {
+    const size_t pr = GEMM_PR;
+    switch (kind) {
+    case GEMM_Q8A: { const size_t nb = (size_t)cols / 32; return ALIGN64(nb * 1024) + 2 * ALIGN64(nb * pr * 4); }
+    case GEMM_Q8K: { const size_t nb = (size_t)cols / QK_K; return ALIGN64(nb * 8192) + ALIGN64(nb * 16 * pr * 4) + ALIGN64(nb * 8 * pr * 4) + 2 * ALIGN64(nb * pr * 4); }
+    case GEMM_F32: return ALIGN64((size_t)cols * pr * 4);
+    default: return 0;
+    }
+}
+
+static void gemm_k_scale_min(int j, const uint8_t *s, int *sc, int *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+/* Writes the nq unpacked bytes q (element order) to one lane of the panel: dword e/4 of the lane
+ * goes 64 bytes after dword e/4 - 1 (dst already points at the lane). One 32-bit store per 4
+ * weights: the unpacking is SIMD, only this transpose is scalar (measured: the byte-wise
+ * version took 3x the kernel's time at n = 128). */
+KFI void FN(gemm_put_lane)(uint8_t *dst, const uint8_t *q, int nq) {
+    for (int e4 = 0; e4 < nq / 4; e4++) memcpy(dst + 64 * e4, q + 4 * e4, 4);
+}
+
+/* 16 packed bytes -> 32 nibbles: low nibbles (elements 0..15) then high nibbles (16..31). */
+KFI __m256i FN(gemm_nibbles)(const uint8_t *p) {
+    const __m128i raw = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+}
+/* bit j of the 32-bit word at p -> 0x10 in byte j (the fifth bit of Q5_0/Q5_1 element j). */
+KFI __m256i FN(gemm_bits)(const uint8_t *p) {
+    uint32_t b;
+    memcpy(&b, p, 4);
+    return _mm256_maskz_mov_epi8((__mmask32)b, _mm256_set1_epi8(0x10));
+}
+
+/* Unpacks blocks [b0, b1) of weight row `row` (NULL: a padding row, all zero) into lane r of a
+ * panel; for F32 panels b0, b1 are columns (b0 a multiple of 16). */
+KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int64_t cols, int r, uint8_t *panel, int64_t b0, int64_t b1) {
+    const gemm_kind kind = gemm_kind_of(type);
+    const int lane = r & 15, rv = r >> 4;
+    if (kind == GEMM_F32) {
+        float *wf = (float *)panel + r;
+        float v[16];
+        int64_t k = b0;
+        for (; row && k + 16 <= b1; k += 16) {
+            const __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)row + k));
+            _mm512_storeu_ps(v, type == QT_F32 ? _mm512_loadu_ps((const float *)row + k)
+                                : type == QT_F16 ? _mm512_cvtph_ps(h)
+                                                 : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+            for (int i = 0; i < 16; i++) wf[(k + i) * GEMM_PR] = v[i];
+        }
+        for (; k < b1; k++)
+            wf[k * GEMM_PR] = !row ? 0.0f : type == QT_F32 ? ((const float *)row)[k]
+                            : type == QT_F16 ? _cvtsh_ss(((const uint16_t *)row)[k]) : bf16_to_fp32(((const uint16_t *)row)[k]);
+        return;
+    }
+    if (kind == GEMM_Q8A) {
+        const size_t nb = (size_t)cols / 32;
+        float *dw = (float *)(panel + ALIGN64(nb * 1024)), *mw = dw + ALIGN64(nb * GEMM_PR * 4) / 4;
+        uint8_t q[32];
+        for (size_t b = (size_t)b0; b < (size_t)b1; b++) {
+            __m256i v = _mm256_setzero_si256();
+            float d = 0, m = 0;
+            if (!row) {
+            } else if (type == QT_Q8_0) {
+                const block_q8_0 *x = (const block_q8_0 *)row + b;
+                v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x->qs), _mm256_set1_epi8((char)0x80));   /* q + 128 */
+                d = _cvtsh_ss(x->d);
+            } else if (type == QT_Q4_0) {
+                const block_q4_0 *x = (const block_q4_0 *)row + b;
+                v = FN(gemm_nibbles)(x->qs), d = _cvtsh_ss(x->d);
+            } else if (type == QT_Q4_1) {
+                const block_q4_1 *x = (const block_q4_1 *)row + b;
+                v = FN(gemm_nibbles)(x->qs), d = _cvtsh_ss(x->d), m = _cvtsh_ss(x->m);
+            } else if (type == QT_Q5_0) {
+                const block_q5_0 *x = (const block_q5_0 *)row + b;
+                v = _mm256_or_si256(FN(gemm_nibbles)(x->qs), FN(gemm_bits)(x->qh)), d = _cvtsh_ss(x->d);
+            } else {
+                const block_q5_1 *x = (const block_q5_1 *)row + b;
+                v = _mm256_or_si256(FN(gemm_nibbles)(x->qs), FN(gemm_bits)(x->qh)), d = _cvtsh_ss(x->d), m = _cvtsh_ss(x->m);
+            }
+            _mm256_storeu_si256((__m256i *)q, v);
+            FN(gemm_put_lane)(panel + b * 1024 + (size_t)rv * 512 + (size_t)lane * 4, q, 32);
+            dw[b * GEMM_PR + (size_t)r] = d;
+            mw[b * GEMM_PR + (size_t)r] = m;
+        }
+        return;
+    }
+    /* GEMM_Q8K */
+    const size_t nb = (size_t)cols / QK_K;
+    int32_t *sc = (int32_t *)(panel + ALIGN64(nb * 8192));
+    int32_t *mp = sc + ALIGN64(nb * 16 * GEMM_PR * 4) / 4;
+    float *dd = (float *)(mp + ALIGN64(nb * 8 * GEMM_PR * 4) / 4), *dm = dd + ALIGN64(nb * GEMM_PR * 4) / 4;
+    const int nsub = type == QT_Q6_K ? 16 : 8;
+    const __m256i lo4 = _mm256_set1_epi8(0x0F);
+    uint8_t q[QK_K];
+    for (size_t b = (size_t)b0; b < (size_t)b1; b++) {
+        uint8_t *dst = panel + b * 8192 + (size_t)rv * 4096 + (size_t)lane * 4;
+        int32_t *scb = sc + b * (size_t)nsub * GEMM_PR + r, *mpb = mp + b * 8 * GEMM_PR + r;
+        float d = 0, dmin = 0;
+        if (!row) {
+            memset(q, 0, sizeof q);
+            for (int s = 0; s < nsub; s++) scb[s * GEMM_PR] = 0;
+            for (int i = 0; i < 8; i++) mpb[i * GEMM_PR] = 0;
+        } else if (type == QT_Q6_K) {
+            const block_q6_k *x = (const block_q6_k *)row + b;
+            const __m256i hi2 = _mm256_set1_epi8(0x30);
+            for (int h = 0; h < 2; h++) {   /* elements 128h + 32g + l (as cpu_qdot_impl.h qb_q6_k) */
+                const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h));
+                const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h + 32));
+                const __m256i qh = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * h));
+                uint8_t *o = q + 128 * h;
+                _mm256_storeu_si256((__m256i *)o, _mm256_or_si256(_mm256_and_si256(ql0, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), hi2)));
+                _mm256_storeu_si256((__m256i *)(o + 32), _mm256_or_si256(_mm256_and_si256(ql1, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), hi2)));
+                _mm256_storeu_si256((__m256i *)(o + 64), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), lo4), _mm256_and_si256(qh, hi2)));
+                _mm256_storeu_si256((__m256i *)(o + 96), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), lo4),
+                                                                         _mm256_and_si256(_mm256_srli_epi16(qh, 2), hi2)));
+            }
+            for (int s = 0; s < 16; s++) scb[s * GEMM_PR] = x->scales[s];
+            for (int i = 0; i < 8; i++)
+                mpb[i * GEMM_PR] = (int32_t)((uint32_t)(uint16_t)x->scales[2 * i] | ((uint32_t)(uint16_t)x->scales[2 * i + 1] << 16));
+            d = _cvtsh_ss(x->d);
+        } else {
+            const uint8_t *scales, *qs, *qhp = NULL;
+            if (type == QT_Q4_K) {
+                const block_q4_k *x = (const block_q4_k *)row + b;
+                scales = x->scales, qs = x->qs, d = _cvtsh_ss(x->d), dmin = _cvtsh_ss(x->dmin);
+            } else {
+                const block_q5_k *x = (const block_q5_k *)row + b;
+                scales = x->scales, qs = x->qs, qhp = x->qh, d = _cvtsh_ss(x->d), dmin = _cvtsh_ss(x->dmin);
+            }
+            const __m256i qh = qhp ? _mm256_loadu_si256((const __m256i *)qhp) : _mm256_setzero_si256();
+            for (int j2 = 0; j2 < 4; j2++) {   /* sub-blocks 2*j2 (low nibbles), 2*j2+1 (high) */
+                const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * j2));
+                __m256i a = _mm256_and_si256(raw, lo4), c = _mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4);
+                if (qhp) {   /* bit j of qh[l]: the fifth bit of element l of sub-block j */
+                    const __m256i b4 = _mm256_set1_epi8(0x10);
+                    a = _mm256_or_si256(a, _mm256_maskz_mov_epi8(_mm256_test_epi8_mask(qh, _mm256_set1_epi8((char)(1 << (2 * j2)))), b4));
+                    c = _mm256_or_si256(c, _mm256_maskz_mov_epi8(_mm256_test_epi8_mask(qh, _mm256_set1_epi8((char)(2 << (2 * j2)))), b4));
+                }
+                _mm256_storeu_si256((__m256i *)(q + 64 * j2), a);
+                _mm256_storeu_si256((__m256i *)(q + 64 * j2 + 32), c);
+            }
+            for (int j = 0; j < 8; j++) {
+                int s, m;
+                gemm_k_scale_min(j, scales, &s, &m);
+                scb[j * GEMM_PR] = s;
+                mpb[j * GEMM_PR] = (int32_t)((uint32_t)m | ((uint32_t)m << 16));
+            }
+        }
+        FN(gemm_put_lane)(dst, q, QK_K);
+        dd[b * GEMM_PR + (size_t)r] = d;
+        dm[b * GEMM_PR + (size_t)r] = dmin;
+    }
+}
+
+typedef struct gemm_job {
+    const weight *W;
+    gemm_kind kind;
+    cpu_isa isa;              /* AVX512: every kind; AVX2: GEMM_F32 only                      */
+    const void *x;            /* quantized rows xs bytes apart, or the f32 rows              */
+    size_t xs;
+    const int32_t *aux;       /* [n][cols/32] OFF*sum(qx) for Q8A types                       */
+    float *y;                 /* [n][rows]                                                    */
+    int n;
+    uint8_t *panels;          /* one panel per thread, panel_bytes apart                     */
+    size_t panel_bytes;
+    int64_t n_panels;
+    atomic_llong next;
+} gemm_job;
+
+/* NT as a compile-time constant for each token-tail size. */
+KFN void FN(gemm_q8a_run)(const gemm_job *j, const uint8_t *panel, int t0, int nt, int nrows, float *y) {
+    const int64_t cols = j->W->cols;
+    const size_t nb = (size_t)cols / 32;
+    const float *dw = (const float *)(panel + ALIGN64(nb * 1024)), *mw = dw + ALIGN64(nb * GEMM_PR * 4) / 4;
+    const void *x = (const char *)j->x + (size_t)t0 * j->xs;
+    const int32_t *aux = j->aux + (size_t)t0 * nb;
+    const int min = gemm_offset(j->W->type) == 0;
+    const int64_t ys = j->W->rows;
+#define Q8A_CASE(NT)                                                                                        \
+    if (min) FN(gemm_q8a_tile)(panel, dw, mw, (int)nb, x, j->xs, aux, (int)nb, NT, 1, y, ys, nrows);        \
+    else FN(gemm_q8a_tile)(panel, dw, mw, (int)nb, x, j->xs, aux, (int)nb, NT, 0, y, ys, nrows);
+    switch (nt) {
+    case 1: Q8A_CASE(1) break;
+    case 2: Q8A_CASE(2) break;
+    case 3: Q8A_CASE(3) break;
+    case 4: Q8A_CASE(4) break;
+    case 5: Q8A_CASE(5) break;
+    default: Q8A_CASE(6) break;
+    }
+#undef Q8A_CASE
+}
+
+KFN void FN(gemm_q8k_run)(const gemm_job *j, const uint8_t *panel, int t0, int nt, int nrows, float *y) {
+    const size_t nb = (size_t)j->W->cols / QK_K;
+    const int32_t *sc = (const int32_t *)(panel + ALIGN64(nb * 8192));
+    const int32_t *mp = sc + ALIGN64(nb * 16 * GEMM_PR * 4) / 4;
+    const float *dd = (const float *)(mp + ALIGN64(nb * 8 * GEMM_PR * 4) / 4), *dm = dd + ALIGN64(nb * GEMM_PR * 4) / 4;
+    const void *x = (const char *)j->x + (size_t)t0 * j->xs;
+    const int q6 = j->W->type == QT_Q6_K;
+    const int64_t ys = j->W->rows;
+#define Q8K_CASE(NT)                                                                                    \
+    if (q6) FN(gemm_q8k_tile)(panel, sc, mp, dd, dm, (int)nb, x, j->xs, NT, 16, y, ys, nrows);          \
+    else FN(gemm_q8k_tile)(panel, sc, mp, dd, dm, (int)nb, x, j->xs, NT, 8, y, ys, nrows);
+    switch (nt) {
+    case 1: Q8K_CASE(1) break;
+    case 2: Q8K_CASE(2) break;
+    case 3: Q8K_CASE(3) break;
+    default: Q8K_CASE(4) break;
+    }
+#undef Q8K_CASE
+}
+
+KFN void FN(gemm_f32_run)(const gemm_job *j, const uint8_t *panel, int t0, int nt, int nrows, float *y) {
+    const float *x = (const float *)((const char *)j->x + (size_t)t0 * j->xs);
+    const float *wf = (const float *)panel;
+    const int64_t cols = j->W->cols, ys = j->W->rows;
+    switch (nt) {
+    case 1: FN(gemm_f32_tile)(wf, cols, x, j->xs, 1, y, ys, nrows); break;
+    case 2: FN(gemm_f32_tile)(wf, cols, x, j->xs, 2, y, ys, nrows); break;
+    case 3: FN(gemm_f32_tile)(wf, cols, x, j->xs, 3, y, ys, nrows); break;
+    case 4: FN(gemm_f32_tile)(wf, cols, x, j->xs, 4, y, ys, nrows); break;
+    case 5: FN(gemm_f32_tile)(wf, cols, x, j->xs, 5, y, ys, nrows); break;
+    case 6: FN(gemm_f32_tile)(wf, cols, x, j->xs, 6, y, ys, nrows); break;
+    case 7: FN(gemm_f32_tile)(wf, cols, x, j->xs, 7, y, ys, nrows); break;
+    default: FN(gemm_f32_tile)(wf, cols, x, j->xs, 8, y, ys, nrows); break;
+    }
+}
+
+/* ---- AVX2 + FMA + F16C: the f32 panel only. The integer kinds are not done at this level yet
+ * (without VNNI each 4 products cost maddubs + madd + add, and Q8_0's q + 128 would saturate
+ * maddubs); they keep the per-row path. Same panel layout; a micro-tile is 16 rows (2 ymm) x 6
+ * tokens: 12 accumulators of the 16 ymm registers. */
+#define KFN2 static __attribute__((target("avx2,fma,f16c")))
+#define KFI2 static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+#define GEMM_NT2 6
+
+KFN2 void gemm_pack_f32_avx2(uint32_t type, const void *row, int r, uint8_t *panel, int64_t c0, int64_t c1) {
+    float *wf = (float *)panel + r;
+    float v[8];
+    int64_t k = c0;
+    for (; row && k + 8 <= c1; k += 8) {
+        const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + k));
+        _mm256_storeu_ps(v, type == QT_F32 ? _mm256_loadu_ps((const float *)row + k)
+                            : type == QT_F16 ? _mm256_cvtph_ps(h)
+                                             : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+        for (int i = 0; i < 8; i++) wf[(k + i) * GEMM_PR] = v[i];
+    }
+    for (; k < c1; k++)
+        wf[k * GEMM_PR] = !row ? 0.0f : type == QT_F32 ? ((const float *)row)[k]
+                        : type == QT_F16 ? _cvtsh_ss(((const uint16_t *)row)[k]) : bf16_to_fp32(((const uint16_t *)row)[k]);
+}
+
+/* Stores the 8 row lanes of v to y[0..n) (n may be <= 0 or < 8: the panel's row tail). */
+KFI2 void gemm_store8_avx2(float *y, __m256 v, int n) {
+    if (n >= 8) _mm256_storeu_ps(y, v);
+    else if (n > 0) _mm256_maskstore_ps(y, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), v);
+}
+
+KFI2 void gemm_f32_tile_avx2(const float *wf, int64_t cols, const float *x, size_t xs, const int NT, float *y, int64_t ys,
+                             int nrows) {
+    const size_t xf = xs / sizeof(float);
+    for (int h = 0; h < 2; h++) {   /* rows 16h .. 16h+15 of the panel */
+        __m256 fa[2][GEMM_NT2];
+        GEMM_UNROLL
+        for (int t = 0; t < NT; t++) fa[0][t] = fa[1][t] = _mm256_setzero_ps();
+        for (int64_t k = 0; k < cols; k++) {
+            const __m256 w0 = _mm256_loadu_ps(wf + k * GEMM_PR + 16 * h), w1 = _mm256_loadu_ps(wf + k * GEMM_PR + 16 * h + 8);
+            GEMM_UNROLL
+            for (int t = 0; t < NT; t++) {
+                const __m256 xv = _mm256_broadcast_ss(x + (size_t)t * xf + (size_t)k);
+                fa[0][t] = _mm256_fmadd_ps(w0, xv, fa[0][t]);
+                fa[1][t] = _mm256_fmadd_ps(w1, xv, fa[1][t]);
+            }
+        }
+        GEMM_UNROLL
+        for (int t = 0; t < NT; t++) {
+            gemm_store8_avx2(y + (size_t)t * ys + 16 * h, fa[0][t], nrows - 16 * h);
+            gemm_store8_avx2(y + (size_t)t * ys + 16 * h + 8, fa[1][t], nrows - 16 * h - 8);
+        }
+    }
+}
+
+KFN2 void gemm_f32_run_avx2(const gemm_job *j, const uint8_t *panel, int t0, int nt, int nrows, float *y) {
+    const float *x = (const float *)((const char *)j->x + (size_t)t0 * j->xs);
+    const float *wf = (const float *)panel;
+    const int64_t cols = j->W->cols, ys = j->W->rows;
+    switch (nt) {
+    case 1: gemm_f32_tile_avx2(wf, cols, x, j->xs, 1, y, ys, nrows); break;
+    case 2: gemm_f32_tile_avx2(wf, cols, x, j->xs, 2, y, ys, nrows); break;
+    case 3: gemm_f32_tile_avx2(wf, cols, x, j->xs, 3, y, ys, nrows); break;
+    case 4: gemm_f32_tile_avx2(wf, cols, x, j->xs, 4, y, ys, nrows); break;
+    case 5: gemm_f32_tile_avx2(wf, cols, x, j->xs, 5, y, ys, nrows); break;
+    default: gemm_f32_tile_avx2(wf, cols, x, j->xs, 6, y, ys, nrows); break;
+    }
+}
+
+/* Packing prefetches the source chunk of the row this many rows ahead: the 32 short streams
+ * defeat the hardware prefetcher (perf, 0.5B models on the loaded machine: packing time / kernel
+ * time 0.58 -> 0.35 for Q4_K_M and 0.59 -> 0.48 for F16 with 2-4 rows ahead; 1 row: 0.41 / 0.55). */
+#define GEMM_PF_ROWS 4
+
+static void gemm_worker(void *arg, int ith, int nth) {
+    gemm_job *j = arg;
+    (void)nth;
+    const weight *W = j->W;
+    uint8_t *panel = j->panels + (size_t)ith * j->panel_bytes;
+    const bool avx2 = j->isa == CPU_ISA_AVX2;
+    const int step = avx2 ? GEMM_NT2 : j->kind == GEMM_F32 ? GEMM_NTF : j->kind == GEMM_Q8A ? GEMM_NTA : GEMM_NTK;
+    /* The panel is packed in chunks of ~32 KiB for all 32 rows: the dword stores of the transpose
+     * stay in L1 (row by row over a whole 150-600 KiB panel they missed it: 2x slower), and each
+     * row is still read in runs of 0.5-0.7 KiB (8 KiB chunks, 32 short streams, made the reads
+     * latency-bound: pack time 1.5x the F16 kernel's in the 0.5B model, 0.6x with 32 KiB, and
+     * ~0.5x with the prefetch below). */
+    const int64_t units = j->kind == GEMM_F32 ? W->cols : j->kind == GEMM_Q8A ? W->cols / 32 : W->cols / QK_K;
+    const int64_t chunk = j->kind == GEMM_F32 ? 256 : j->kind == GEMM_Q8A ? 32 : 4;
+    const uint64_t unit_bytes = W->row_bytes / (uint64_t)units;
+    for (;;) {
+        const int64_t p = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (p >= j->n_panels) break;
+        const int64_t r0 = p * GEMM_PR;
+        const int nrows = W->rows - r0 < GEMM_PR ? (int)(W->rows - r0) : GEMM_PR;
+        for (int64_t c0 = 0; c0 < units; c0 += chunk)
+            for (int r = 0; r < GEMM_PR; r++) {
+                const void *row = r < nrows ? (const char *)W->data + (uint64_t)(r0 + r) * W->row_bytes : NULL;
+                const int64_t c1 = c0 + chunk < units ? c0 + chunk : units;
+                /* the chunk of the row GEMM_PF_ROWS ahead (wrapping into the next chunk) */
+                const int rp = (r + GEMM_PF_ROWS) % GEMM_PR;
+                const int64_t cp = r + GEMM_PF_ROWS < GEMM_PR ? c0 : c0 + chunk;
+                if (rp < nrows && cp < units) {
+                    const int64_t cp1 = cp + chunk < units ? cp + chunk : units;
+                    const char *src = (const char *)W->data + (uint64_t)(r0 + rp) * W->row_bytes + (uint64_t)cp * unit_bytes;
+                    for (uint64_t o = 0; o < (uint64_t)(cp1 - cp) * unit_bytes; o += 64) _mm_prefetch(src + o, _MM_HINT_T0);
+                }
+                if (avx2) gemm_pack_f32_avx2(W->type, row, r, panel, c0, c1);
+                else FN(gemm_pack_row)(W->type, row, W->cols, r, panel, c0, c1);
+            }
+        for (int t0 = 0; t0 < j->n; t0 += step) {
+            const int nt = j->n - t0 < step ? j->n - t0 : step;
+            float *y = j->y + (size_t)t0 * W->rows + r0;
+            if (avx2) gemm_f32_run_avx2(j, panel, t0, nt, nrows, y);
+            else if (j->kind == GEMM_Q8A) FN(gemm_q8a_run)(j, panel, t0, nt, nrows, y);
+            else if (j->kind == GEMM_Q8K) FN(gemm_q8k_run)(j, panel, t0, nt, nrows, y);
+            else FN(gemm_f32_run)(j, panel, t0, nt, nrows, y);
+        }
+    }
+}
+
+typedef struct gemm_quant_job {
+    const cpu_kernels *k;
+    cpu_act act;
+    const float *x;
+    int64_t cols;
+    void *q;
+    size_t xs;
+    int32_t *aux;
+    int off, n;
+} gemm_quant_job;
+
+/* Quantizes the activation rows (tokens split over the threads) and, for the offset types, the
+ * per-block OFF*sum(qx) the kernel subtracts. */
+static void gemm_quant_worker(void *arg, int ith, int nth) {
+    gemm_quant_job *j = arg;
+    const size_t nb = (size_t)j->cols / 32;
+    for (int t = ith; t < j->n; t += nth) {
+        void *qr = (char *)j->q + (size_t)t * j->xs;
+        j->k->quant[j->act](j->x + (size_t)t * j->cols, qr, j->cols);
+        if (j->act != CPU_ACT_Q8A) continue;
+        const cpu_q8a *qb = qr;
+        for (size_t b = 0; b < nb; b++) {
+            int s = 0;
+            for (int l = 0; l < 32; l++) s += qb[b].qs[l];
+            j->aux[(size_t)t * nb + b] = j->off * s;
+        }
+    }
+}
+#endif /* GEMM_HAVE_X86 */
+
+bool cpu_gemm_supports(const cpu_kernels *k, uint32_t type) {
+#ifdef GEMM_HAVE_X86
+    if (!k || type >= QT_COUNT) return false;
+    return k->isa == CPU_ISA_AVX512 ? gemm_kind_of(type) != GEMM_NONE : k->isa == CPU_ISA_AVX2 && gemm_kind_of(type) == GEMM_F32;
+#else
+    (void)k;
+    (void)type;
+    return false;
+#endif
+}
+
+bool cpu_gemm_use(const cpu_kernels *k, uint32_t type, int n) {
+    if (!cpu_gemm_supports(k, type)) return false;
+    return n >= (cpu_act_format(type) == CPU_ACT_F32 ? 10 : CPU_QDOT_NT + 1);
+}
+
+coder_status cpu_gemm(threadpool *tp, const cpu_kernels *k, const weight *W, const float *x, int n, float *y) {
+    if (!cpu_gemm_supports(k, W->type))
+        return coder_fail(CODER_ERR_UNSUPPORTED, "gemm: no %s kernel for %s", k ? k->name : "?", quant_type_name(W->type));
+#ifdef GEMM_HAVE_X86
+    const gemm_kind kind = gemm_kind_of(W->type);
+    const cpu_act act = cpu_act_format(W->type);
+    const int64_t blk = act == CPU_ACT_Q8A ? 32 : act == CPU_ACT_Q8K ? QK_K : 1;
+    if (n < 1) return coder_fail(CODER_ERR_INTERNAL, "gemm: %d tokens", n);
+    if (W->cols % blk != 0)
+        return coder_fail(CODER_ERR_FORMAT, "gemm: %lld columns of %s are not a multiple of %lld", (long long)W->cols,
+                          quant_type_name(W->type), (long long)blk);
+    const int nth = threadpool_size(tp);
+    const size_t pb = gemm_panel_bytes(kind, W->cols);
+    const size_t xs = act == CPU_ACT_F32 ? 0 : ALIGN64(cpu_act_row_bytes(act, W->cols));
+    const size_t aux_bytes = act == CPU_ACT_Q8A ? ALIGN64((size_t)n * (size_t)(W->cols / 32) * 4) : 0;
+    /* One allocation per prefill matmul (decode never comes here): panels, quantized rows, aux. */
+    const size_t bytes = pb * (size_t)nth + xs * (size_t)n + aux_bytes;
+    uint8_t *buf = coder_malloc_aligned(bytes, 64);
+    if (!buf) return coder_fail(CODER_ERR_NOMEM, "gemm: %zu bytes of scratch", bytes);
+    gemm_job j = {.W = W, .kind = kind, .isa = k->isa, .y = y, .n = n, .panels = buf, .panel_bytes = pb};
+    j.n_panels = (W->rows + GEMM_PR - 1) / GEMM_PR;
+    atomic_init(&j.next, 0);
+    if (act == CPU_ACT_F32) {
+        j.x = x;
+        j.xs = (size_t)W->cols * sizeof(float);
+    } else {
+        uint8_t *q = buf + pb * (size_t)nth;
+        gemm_quant_job qj = {.k = k, .act = act, .x = x, .cols = W->cols, .q = q, .xs = xs,
+                             .aux = (int32_t *)(q + xs * (size_t)n), .off = gemm_offset(W->type), .n = n};
+        threadpool_run_n(tp, n, gemm_quant_worker, &qj);
+        j.x = q;
+        j.xs = xs;
+        j.aux = qj.aux;
+    }
+    threadpool_run_n(tp, j.n_panels < nth ? (int)j.n_panels : nth, gemm_worker, &j);
+    coder_mfree_aligned(buf);
+    return CODER_OK;
+#else
+    return CODER_ERR_UNSUPPORTED;
+#endif
+}
