@@ -45,96 +45,17 @@ static const float *att_row(const cpu_kernels *k, const void *row, int32_t type,
 }
 
 #if defined(__x86_64__)
-/* AVX-512: att_task's work with each cache row segment converted in registers, 16 values at a time,
- * and used by every head of the group before the next 16 are loaded (no conversion buffer, no
- * call per row). Same arithmetic per head as above except the order of the float sums. */
-#define ATT512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+/* SIMD versions of att_task's work (AVX-512 and AVX2, lib/cpu_attention_impl.h): each cache row
+ * segment is converted in registers, a vector at a time, and used by every head of the group
+ * before the next is loaded; V is accumulated in registers over blocks of ATT_PB positions. */
 #define ATT_MAX_GROUP 8   /* heads whose accumulators stay in registers; larger groups loop */
 #define ATT_PB 128        /* V positions per block: 128 rows of a 7B head (128 x 256 B F16) fit L1 */
-
-/* values [c, c + 16) of the row segment starting at off, as f32 */
-ATT512 static inline __attribute__((always_inline)) __m512 att_load16(const void *row, int32_t type, size_t off, int c) {
-    const size_t i = off + (size_t)c;
-    switch (type) {
-    case QT_F32: return _mm512_loadu_ps((const float *)row + i);
-    case QT_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)row + i)));
-    case QT_Q8_0: {
-        const block_q8_0 *b = (const block_q8_0 *)row + i / 32;
-        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + i % 32))));
-        return _mm512_mul_ps(_mm512_set1_ps(cpu_f16_to_f32(b->d)), v);
-    }
-    default: {   /* Q4_0: values 0..15 are the low nibbles, 16..31 the high ones */
-        const block_q4_0 *b = (const block_q4_0 *)row + i / 32;
-        __m128i q = _mm_loadu_si128((const __m128i *)b->qs);
-        if (i % 32) q = _mm_srli_epi16(q, 4);
-        q = _mm_and_si128(q, _mm_set1_epi8(15));
-        const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(q), _mm512_set1_epi32(8)));
-        return _mm512_mul_ps(_mm512_set1_ps(cpu_f16_to_f32(b->d)), v);
-    }
-    }
-}
-
-/* Written once with the head count as a constant (1..ATT_MAX_GROUP) so the accumulators live in
- * registers; att_heads_avx512 picks the instance. */
-ATT512 static inline __attribute__((always_inline)) void att_heads_body(const cpu_attention_args *a, int32_t p0,
-                                                                        int32_t pos, size_t off, int32_t kt, int32_t vt,
-                                                                        const float *q, float *out, const int nh,
-                                                                        float *sc) {
-    const kv_cache *kv = a->kv;
-    const int hd = a->head_dim;
-    const int32_t n_ctx = kv->n_ctx;
-    for (int32_t p = p0; p <= pos; p++) {
-        const void *row = kv_cache_k_row(kv, a->layer, p);
-        __m512 acc[ATT_MAX_GROUP];
-        _Pragma("GCC unroll 8")
-        for (int i = 0; i < nh; i++) acc[i] = _mm512_setzero_ps();
-        for (int c = 0; c < hd; c += 16) {
-            const __m512 k = att_load16(row, kt, off, c);
-            _Pragma("GCC unroll 8")
-            for (int i = 0; i < nh; i++) acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (size_t)i * hd + c), k, acc[i]);
-        }
-        _Pragma("GCC unroll 8")
-        for (int i = 0; i < nh; i++) sc[(size_t)i * n_ctx + (p - p0)] = _mm512_reduce_add_ps(acc[i]) * a->scale;
-    }
-    _Pragma("GCC unroll 8")
-    for (int i = 0; i < nh; i++) cpu_softmax(sc + (size_t)i * n_ctx, pos - p0 + 1);
-    /* V in blocks of ATT_PB positions (their rows stay in L1/L2) and, within a block, 16 output
-     * dims at a time over its positions, so the accumulators stay in registers and every row is
-     * read from memory once */
-    for (int32_t pb = p0; pb <= pos; pb += ATT_PB) {
-        const int32_t pe = pos - pb < ATT_PB ? pos : pb + ATT_PB - 1;
-        for (int c = 0; c < hd; c += 16) {
-            __m512 acc[ATT_MAX_GROUP];
-            _Pragma("GCC unroll 8")
-            for (int i = 0; i < nh; i++) acc[i] = pb == p0 ? _mm512_setzero_ps() : _mm512_loadu_ps(out + (size_t)i * hd + c);
-            for (int32_t p = pb; p <= pe; p++) {
-                const __m512 v = att_load16(kv_cache_v_row(kv, a->layer, p), vt, off, c);
-                _Pragma("GCC unroll 8")
-                for (int i = 0; i < nh; i++)
-                    acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(sc[(size_t)i * n_ctx + (p - p0)]), v, acc[i]);
-            }
-            _Pragma("GCC unroll 8")
-            for (int i = 0; i < nh; i++) _mm512_storeu_ps(out + (size_t)i * hd + c, acc[i]);
-        }
-    }
-}
-
-#define ATT_HEADS_FN(N)                                                                                    \
-    ATT512 static void att_heads_##N(const cpu_attention_args *a, int32_t p0, int32_t pos, size_t off,       \
-                                     int32_t kt, int32_t vt, const float *q, float *out, float *sc) {       \
-        att_heads_body(a, p0, pos, off, kt, vt, q, out, N, sc);                                             \
-    }
-ATT_HEADS_FN(1) ATT_HEADS_FN(2) ATT_HEADS_FN(3) ATT_HEADS_FN(4)
-ATT_HEADS_FN(5) ATT_HEADS_FN(6) ATT_HEADS_FN(7) ATT_HEADS_FN(8)
-
-static void att_heads_avx512(const cpu_attention_args *a, int32_t p0, int32_t pos, size_t off, int32_t kt, int32_t vt,
-                             const float *q, float *out, int nh, float *sc) {
-    typedef void (*fn)(const cpu_attention_args *, int32_t, int32_t, size_t, int32_t, int32_t, const float *, float *,
-                       float *);
-    static const fn by_n[ATT_MAX_GROUP] = {att_heads_1, att_heads_2, att_heads_3, att_heads_4,
-                                           att_heads_5, att_heads_6, att_heads_7, att_heads_8};
-    by_n[nh - 1](a, p0, pos, off, kt, vt, q, out, sc);
-}
+#define ATT_LEVEL 2
+#include "cpu_attention_impl.h"
+#undef ATT_LEVEL
+#define ATT_LEVEL 1
+#include "cpu_attention_impl.h"
+#undef ATT_LEVEL
 #endif
 
 static void att_task(const att_job *j, int task, float *scratch) {
@@ -154,10 +75,14 @@ static void att_task(const att_job *j, int task, float *scratch) {
     const float *q = a->q + ((size_t)t * a->n_heads + h0) * hd;
     float *out = a->out + ((size_t)t * a->n_heads + h0) * hd;
 #if defined(__x86_64__)
-    if (a->k->isa == CPU_ISA_AVX512 && hd % 16 == 0) {
-        for (int i = 0; i < nh; i += ATT_MAX_GROUP)
-            att_heads_avx512(a, p0, pos, off, kt, vt, q + (size_t)i * hd, out + (size_t)i * hd,
-                             nh - i < ATT_MAX_GROUP ? nh - i : ATT_MAX_GROUP, scratch + (size_t)i * n_ctx);
+    if (a->k->isa != CPU_ISA_SCALAR && hd % 16 == 0) {
+        for (int i = 0; i < nh; i += ATT_MAX_GROUP) {
+            const int m = nh - i < ATT_MAX_GROUP ? nh - i : ATT_MAX_GROUP;
+            if (a->k->isa == CPU_ISA_AVX512)
+                att_heads_avx512(a, p0, pos, off, kt, vt, q + (size_t)i * hd, out + (size_t)i * hd, m, scratch + (size_t)i * n_ctx);
+            else
+                att_heads_avx2(a, p0, pos, off, kt, vt, q + (size_t)i * hd, out + (size_t)i * hd, m, scratch + (size_t)i * n_ctx);
+        }
         return;
     }
 #endif
