@@ -6,20 +6,25 @@
  * GB/s with the hardware prefetchers alone, ~30-38 with software prefetch): the per-row kernels of
  * cpu_qdot_impl.h spend their time on per-call setup, a horizontal sum per row and, for
  * Q5_0/Q4_0, a scalar FMA chain per block (the offset term). Here GEMV_NR = 4 rows go through one
- * loop: each activation block is loaded once for all of them, every row keeps its own vector
- * accumulator (reduced once, at the end), the weights are prefetched ~12 KiB ahead, and
+ * loop: each activation block is loaded once for all of them, the weights are prefetched ~12 KiB
+ * ahead, and
  *   - Q4_0/Q5_0 (and Q8_0 on AVX-512) fold the weight offset into the integer sum:
  *     sum((q - OFF) * qx) = dpbusd(q, qx) - OFF * sum(qx), the second term shared by the rows,
  *     so a block's integer sum equals the scalar reference's exactly;
  *   - AVX-512 packs several rows into one 512-bit register (Q4_0/Q5_0: four rows, one 128-bit
  *     lane each; Q8_0/Q4_K/Q6_K: two rows, one 256-bit half each), so each instruction serves
- *     2-4 rows. `bench_qdot 5 1536` (32768 x 1536, 50-80 MB: from memory), one thread, load 4.6:
+ *     2-4 rows. Before the batch-invariant scale step, `bench_qdot 5 1536` (32768 x 1536, 50-80 MB: from memory), one thread, load 4.6:
  *     Q8_0 38 GB/s (per-row kernel 22), Q5_0 32 (13), Q4_0 28 (10), Q4_K 29 (17), Q6_K 30 (14);
  *     F16 30 (33: pure streaming, where 4 interleaved rows gain nothing).
  *
+ * Batch invariance (cpu_qdot_impl.h): per block, the 4 rows' integer sums are reduced exactly
+ * into lanes 0..3 (hsum4_epi32; hsum4_pairs on AVX-512) and scaled with the scalar reference's
+ * float operations in its order (block_step: mul, mul, add; no FMA), so every row's result is the
+ * scalar reference's bits, as the GEMM's and the qdot kernels' are. Cost: ~8 single-uop integer
+ * ops per block for 4 rows, in exchange for the per-row float converts, FMAs and final sums.
  * A row's arithmetic does not depend on how many rows share its call or where it sits in it (the
- * tails run the same body with NR = 1..3, a missing partner row repeats the last one), so results
- * do not depend on how rows are split among threads.
+ * tails run the same body with NR = 1..3, a missing row repeats the last one), so results do not
+ * depend on how rows are split among threads. F16 keeps float accumulators (not batch-invariant).
  * Q5_K and the float types other than F16 use the per-row kernels (rare in decode-sized models).
  * The scalar reference (level 0) is the per-row scalar kernel. */
 

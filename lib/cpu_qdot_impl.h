@@ -5,16 +5,20 @@
  * Integer scheme (weights as stored, FORMATS.md section 2):
  *   Q8_0              w = dw * qw, qw signed; per 32-block dw * dx * sum(qw * qx).
  *                     SIMD: |qw| (u8) x sign(qx, qw) (s8) -> dpbusd.
- *   Q4_0, Q5_0        w = dw * (q - OFF), q unsigned (nibble / 5 bits, OFF 8 / 16): the scalar
- *                     reference sums (q - OFF)*qx in int; SIMD takes dpbusd(q, qx) and folds the
- *                     offset in as -OFF * dw * ds (ds = dx*sum(qx) from the activation block).
+ *   Q4_0, Q5_0        w = dw * (q - OFF), q unsigned (nibble / 5 bits, OFF 8 / 16): sum((q - OFF)*qx)
+ *                     in int; SIMD: dpbusd(-OFF * sum(qx), q, qx), the offset inside the int sum.
  *   Q4_1, Q5_1        w = dw * q + mw, q unsigned; dw*dx*sum(q*qx) + mw * ds.
  *   Q4_K, Q5_K        per super-block d*dx*sum_j sc_j*sum(q*qx) - dmin*dx*sum_j m_j*bsum_j,
  *                     q unsigned; SIMD: maddubs(q, qx) (s16 pairs) then dpwssd by the 16-bit
- *                     scale, summed in int32 over the super-block, one float FMA per block.
+ *                     scale, summed in int32 over the super-block.
  *   Q6_K              d*dx*sum_k sc_k*(sum(q*qx) - 32*bsum_k), q = 6 bits unsigned.
- * All integer partial sums are exact (bounds noted at each kernel); the levels differ only in the
- * order of the float accumulation.
+ * All integer partial sums are exact (bounds noted at each kernel). Batch invariance: every SIMD
+ * kernel reduces a block's integer sum exactly, then applies the scale step of the scalar reference
+ * (s + (dw*dx)*(float)sumi [+ mw*ds | - (dmin*dx)*(float)summ], mul then add, never an FMA) with
+ * one float lane per token (here) or per row (cpu_gemv_impl.h), as the GEMM does (cpu_gemm_impl.h):
+ * for the integer types every level, kernel and batch size gives the scalar reference's bits, so a
+ * token's logits do not depend on whether it was evaluated alone, in 2..4, or in a prefill batch.
+ * The float weight types (F16/BF16/F32) are not batch-invariant: their f32 sums run in lane order.
  *
  * SIMD kernels are written once as an always-inline body taking the token count NT as a
  * constant (1..4), so the unpacked weight block stays in registers for NT activation rows. */
