@@ -174,9 +174,9 @@ GEMV_OFFSET_BODY(q5_0, 16, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->q
 /* AVX-512: the four rows in one 512-bit register, one 128-bit lane each: lo = the low nibbles
  * (elements 0..15) of rows a|b|c|d, hi = the high nibbles (16..31), against the activation's
  * first and second 16 bytes broadcast to every lane. One load + 3 inserts, 3 ALU ops, 2 dpbusd,
- * one convert and one FMA serve four rows (~35 instructions per block instead of ~60 for two
- * rows per register; Q5_0 is most of a "Q4_K_M" 0.5B model). Missing rows (NR < 4) repeat the
- * last one; a row's lanes see the same operations in any lane, and each row is reduced alone. */
+ * 4 shuffle/add ops and a permute (each row's exact sum in lane 0..3) and one block step serve four
+ * rows (~40 instructions per block instead of ~60 for two rows per register; Q5_0 is most of a
+ * "Q4_K_M" 0.5B model). Missing rows (NR < 4) repeat the last one and are not stored. */
 #define GEMV_OFFSET_BODY512(TYPE, OFF, HIBITS)                                                           \
     GKFI void FN(gb_##TYPE)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) { \
         const cpu_q8a *xb = x;                                                                          \
@@ -296,8 +296,8 @@ GKFI void FN(gb_q4_k)(int64_t n, const void *w, size_t rb, const int NR, const v
 /* Q4_K on AVX-512: two rows per register [a | b] (32 bytes of quants each), as qb_q4_k otherwise
  * (bounds there). The 8 sub-block scales of both rows sit in one register as 16-bit words (a's
  * in 128-bit lanes 0-1, b's in 2-3), and one in-lane byte shuffle per sub-block broadcasts each
- * row's scale to its half: ~90 instructions per pair and super-block instead of ~140. An odd last
- * row is paired with itself; each row is reduced alone from its half. */
+ * row's scale to its half: ~90 instructions per pair and super-block instead of ~140. Missing
+ * rows repeat the last one; the block sums of the 4 rows are reduced together (hsum4_pairs). */
 GKFI void FN(gb_q4_k)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
     const block_q8_k *xb = x;
     GEMV_ROWS(block_q4_k);
