@@ -25,7 +25,7 @@
  * A row's arithmetic does not depend on how many rows share its call or where it sits in it (the
  * tails run the same body with NR = 1..3, a missing row repeats the last one), so results do not
  * depend on how rows are split among threads. F16 keeps float accumulators (not batch-invariant).
- * Q5_K and the float types other than F16 use the per-row kernels (rare in decode-sized models).
+ * BF16 and F32 use the per-row kernels (rare in decode-sized models).
  * The scalar reference (level 0) is the per-row scalar kernel. */
 
 #define GEMV_NR 4
@@ -346,6 +346,47 @@ GKFI void FN(gb_q4_k)(int64_t n, const void *w, size_t rb, const int NR, const v
 }
 #endif
 
+/* Q5_K (both SIMD levels, 256-bit): as qb_q5_k (bounds there), 4 rows per call sharing the
+ * activation loads and one exact block reduction (it had only the per-row kernel before). */
+GKFI void FN(gb_q5_k)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
+    const block_q8_k *xb = x;
+    GEMV_ROWS(block_q5_k);
+    __m128 acc = _mm_setzero_ps();
+    const __m256i lo4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
+    for (int64_t ib = 0; ib < n / QK_K; ib++) {
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)xb[ib].bsums);
+        __m256i is[GEMV_NR], im[GEMV_NR];
+        GEMV_UNROLL
+        for (int r = 0; r < GEMV_NR; r++) {
+            if (r >= NR) { is[r] = im[r] = _mm256_setzero_si256(); continue; }
+            const block_q5_k *b = wr[r] + ib;
+            GEMV_PREFETCH_BLOCK(b);
+            uint8_t sm[16];
+            FN(k_unpack_scales)(b->scales, sm);
+            const __m128i m8 = _mm_loadl_epi64((const __m128i *)(sm + 8));
+            im[r] = _mm256_madd_epi16(bsums, _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)));
+            __m256i isum = _mm256_setzero_si256(), isum2 = _mm256_setzero_si256();
+            __m256i qh = FN(load32)(b->qh);   /* shifted right by 2 per j: bits 0, 1 are current */
+            for (int j = 0; j < 4; j++) {
+                const __m256i raw = FN(load32)(b->qs + 32 * j);
+                const int8_t *xq = xb[ib].qs + 64 * j;
+                const __m256i q0 = _mm256_or_si256(_mm256_and_si256(raw, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), b4));
+                const __m256i q1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4),
+                                                   _mm256_and_si256(_mm256_slli_epi16(qh, 3), b4));
+                qh = _mm256_srli_epi16(qh, 2);
+                isum = FN(dpwssd)(isum, _mm256_maddubs_epi16(q0, FN(load32)(xq)), _mm256_set1_epi16(sm[2 * j]));
+                isum2 = FN(dpwssd)(isum2, _mm256_maddubs_epi16(q1, FN(load32)(xq + 32)), _mm256_set1_epi16(sm[2 * j + 1]));
+            }
+            is[r] = _mm256_add_epi32(isum, isum2);
+        }
+        acc = FN(k_block_step)(acc, FN(h2f4)(wr[0][ib].d, wr[1][ib].d, wr[2][ib].d, wr[3][ib].d),
+                               FN(h2f4)(wr[0][ib].dmin, wr[1][ib].dmin, wr[2][ib].dmin, wr[3][ib].dmin), _mm_set1_ps(xb[ib].d),
+                               FN(hsum4_epi32)(is[0], is[1], is[2], is[3]), FN(hsum4_epi32)(im[0], im[1], im[2], im[3]));
+    }
+    FN(store4)(out, acc, NR);
+}
+
+
 #if CPU_LEVEL == 1
 /* Q6_K: as qb_q6_k (bounds there). */
 GKFI void FN(gb_q6_k)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
@@ -525,9 +566,9 @@ GEMV_ENTRY(q4_1)
 GEMV_ENTRY(q5_1)
 GEMV_ENTRY(q4_k)
 GEMV_ENTRY(q6_k)
+GEMV_ENTRY(q5_k)
 GEMV_ENTRY(f16)
 #undef GEMV_ENTRY
-GEMV_ROWWISE(q5_k)
 GEMV_ROWWISE(bf16)
 GEMV_ROWWISE(f32)
 
