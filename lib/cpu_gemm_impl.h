@@ -10,7 +10,8 @@
  * The per-block scales (one float per row) are applied per block and token with the scalar
  * reference's float operations in its order (mul, then add; no FMA), and the integer block sums
  * are the reference's exactly (bounds at each kernel): the integer types are bit-identical to the
- * scalar reference (test_cpu_gemm checks ==), whatever the batch size, tile or thread.
+ * scalar reference (test_cpu_gemm checks ==), whatever the batch size, tile or thread, and so to
+ * the decode kernels (GEMV, qdot), which follow the same order (test_batch_invariant).
  * F16/BF16/F32 weights are converted to an f32 panel wf[k][32 rows] and multiplied with
  * broadcast f32 activations (FMA; exact within float rounding of the sum order). */
 

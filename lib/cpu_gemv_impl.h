@@ -6,21 +6,26 @@
  * GB/s with the hardware prefetchers alone, ~30-38 with software prefetch): the per-row kernels of
  * cpu_qdot_impl.h spend their time on per-call setup, a horizontal sum per row and, for
  * Q5_0/Q4_0, a scalar FMA chain per block (the offset term). Here GEMV_NR = 4 rows go through one
- * loop: each activation block is loaded once for all of them, every row keeps its own vector
- * accumulator (reduced once, at the end), the weights are prefetched ~12 KiB ahead, and
+ * loop: each activation block is loaded once for all of them, the weights are prefetched ~12 KiB
+ * ahead, and
  *   - Q4_0/Q5_0 (and Q8_0 on AVX-512) fold the weight offset into the integer sum:
  *     sum((q - OFF) * qx) = dpbusd(q, qx) - OFF * sum(qx), the second term shared by the rows,
  *     so a block's integer sum equals the scalar reference's exactly;
  *   - AVX-512 packs several rows into one 512-bit register (Q4_0/Q5_0: four rows, one 128-bit
  *     lane each; Q8_0/Q4_K/Q6_K: two rows, one 256-bit half each), so each instruction serves
- *     2-4 rows. `bench_qdot 5 1536` (32768 x 1536, 50-80 MB: from memory), one thread, load 4.6:
+ *     2-4 rows. Before the batch-invariant scale step, `bench_qdot 5 1536` (32768 x 1536, 50-80 MB: from memory), one thread, load 4.6:
  *     Q8_0 38 GB/s (per-row kernel 22), Q5_0 32 (13), Q4_0 28 (10), Q4_K 29 (17), Q6_K 30 (14);
  *     F16 30 (33: pure streaming, where 4 interleaved rows gain nothing).
  *
+ * Batch invariance (cpu_qdot_impl.h): per block, the 4 rows' integer sums are reduced exactly
+ * into lanes 0..3 (hsum4_epi32; hsum4_pairs on AVX-512) and scaled with the scalar reference's
+ * float operations in its order (block_step: mul, mul, add; no FMA), so every row's result is the
+ * scalar reference's bits, as the GEMM's and the qdot kernels' are. Cost: ~8 single-uop integer
+ * ops per block for 4 rows, in exchange for the per-row float converts, FMAs and final sums.
  * A row's arithmetic does not depend on how many rows share its call or where it sits in it (the
- * tails run the same body with NR = 1..3, a missing partner row repeats the last one), so results
- * do not depend on how rows are split among threads.
- * Q5_K and the float types other than F16 use the per-row kernels (rare in decode-sized models).
+ * tails run the same body with NR = 1..3, a missing row repeats the last one), so results do not
+ * depend on how rows are split among threads. F16 keeps float accumulators (not batch-invariant).
+ * BF16 and F32 use the per-row kernels (rare in decode-sized models).
  * The scalar reference (level 0) is the per-row scalar kernel. */
 
 #define GEMV_NR 4
@@ -59,65 +64,82 @@
 
 /* f16 scale d broadcast to 8 floats (vpbroadcastw + vcvtph2ps: no scalar-to-vector move). */
 GKFI __m256 FN(h2f8)(f16_t d) { return _mm256_cvtph_ps(_mm_set1_epi16((short)d)); }
+/* Four f16 scales (one per row) as floats in lanes 0..3. */
+GKFI __m128 FN(h2f4)(f16_t a, f16_t b, f16_t c, f16_t d) {
+    return _mm_cvtph_ps(_mm_setr_epi16((short)a, (short)b, (short)c, (short)d, 0, 0, 0, 0));
+}
+#if CPU_LEVEL == 2
+/* p0 = [a | b], p1 = [c | d] (8 int32 lanes per row) -> the 4 row sums in lanes 0..3 (exact).
+ * Eight single-uop ops for four rows: pairwise adds of interleaved lanes, then of 64-bit halves,
+ * then of the 128-bit lane pairs, and one permute to gather a, b, c, d. */
+GKFI __m128i FN(hsum4_pairs)(__m512i p0, __m512i p1) {
+    __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi32(p0, p1), _mm512_unpackhi_epi32(p0, p1));   /* [a c a c] per lane */
+    t = _mm512_add_epi32(t, _mm512_shuffle_epi32(t, (_MM_PERM_ENUM)0x4E));
+    t = _mm512_add_epi32(t, _mm512_shuffle_i64x2(t, t, _MM_SHUFFLE(2, 3, 0, 1)));               /* lanes 0: a c; 2: b d */
+    return _mm512_castsi512_si128(_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 8, 1, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), t));
+}
+#endif
+/* acc + (d*dx)*isum - (dmin*dx)*imin per lane (row): the Q4_K/Q5_K reference's block step. */
+GKFI __m128 FN(k_block_step)(__m128 acc, __m128 d, __m128 dmin, __m128 dx, __m128i isum, __m128i imin) {
+    const __m128 u = _mm_mul_ps(_mm_mul_ps(d, dx), _mm_cvtepi32_ps(isum));
+    return _mm_add_ps(acc, _mm_sub_ps(u, _mm_mul_ps(_mm_mul_ps(dmin, dx), _mm_cvtepi32_ps(imin))));
+}
+/* Clamped row pointers: rows past NR repeat the last one (their lanes are computed, never stored). */
+#define GEMV_ROWS(T)                                                                                      \
+    const T *wr[GEMV_NR];                                                                                \
+    GEMV_UNROLL                                                                                          \
+    for (int r = 0; r < GEMV_NR; r++) wr[r] = (const T *)((const char *)w + (size_t)(r < NR ? r : NR - 1) * rb)
 
 #if CPU_LEVEL == 1
-/* Q8_0: |qw| (u8) x sign(qx, qw) (s8), as qdot_q8_0. */
+/* Q8_0: |qw| (u8) x sign(qx, qw) (s8), as qdot_q8_0. Lanes of the float accumulator = rows. */
 GKFI void FN(gb_q8_0)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
     const cpu_q8a *xb = x;
-    const block_q8_0 *wr[GEMV_NR];
-    __m256 acc[GEMV_NR];
-    GEMV_UNROLL
-    for (int r = 0; r < NR; r++) wr[r] = (const block_q8_0 *)((const char *)w + (size_t)r * rb), acc[r] = _mm256_setzero_ps();
+    GEMV_ROWS(block_q8_0);
+    __m128 acc = _mm_setzero_ps();
     for (int64_t ib = 0; ib < n / 32; ib++) {
         const __m256i xq = FN(load32)(xb[ib].qs);
-        const __m256 dx = _mm256_set1_ps(xb[ib].d);
+        __m256i p[GEMV_NR];
         GEMV_UNROLL
-        for (int r = 0; r < NR; r++) {
+        for (int r = 0; r < GEMV_NR; r++) {
+            if (r >= NR) { p[r] = _mm256_setzero_si256(); continue; }
             GEMV_PREFETCH(wr[r] + ib);
             const __m256i q = FN(load32)(wr[r][ib].qs);
-            const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), _mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q));
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(FN(h2f8)(wr[r][ib].d), dx), acc[r]);
+            p[r] = FN(dpbusd)(_mm256_setzero_si256(), _mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q));
         }
+        acc = FN(block_step)(acc, FN(h2f4)(wr[0][ib].d, wr[1][ib].d, wr[2][ib].d, wr[3][ib].d), _mm_set1_ps(xb[ib].d),
+                             FN(hsum4_epi32)(p[0], p[1], p[2], p[3]));
     }
-    GEMV_UNROLL
-    for (int r = 0; r < NR; r++) out[r] = FN(hsum8)(acc[r]);
+    FN(store4)(out, acc, NR);
 }
 
 #else
 /* Q8_0 on AVX-512 (which has no 512-bit sign): two rows per register [a | b], the weights made
  * unsigned (q ^ 0x80 = q + 128) and the offset taken out of the integer sum as for Q4_0:
  * p = dpbusd(-128 * sum(qx), q + 128, qx) = sum(q * qx) per lane, exact (|p| <= 4*255*127 + 4*128*127).
- * An odd last row is paired with itself; each row is reduced alone from its own half. */
+ * Missing rows repeat the last one; lanes of the float accumulator = rows (hsum4_pairs). */
 GKFI void FN(gb_q8_0)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
     const cpu_q8a *xb = x;
-    const block_q8_0 *wr[GEMV_NR];
-    __m512 acc[GEMV_NR / 2];
+    GEMV_ROWS(block_q8_0);
     const int NP = (NR + 1) / 2;
-    GEMV_UNROLL
-    for (int r = 0; r < 2 * NP; r++) wr[r] = (const block_q8_0 *)((const char *)w + (size_t)(r < NR ? r : NR - 1) * rb);
-    GEMV_UNROLL
-    for (int p = 0; p < NP; p++) acc[p] = _mm512_setzero_ps();
+    __m128 acc = _mm_setzero_ps();
     const __m512i bias = _mm512_set1_epi8((char)0x80);
     for (int64_t ib = 0; ib < n / 32; ib++) {
         const __m512i xq = _mm512_broadcast_i64x4(FN(load32)(xb[ib].qs));
-        const __m512 dx = _mm512_set1_ps(xb[ib].d);
         const __m512i off = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, xq));
+        __m512i pz[GEMV_NR / 2];
         GEMV_UNROLL
-        for (int p = 0; p < NP; p++) {
+        for (int p = 0; p < GEMV_NR / 2; p++) {
+            if (p >= NP) { pz[p] = _mm512_setzero_si512(); continue; }
             const block_q8_0 *a = wr[2 * p] + ib, *b = wr[2 * p + 1] + ib;
             GEMV_PREFETCH(a);
             if (2 * p + 1 < NR) GEMV_PREFETCH(b);
             const __m512i q = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(FN(load32)(a->qs)), FN(load32)(b->qs), 1), bias);
-            const __m512i pz = _mm512_dpbusd_epi32(off, q, xq);
-            const __m256i dd = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)a->d)), _mm_set1_epi16((short)b->d), 1);
-            acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pz), _mm512_mul_ps(_mm512_cvtph_ps(dd), dx), acc[p]);
+            pz[p] = _mm512_dpbusd_epi32(off, q, xq);
         }
+        acc = FN(block_step)(acc, FN(h2f4)(wr[0][ib].d, wr[1][ib].d, wr[2][ib].d, wr[3][ib].d), _mm_set1_ps(xb[ib].d),
+                             FN(hsum4_pairs)(pz[0], pz[1]));
     }
-    GEMV_UNROLL
-    for (int p = 0; p < NP; p++) {
-        out[2 * p] = FN(hsum8)(_mm512_castps512_ps256(acc[p]));
-        if (2 * p + 1 < NR) out[2 * p + 1] = FN(hsum8)(_mm512_extractf32x8_ps(acc[p], 1));
-    }
+    FN(store4)(out, acc, NR);
 }
 #endif
 
@@ -126,26 +148,24 @@ GKFI void FN(gb_q8_0)(int64_t n, const void *w, size_t rb, const int NR, const v
 #define GEMV_OFFSET_BODY(TYPE, OFF, QEXPR)                                                               \
     GKFI void FN(gb_##TYPE)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) { \
         const cpu_q8a *xb = x;                                                                          \
-        const block_##TYPE *wr[GEMV_NR];                                                                \
-        __m256 acc[GEMV_NR];                                                                            \
-        GEMV_UNROLL                                                                                     \
-        for (int r = 0; r < NR; r++)                                                                    \
-            wr[r] = (const block_##TYPE *)((const char *)w + (size_t)r * rb), acc[r] = _mm256_setzero_ps(); \
+        GEMV_ROWS(block_##TYPE);                                                                        \
+        __m128 acc = _mm_setzero_ps();                                                                  \
         for (int64_t ib = 0; ib < n / 32; ib++) {                                                       \
             const __m256i xq = FN(load32)(xb[ib].qs);                                                   \
-            const __m256 dx = _mm256_set1_ps(xb[ib].d);                                                 \
             const __m256i off = _mm256_sub_epi32(_mm256_setzero_si256(),                                \
                                                  FN(dpbusd)(_mm256_setzero_si256(), _mm256_set1_epi8(OFF), xq)); \
+            __m256i p[GEMV_NR];                                                                         \
             GEMV_UNROLL                                                                                 \
-            for (int r = 0; r < NR; r++) {                                                              \
+            for (int r = 0; r < GEMV_NR; r++) {                                                         \
+                if (r >= NR) { p[r] = _mm256_setzero_si256(); continue; }                               \
                 const block_##TYPE *b = wr[r] + ib;                                                     \
-                GEMV_PREFETCH(b);                                                              \
-                const __m256i p = FN(dpbusd)(off, QEXPR, xq);                                           \
-                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(FN(h2f8)(b->d), dx), acc[r]); \
+                GEMV_PREFETCH(b);                                                                       \
+                p[r] = FN(dpbusd)(off, QEXPR, xq);                                                      \
             }                                                                                           \
+            acc = FN(block_step)(acc, FN(h2f4)(wr[0][ib].d, wr[1][ib].d, wr[2][ib].d, wr[3][ib].d),     \
+                                 _mm_set1_ps(xb[ib].d), FN(hsum4_epi32)(p[0], p[1], p[2], p[3]));       \
         }                                                                                               \
-        GEMV_UNROLL                                                                                     \
-        for (int r = 0; r < NR; r++) out[r] = FN(hsum8)(acc[r]);                                        \
+        FN(store4)(out, acc, NR);                                                                       \
     }
 #if CPU_LEVEL == 1
 GEMV_OFFSET_BODY(q4_0, 8, FN(nibbles16)(b->qs))
@@ -154,18 +174,16 @@ GEMV_OFFSET_BODY(q5_0, 16, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->q
 /* AVX-512: the four rows in one 512-bit register, one 128-bit lane each: lo = the low nibbles
  * (elements 0..15) of rows a|b|c|d, hi = the high nibbles (16..31), against the activation's
  * first and second 16 bytes broadcast to every lane. One load + 3 inserts, 3 ALU ops, 2 dpbusd,
- * one convert and one FMA serve four rows (~35 instructions per block instead of ~60 for two
- * rows per register; Q5_0 is most of a "Q4_K_M" 0.5B model). Missing rows (NR < 4) repeat the
- * last one; a row's lanes see the same operations in any lane, and each row is reduced alone. */
+ * 4 shuffle/add ops and a permute (each row's exact sum in lane 0..3) and one block step serve four
+ * rows (~40 instructions per block instead of ~60 for two rows per register; Q5_0 is most of a
+ * "Q4_K_M" 0.5B model). Missing rows (NR < 4) repeat the last one and are not stored. */
 #define GEMV_OFFSET_BODY512(TYPE, OFF, HIBITS)                                                           \
     GKFI void FN(gb_##TYPE)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) { \
         const cpu_q8a *xb = x;                                                                          \
-        const block_##TYPE *wr[GEMV_NR];                                                                \
-        GEMV_UNROLL                                                                                     \
-        for (int r = 0; r < GEMV_NR; r++) wr[r] = (const block_##TYPE *)((const char *)w + (size_t)(r < NR ? r : NR - 1) * rb); \
-        __m512 acc = _mm512_setzero_ps();                                                               \
+        GEMV_ROWS(block_##TYPE);                                                                        \
+        __m128 acc = _mm_setzero_ps();                                                                  \
         const __m512i lo4 = _mm512_set1_epi8(0x0F), offv = _mm512_set1_epi8(OFF);                       \
-        const __m512i lanes = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);         \
+        const __m512i first = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);       \
         for (int64_t ib = 0; ib < n / 32; ib++) {                                                       \
             const __m512i xlo = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)xb[ib].qs));   \
             const __m512i xhi = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(xb[ib].qs + 16))); \
@@ -182,18 +200,14 @@ GEMV_OFFSET_BODY(q5_0, 16, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->q
             raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)d->qs), 3);                  \
             __m512i lo = _mm512_and_si512(raw, lo4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), lo4); \
             HIBITS                                                                                      \
-            const __m512i p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(off, lo, xlo), hi, xhi);          \
-            const __m128 d4 = _mm_mul_ps(_mm_cvtph_ps(_mm_setr_epi16((short)a->d, (short)b->d, (short)c->d, (short)d->d, 0, 0, 0, 0)), \
-                                         _mm_set1_ps(xb[ib].d));                                        \
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(lanes, _mm512_castps128_ps512(d4)), acc); \
+            __m512i p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(off, lo, xlo), hi, xhi);                \
+            /* each 128-bit lane (one row) summed into its 4 dwords, then dword 0 of each gathered */  \
+            p = _mm512_add_epi32(p, _mm512_shuffle_epi32(p, (_MM_PERM_ENUM)0x4E));                      \
+            p = _mm512_add_epi32(p, _mm512_shuffle_epi32(p, (_MM_PERM_ENUM)0xB1));                      \
+            acc = FN(block_step)(acc, FN(h2f4)(a->d, b->d, c->d, d->d), _mm_set1_ps(xb[ib].d),          \
+                                 _mm512_castsi512_si128(_mm512_permutexvar_epi32(first, p)));            \
         }                                                                                               \
-        GEMV_UNROLL                                                                                     \
-        for (int r = 0; r < NR; r++) {                                                                  \
-            __m128 v = r == 0 ? _mm512_castps512_ps128(acc) : r == 1 ? _mm512_extractf32x4_ps(acc, 1)   \
-                     : r == 2 ? _mm512_extractf32x4_ps(acc, 2) : _mm512_extractf32x4_ps(acc, 3);        \
-            v = _mm_add_ps(v, _mm_movehl_ps(v, v));                                                     \
-            out[r] = _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));                                  \
-        }                                                                                               \
+        FN(store4)(out, acc, NR);                                                                       \
     }
 /* Q5_0's fifth bits: element j < 16 of row L is byte 16L + j of lo (bit j of its qh), element
  * 16 + j byte 16L + j of hi (bit 16 + j): masks of the qh halves, then +16. */
@@ -214,30 +228,29 @@ GEMV_OFFSET_BODY512(q5_0, 16, GEMV_Q5_HIBITS)
 #endif
 #undef GEMV_OFFSET_BODY
 
-/* Q4_1 / Q5_1: w = dw*q + mw; the min term mw * ds goes into a second 8-lane accumulator
- * (ds/8 in every lane) instead of a scalar chain. */
+/* Q4_1 / Q5_1: w = dw*q + mw; per block and row (dw*dx)*sum(q*qx) + mw*ds, as the reference. */
 #define GEMV_MIN_BODY(TYPE, QEXPR)                                                                       \
     GKFI void FN(gb_##TYPE)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) { \
         const cpu_q8a *xb = x;                                                                          \
-        const block_##TYPE *wr[GEMV_NR];                                                                \
-        __m256 acc[GEMV_NR], accm[GEMV_NR];                                                             \
-        GEMV_UNROLL                                                                                     \
-        for (int r = 0; r < NR; r++)                                                                    \
-            wr[r] = (const block_##TYPE *)((const char *)w + (size_t)r * rb), acc[r] = accm[r] = _mm256_setzero_ps(); \
+        GEMV_ROWS(block_##TYPE);                                                                        \
+        __m128 acc = _mm_setzero_ps();                                                                  \
         for (int64_t ib = 0; ib < n / 32; ib++) {                                                       \
             const __m256i xq = FN(load32)(xb[ib].qs);                                                   \
-            const __m256 dx = _mm256_set1_ps(xb[ib].d), ds = _mm256_set1_ps(xb[ib].ds * 0.125f);        \
+            __m256i p[GEMV_NR];                                                                         \
             GEMV_UNROLL                                                                                 \
-            for (int r = 0; r < NR; r++) {                                                              \
+            for (int r = 0; r < GEMV_NR; r++) {                                                         \
+                if (r >= NR) { p[r] = _mm256_setzero_si256(); continue; }                               \
                 const block_##TYPE *b = wr[r] + ib;                                                     \
-                GEMV_PREFETCH(b);                                                              \
-                const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), QEXPR, xq);                        \
-                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(FN(h2f8)(b->d), dx), acc[r]); \
-                accm[r] = _mm256_fmadd_ps(FN(h2f8)(b->m), ds, accm[r]);                                 \
+                GEMV_PREFETCH(b);                                                                       \
+                p[r] = FN(dpbusd)(_mm256_setzero_si256(), QEXPR, xq);                                   \
             }                                                                                           \
+            const __m128 dw = FN(h2f4)(wr[0][ib].d, wr[1][ib].d, wr[2][ib].d, wr[3][ib].d);             \
+            const __m128 mw = FN(h2f4)(wr[0][ib].m, wr[1][ib].m, wr[2][ib].m, wr[3][ib].m);             \
+            const __m128 u = _mm_mul_ps(_mm_mul_ps(dw, _mm_set1_ps(xb[ib].d)),                         \
+                                        _mm_cvtepi32_ps(FN(hsum4_epi32)(p[0], p[1], p[2], p[3])));       \
+            acc = _mm_add_ps(acc, _mm_add_ps(u, _mm_mul_ps(mw, _mm_set1_ps(xb[ib].ds))));               \
         }                                                                                               \
-        GEMV_UNROLL                                                                                     \
-        for (int r = 0; r < NR; r++) out[r] = FN(hsum8)(_mm256_add_ps(acc[r], accm[r]));                \
+        FN(store4)(out, acc, NR);                                                                       \
     }
 GEMV_MIN_BODY(q4_1, FN(nibbles16)(b->qs))
 GEMV_MIN_BODY(q5_1, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->qh)))
@@ -247,22 +260,21 @@ GEMV_MIN_BODY(q5_1, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->qh)))
 /* Q4_K: as qb_q4_k (bounds there), the activation super-block's 8 loads shared by the rows. */
 GKFI void FN(gb_q4_k)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
     const block_q8_k *xb = x;
-    const block_q4_k *wr[GEMV_NR];
-    __m256 acc[GEMV_NR];
-    GEMV_UNROLL
-    for (int r = 0; r < NR; r++) wr[r] = (const block_q4_k *)((const char *)w + (size_t)r * rb), acc[r] = _mm256_setzero_ps();
+    GEMV_ROWS(block_q4_k);
+    __m128 acc = _mm_setzero_ps();
     const __m256i lo4 = _mm256_set1_epi8(0x0F);
     for (int64_t ib = 0; ib < n / QK_K; ib++) {
-        const __m256 dx = _mm256_set1_ps(xb[ib].d);
         const __m256i bsums = _mm256_loadu_si256((const __m256i *)xb[ib].bsums);
+        __m256i is[GEMV_NR], im[GEMV_NR];
         GEMV_UNROLL
-        for (int r = 0; r < NR; r++) {
+        for (int r = 0; r < GEMV_NR; r++) {
+            if (r >= NR) { is[r] = im[r] = _mm256_setzero_si256(); continue; }
             const block_q4_k *b = wr[r] + ib;
             GEMV_PREFETCH_BLOCK(b);
             uint8_t sm[16];
             FN(k_unpack_scales)(b->scales, sm);
             const __m128i m8 = _mm_loadl_epi64((const __m128i *)(sm + 8));
-            const __m256i imin = _mm256_madd_epi16(bsums, _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)));
+            im[r] = _mm256_madd_epi16(bsums, _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)));
             __m256i isum = _mm256_setzero_si256(), isum2 = _mm256_setzero_si256();
             for (int j = 0; j < 4; j++) {
                 const __m256i raw = FN(load32)(b->qs + 32 * j);
@@ -271,35 +283,33 @@ GKFI void FN(gb_q4_k)(int64_t n, const void *w, size_t rb, const int NR, const v
                 isum = FN(dpwssd)(isum, _mm256_maddubs_epi16(q0, FN(load32)(xq)), _mm256_set1_epi16(sm[2 * j]));
                 isum2 = FN(dpwssd)(isum2, _mm256_maddubs_epi16(q1, FN(load32)(xq + 32)), _mm256_set1_epi16(sm[2 * j + 1]));
             }
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(isum, isum2)), _mm256_mul_ps(FN(h2f8)(b->d), dx), acc[r]);
-            acc[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imin), _mm256_mul_ps(FN(h2f8)(b->dmin), dx), acc[r]);
+            is[r] = _mm256_add_epi32(isum, isum2);
         }
+        acc = FN(k_block_step)(acc, FN(h2f4)(wr[0][ib].d, wr[1][ib].d, wr[2][ib].d, wr[3][ib].d),
+                               FN(h2f4)(wr[0][ib].dmin, wr[1][ib].dmin, wr[2][ib].dmin, wr[3][ib].dmin), _mm_set1_ps(xb[ib].d),
+                               FN(hsum4_epi32)(is[0], is[1], is[2], is[3]), FN(hsum4_epi32)(im[0], im[1], im[2], im[3]));
     }
-    GEMV_UNROLL
-    for (int r = 0; r < NR; r++) out[r] = FN(hsum8)(acc[r]);
+    FN(store4)(out, acc, NR);
 }
 
 #else
 /* Q4_K on AVX-512: two rows per register [a | b] (32 bytes of quants each), as qb_q4_k otherwise
  * (bounds there). The 8 sub-block scales of both rows sit in one register as 16-bit words (a's
  * in 128-bit lanes 0-1, b's in 2-3), and one in-lane byte shuffle per sub-block broadcasts each
- * row's scale to its half: ~90 instructions per pair and super-block instead of ~140. An odd last
- * row is paired with itself; each row is reduced alone from its half. */
+ * row's scale to its half: ~90 instructions per pair and super-block instead of ~140. Missing
+ * rows repeat the last one; the block sums of the 4 rows are reduced together (hsum4_pairs). */
 GKFI void FN(gb_q4_k)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
     const block_q8_k *xb = x;
-    const block_q4_k *wr[GEMV_NR];
-    __m512 acc[GEMV_NR / 2];
+    GEMV_ROWS(block_q4_k);
     const int NP = (NR + 1) / 2;
-    GEMV_UNROLL
-    for (int r = 0; r < 2 * NP; r++) wr[r] = (const block_q4_k *)((const char *)w + (size_t)(r < NR ? r : NR - 1) * rb);
-    GEMV_UNROLL
-    for (int p = 0; p < NP; p++) acc[p] = _mm512_setzero_ps();
+    __m128 acc = _mm_setzero_ps();
     const __m512i lo4 = _mm512_set1_epi8(0x0F);
     for (int64_t ib = 0; ib < n / QK_K; ib++) {
-        const __m512 dx = _mm512_set1_ps(xb[ib].d);
         const __m512i bsums = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)xb[ib].bsums));
+        __m512i is[GEMV_NR / 2], im[GEMV_NR / 2];
         GEMV_UNROLL
-        for (int p = 0; p < NP; p++) {
+        for (int p = 0; p < GEMV_NR / 2; p++) {
+            if (p >= NP) { is[p] = im[p] = _mm512_setzero_si512(); continue; }
             const block_q4_k *a = wr[2 * p] + ib, *b = wr[2 * p + 1] + ib;
             GEMV_PREFETCH_BLOCK(a);
             if (2 * p + 1 < NR) GEMV_PREFETCH_BLOCK(b);
@@ -326,34 +336,70 @@ GKFI void FN(gb_q4_k)(int64_t n, const void *w, size_t rb, const int NR, const v
                 isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q0, x0), s0);
                 isum2 = _mm512_dpwssd_epi32(isum2, _mm512_maddubs_epi16(q1, x1), s1);
             }
-            const __m256i dd = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)a->d)), _mm_set1_epi16((short)b->d), 1);
-            const __m256i dm = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)a->dmin)), _mm_set1_epi16((short)b->dmin), 1);
-            acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(isum, isum2)), _mm512_mul_ps(_mm512_cvtph_ps(dd), dx), acc[p]);
-            acc[p] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(imin), _mm512_mul_ps(_mm512_cvtph_ps(dm), dx), acc[p]);
+            is[p] = _mm512_add_epi32(isum, isum2), im[p] = imin;
         }
+        acc = FN(k_block_step)(acc, FN(h2f4)(wr[0][ib].d, wr[1][ib].d, wr[2][ib].d, wr[3][ib].d),
+                               FN(h2f4)(wr[0][ib].dmin, wr[1][ib].dmin, wr[2][ib].dmin, wr[3][ib].dmin), _mm_set1_ps(xb[ib].d),
+                               FN(hsum4_pairs)(is[0], is[1]), FN(hsum4_pairs)(im[0], im[1]));
     }
-    GEMV_UNROLL
-    for (int p = 0; p < NP; p++) {
-        out[2 * p] = FN(hsum8)(_mm512_castps512_ps256(acc[p]));
-        if (2 * p + 1 < NR) out[2 * p + 1] = FN(hsum8)(_mm512_extractf32x8_ps(acc[p], 1));
-    }
+    FN(store4)(out, acc, NR);
 }
 #endif
+
+/* Q5_K (both SIMD levels, 256-bit): as qb_q5_k (bounds there), 4 rows per call sharing the
+ * activation loads and one exact block reduction (it had only the per-row kernel before). */
+GKFI void FN(gb_q5_k)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
+    const block_q8_k *xb = x;
+    GEMV_ROWS(block_q5_k);
+    __m128 acc = _mm_setzero_ps();
+    const __m256i lo4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
+    for (int64_t ib = 0; ib < n / QK_K; ib++) {
+        const __m256i bsums = _mm256_loadu_si256((const __m256i *)xb[ib].bsums);
+        __m256i is[GEMV_NR], im[GEMV_NR];
+        GEMV_UNROLL
+        for (int r = 0; r < GEMV_NR; r++) {
+            if (r >= NR) { is[r] = im[r] = _mm256_setzero_si256(); continue; }
+            const block_q5_k *b = wr[r] + ib;
+            GEMV_PREFETCH_BLOCK(b);
+            uint8_t sm[16];
+            FN(k_unpack_scales)(b->scales, sm);
+            const __m128i m8 = _mm_loadl_epi64((const __m128i *)(sm + 8));
+            im[r] = _mm256_madd_epi16(bsums, _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8)));
+            __m256i isum = _mm256_setzero_si256(), isum2 = _mm256_setzero_si256();
+            __m256i qh = FN(load32)(b->qh);   /* shifted right by 2 per j: bits 0, 1 are current */
+            for (int j = 0; j < 4; j++) {
+                const __m256i raw = FN(load32)(b->qs + 32 * j);
+                const int8_t *xq = xb[ib].qs + 64 * j;
+                const __m256i q0 = _mm256_or_si256(_mm256_and_si256(raw, lo4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), b4));
+                const __m256i q1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4),
+                                                   _mm256_and_si256(_mm256_slli_epi16(qh, 3), b4));
+                qh = _mm256_srli_epi16(qh, 2);
+                isum = FN(dpwssd)(isum, _mm256_maddubs_epi16(q0, FN(load32)(xq)), _mm256_set1_epi16(sm[2 * j]));
+                isum2 = FN(dpwssd)(isum2, _mm256_maddubs_epi16(q1, FN(load32)(xq + 32)), _mm256_set1_epi16(sm[2 * j + 1]));
+            }
+            is[r] = _mm256_add_epi32(isum, isum2);
+        }
+        acc = FN(k_block_step)(acc, FN(h2f4)(wr[0][ib].d, wr[1][ib].d, wr[2][ib].d, wr[3][ib].d),
+                               FN(h2f4)(wr[0][ib].dmin, wr[1][ib].dmin, wr[2][ib].dmin, wr[3][ib].dmin), _mm_set1_ps(xb[ib].d),
+                               FN(hsum4_epi32)(is[0], is[1], is[2], is[3]), FN(hsum4_epi32)(im[0], im[1], im[2], im[3]));
+    }
+    FN(store4)(out, acc, NR);
+}
+
 
 #if CPU_LEVEL == 1
 /* Q6_K: as qb_q6_k (bounds there). */
 GKFI void FN(gb_q6_k)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
     const block_q8_k *xb = x;
-    const block_q6_k *wr[GEMV_NR];
-    __m256 acc[GEMV_NR];
-    GEMV_UNROLL
-    for (int r = 0; r < NR; r++) wr[r] = (const block_q6_k *)((const char *)w + (size_t)r * rb), acc[r] = _mm256_setzero_ps();
+    GEMV_ROWS(block_q6_k);
+    __m128 acc = _mm_setzero_ps();
     const __m256i lo4 = _mm256_set1_epi8(0x0F), hi2 = _mm256_set1_epi8(0x30);
     for (int64_t ib = 0; ib < n / QK_K; ib++) {
-        const __m256 dx = _mm256_set1_ps(xb[ib].d);
         const __m256i bsums = _mm256_loadu_si256((const __m256i *)xb[ib].bsums);
+        __m256i is[GEMV_NR];
         GEMV_UNROLL
-        for (int r = 0; r < NR; r++) {
+        for (int r = 0; r < GEMV_NR; r++) {
+            if (r >= NR) { is[r] = _mm256_setzero_si256(); continue; }
             const block_q6_k *b = wr[r] + ib;
             GEMV_PREFETCH_BLOCK(b);
             const __m256i off = _mm256_madd_epi16(bsums, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales)));
@@ -375,11 +421,12 @@ GKFI void FN(gb_q6_k)(int64_t n, const void *w, size_t rb, const int NR, const v
                 isum2 = FN(dpwssd)(isum2, _mm256_maddubs_epi16(q3, FN(load32)(xq + 96)), G6_SCALE(6));
 #undef G6_SCALE
             }
-            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(isum, isum2)), _mm256_mul_ps(FN(h2f8)(b->d), dx), acc[r]);
+            is[r] = _mm256_add_epi32(isum, isum2);
         }
+        acc = FN(block_step)(acc, FN(h2f4)(wr[0][ib].d, wr[1][ib].d, wr[2][ib].d, wr[3][ib].d), _mm_set1_ps(xb[ib].d),
+                             FN(hsum4_epi32)(is[0], is[1], is[2], is[3]));
     }
-    GEMV_UNROLL
-    for (int r = 0; r < NR; r++) out[r] = FN(hsum8)(acc[r]);
+    FN(store4)(out, acc, NR);
 }
 
 #else
@@ -388,23 +435,20 @@ GKFI void FN(gb_q6_k)(int64_t n, const void *w, size_t rb, const int NR, const v
  * group g picks scale 8h+2g in the even lanes (elements 0..15) and 8h+2g+1 in the odd ones. */
 GKFI void FN(gb_q6_k)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
     const block_q8_k *xb = x;
-    const block_q6_k *wr[GEMV_NR];
-    __m512 acc[GEMV_NR / 2];
+    GEMV_ROWS(block_q6_k);
     const int NP = (NR + 1) / 2;
-    GEMV_UNROLL
-    for (int r = 0; r < 2 * NP; r++) wr[r] = (const block_q6_k *)((const char *)w + (size_t)(r < NR ? r : NR - 1) * rb);
-    GEMV_UNROLL
-    for (int p = 0; p < NP; p++) acc[p] = _mm512_setzero_ps();
+    __m128 acc = _mm_setzero_ps();
     const __m512i lo4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
 #define Q6_PAIR(pa, pb) _mm512_inserti64x4(_mm512_castsi256_si512(FN(load32)(pa)), FN(load32)(pb), 1)
 #define Q6_SCALES(pa, pb)                                                                                \
     _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(pa))))), \
                        _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(pb)))), 1)
     for (int64_t ib = 0; ib < n / QK_K; ib++) {
-        const __m512 dx = _mm512_set1_ps(xb[ib].d);
         const __m512i bsums = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)xb[ib].bsums));
+        __m512i is[GEMV_NR / 2];
         GEMV_UNROLL
-        for (int p = 0; p < NP; p++) {
+        for (int p = 0; p < GEMV_NR / 2; p++) {
+            if (p >= NP) { is[p] = _mm512_setzero_si512(); continue; }
             const block_q6_k *a = wr[2 * p] + ib, *b = wr[2 * p + 1] + ib;
             GEMV_PREFETCH_BLOCK(a);
             if (2 * p + 1 < NR) GEMV_PREFETCH_BLOCK(b);
@@ -434,17 +478,14 @@ GKFI void FN(gb_q6_k)(int64_t n, const void *w, size_t rb, const int NR, const v
                     else isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q[g], xg), sg);
                 }
             }
-            const __m256i dd = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)a->d)), _mm_set1_epi16((short)b->d), 1);
-            acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(isum, isum2)), _mm512_mul_ps(_mm512_cvtph_ps(dd), dx), acc[p]);
+            is[p] = _mm512_add_epi32(isum, isum2);
         }
+        acc = FN(block_step)(acc, FN(h2f4)(wr[0][ib].d, wr[1][ib].d, wr[2][ib].d, wr[3][ib].d), _mm_set1_ps(xb[ib].d),
+                             FN(hsum4_pairs)(is[0], is[1]));
     }
 #undef Q6_PAIR
 #undef Q6_SCALES
-    GEMV_UNROLL
-    for (int p = 0; p < NP; p++) {
-        out[2 * p] = FN(hsum8)(_mm512_castps512_ps256(acc[p]));
-        if (2 * p + 1 < NR) out[2 * p + 1] = FN(hsum8)(_mm512_extractf32x8_ps(acc[p], 1));
-    }
+    FN(store4)(out, acc, NR);
 }
 #endif
 
@@ -525,9 +566,9 @@ GEMV_ENTRY(q4_1)
 GEMV_ENTRY(q5_1)
 GEMV_ENTRY(q4_k)
 GEMV_ENTRY(q6_k)
+GEMV_ENTRY(q5_k)
 GEMV_ENTRY(f16)
 #undef GEMV_ENTRY
-GEMV_ROWWISE(q5_k)
 GEMV_ROWWISE(bf16)
 GEMV_ROWWISE(f32)
 

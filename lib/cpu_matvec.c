@@ -7,7 +7,9 @@
  * contiguous weights, each one pool task (threadpool_run_tasks): a thread streams a whole tile
  * (prefetcher-friendly) and a thread descheduled by another process holds up at most one tile.
  * n == 1 uses the multi-row GEMV kernels (cpu_gemv_impl.h); n = 2..4 the qdot kernels, which read
- * each weight row once for all n tokens. Row results do not depend on the tiling or the thread. */
+ * each weight row once for all n tokens. Row results do not depend on the tiling or the thread, and
+ * for the integer weight types not on n either: both kernels give the scalar reference's bits, as the
+ * prefill GEMM does (cpu_qdot_impl.h, batch invariance). */
 #include <limits.h>
 
 #include "cpu.h"

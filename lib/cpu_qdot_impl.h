@@ -5,16 +5,20 @@
  * Integer scheme (weights as stored, FORMATS.md section 2):
  *   Q8_0              w = dw * qw, qw signed; per 32-block dw * dx * sum(qw * qx).
  *                     SIMD: |qw| (u8) x sign(qx, qw) (s8) -> dpbusd.
- *   Q4_0, Q5_0        w = dw * (q - OFF), q unsigned (nibble / 5 bits, OFF 8 / 16): the scalar
- *                     reference sums (q - OFF)*qx in int; SIMD takes dpbusd(q, qx) and folds the
- *                     offset in as -OFF * dw * ds (ds = dx*sum(qx) from the activation block).
+ *   Q4_0, Q5_0        w = dw * (q - OFF), q unsigned (nibble / 5 bits, OFF 8 / 16): sum((q - OFF)*qx)
+ *                     in int; SIMD: dpbusd(-OFF * sum(qx), q, qx), the offset inside the int sum.
  *   Q4_1, Q5_1        w = dw * q + mw, q unsigned; dw*dx*sum(q*qx) + mw * ds.
  *   Q4_K, Q5_K        per super-block d*dx*sum_j sc_j*sum(q*qx) - dmin*dx*sum_j m_j*bsum_j,
  *                     q unsigned; SIMD: maddubs(q, qx) (s16 pairs) then dpwssd by the 16-bit
- *                     scale, summed in int32 over the super-block, one float FMA per block.
+ *                     scale, summed in int32 over the super-block.
  *   Q6_K              d*dx*sum_k sc_k*(sum(q*qx) - 32*bsum_k), q = 6 bits unsigned.
- * All integer partial sums are exact (bounds noted at each kernel); the levels differ only in the
- * order of the float accumulation.
+ * All integer partial sums are exact (bounds noted at each kernel). Batch invariance: every SIMD
+ * kernel reduces a block's integer sum exactly, then applies the scale step of the scalar reference
+ * (s + (dw*dx)*(float)sumi [+ mw*ds | - (dmin*dx)*(float)summ], mul then add, never an FMA) with
+ * one float lane per token (here) or per row (cpu_gemv_impl.h), as the GEMM does (cpu_gemm_impl.h):
+ * for the integer types every level, kernel and batch size gives the scalar reference's bits, so a
+ * token's logits do not depend on whether it was evaluated alone, in 2..4, or in a prefill batch.
+ * The float weight types (F16/BF16/F32) are not batch-invariant: their f32 sums run in lane order.
  *
  * SIMD kernels are written once as an always-inline body taking the token count NT as a
  * constant (1..4), so the unpacked weight block stays in registers for NT activation rows. */
@@ -176,6 +180,30 @@ KFI float FN(hsum8)(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 KFI __m256i FN(load32)(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+/* The lane sums of a, b, c, d as lanes 0..3: a block's exact integer sum for 4 rows or tokens
+ * (the kernels' bounds keep every partial sum in int32, so any order gives the same integer). */
+KFI __m128i FN(hsum4_epi32)(__m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+/* acc + (dw * dx) * (float)isum per lane: the scalar reference's block step (two multiplies, then
+ * the add, in its order; never an FMA), so each lane's running sum is bit-identical to it and a
+ * result does not depend on the batch size or the kernel. Lanes = rows (gemv) or tokens (qdot). */
+KFI __m128 FN(block_step)(__m128 acc, __m128 dw, __m128 dx, __m128i isum) {
+    return _mm_add_ps(acc, _mm_mul_ps(_mm_mul_ps(dw, dx), _mm_cvtepi32_ps(isum)));
+}
+/* Token loops unrolled so p[] and the gathered scales stay in registers (a gather through a
+ * float array costs a store-forwarding stall per block: 4x slower, measured). */
+#define QDOT_TOKENS _Pragma("GCC unroll 4") for (int t = 0; t < CPU_QDOT_NT; t++)
+/* Field f of block ib of activation rows 0..3 in lanes 0..3 (0 past NT, never read). */
+#define QDOT_GATHER(T, f) _mm_setr_ps(QDOT_X1(T, f, 0), QDOT_X1(T, f, 1), QDOT_X1(T, f, 2), QDOT_X1(T, f, 3))
+#define QDOT_X1(T, f, t) (NT > (t) ? ((const T *)XROW(x, t, xs) + ib)->f : 0.0f)
+/* The 4 lanes of v to out[0..nr). */
+KFI void FN(store4)(float *out, __m128 v, int nr) {
+    float o[4];
+    _mm_storeu_ps(o, v);
+    for (int i = 0; i < nr; i++) out[i] = o[i];
+}
 /* 16 packed bytes -> 32 nibbles: low nibbles (elements 0..15) then high nibbles (16..31). */
 KFI __m256i FN(nibbles16)(const uint8_t *p) {
     const __m128i raw = _mm_loadu_si128((const __m128i *)p);
@@ -200,52 +228,60 @@ KFI __m256i FN(bits16)(const uint8_t *p) {
 
 #if CPU_LEVEL >= 1
 /* Q8_0: signed weights; |qw| <= 128 and |qx| <= 127, so maddubs pairs stay below 32767 (AVX2).
- * Two accumulator sets (even/odd blocks) keep the FMA latency chain off the critical path. */
+ * Lanes of the float accumulator = tokens; each block's integer sum is reduced exactly, then
+ * scaled as the scalar reference does (block_step). */
 KFI void FN(qb_q8_0)(int64_t n, const void *w, const void *x, size_t xs, const int NT, float *out) {
     const block_q8_0 *wb = w;
-    __m256 acc[2][CPU_QDOT_NT];
-    for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+    __m128 acc = _mm_setzero_ps();
     for (int64_t ib = 0; ib < n / 32; ib++) {
-        const int par = (int)(ib & 1);
         const __m256i q = FN(load32)(wb[ib].qs);
         const __m256i aq = _mm256_sign_epi8(q, q);
-        const float dw = FN(h2f)(wb[ib].d);
-        for (int t = 0; t < NT; t++) {
+        __m256i p[CPU_QDOT_NT];
+        QDOT_TOKENS {
+            if (t >= NT) { p[t] = _mm256_setzero_si256(); continue; }
             const cpu_q8a *xb = (const cpu_q8a *)XROW(x, t, xs) + ib;
-            const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), aq, _mm256_sign_epi8(FN(load32)(xb->qs), q));
-            acc[par][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * xb->d), acc[par][t]);
+            p[t] = FN(dpbusd)(_mm256_setzero_si256(), aq, _mm256_sign_epi8(FN(load32)(xb->qs), q));
         }
+        acc = FN(block_step)(acc, _mm_set1_ps(FN(h2f)(wb[ib].d)), QDOT_GATHER(cpu_q8a, d), FN(hsum4_epi32)(p[0], p[1], p[2], p[3]));
     }
-    for (int t = 0; t < NT; t++) out[t] = FN(hsum8)(_mm256_add_ps(acc[0][t], acc[1][t]));
+    FN(store4)(out, acc, NT);
 }
 
 /* Q4_0 / Q5_0 (OFF = 8 / 16) and Q4_1 / Q5_1 (MIN): the weights as unsigned q <= 31 (maddubs
- * pairs <= 2*31*127), the offset or min folded in through the block sum of the activations:
- * w = dw*(q - OFF) gives dw*dx*sum(q*qx) - OFF*dw*ds; w = dw*q + mw gives ... + mw*ds. */
-#define QDOT_UNSIGNED_BODY(TYPE, QEXPR, CORR)                                                           \
+ * pairs <= 2*31*127). OFF types take the offset into the integer sum as the reference does:
+ * dpbusd(-OFF * sum(qx), q, qx) = sum((q - OFF) * qx), exact; MIN types add mw * ds after the
+ * scaled sum, as the reference: (dw*dx)*isum + mw*ds. */
+#define QDOT_UNSIGNED_BODY(TYPE, QEXPR, OFF, MIN, MEXPR)                                                       \
     KFI void FN(qb_##TYPE)(int64_t n, const void *w, const void *x, size_t xs, const int NT, float *out) { \
         const block_##TYPE *wb = w;                                                                     \
-        __m256 acc[2][CPU_QDOT_NT];                                                                     \
-        float corr[CPU_QDOT_NT];                                                                        \
-        for (int t = 0; t < NT; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps(), corr[t] = 0;          \
+        __m128 acc = _mm_setzero_ps();                                                                  \
         for (int64_t ib = 0; ib < n / 32; ib++) {                                                       \
-            const int par = (int)(ib & 1);                                                              \
             const block_##TYPE *b = wb + ib;                                                            \
             const __m256i q = QEXPR;                                                                    \
-            const float dw = FN(h2f)(b->d), cw = CORR;                                                  \
-            for (int t = 0; t < NT; t++) {                                                              \
+            __m256i p[CPU_QDOT_NT];                                                                     \
+            QDOT_TOKENS {                                                                               \
+                if (t >= NT) { p[t] = _mm256_setzero_si256(); continue; }                               \
                 const cpu_q8a *xb = (const cpu_q8a *)XROW(x, t, xs) + ib;                               \
-                const __m256i p = FN(dpbusd)(_mm256_setzero_si256(), q, FN(load32)(xb->qs));             \
-                acc[par][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * xb->d), acc[par][t]); \
-                corr[t] += cw * xb->ds;                                                                 \
+                const __m256i xq = FN(load32)(xb->qs);                                                  \
+                const __m256i off = OFF ? _mm256_sub_epi32(_mm256_setzero_si256(),                      \
+                                                           FN(dpbusd)(_mm256_setzero_si256(), _mm256_set1_epi8(OFF), xq)) \
+                                        : _mm256_setzero_si256();                                       \
+                p[t] = FN(dpbusd)(off, q, xq);                                                          \
+            }                                                                                           \
+            const __m128i isum = FN(hsum4_epi32)(p[0], p[1], p[2], p[3]);                               \
+            if (MIN) {                                                                                  \
+                const __m128 u = _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(FN(h2f)(b->d)), QDOT_GATHER(cpu_q8a, d)), _mm_cvtepi32_ps(isum)); \
+                acc = _mm_add_ps(acc, _mm_add_ps(u, _mm_mul_ps(_mm_set1_ps(MEXPR), QDOT_GATHER(cpu_q8a, ds)))); \
+            } else {                                                                                    \
+                acc = FN(block_step)(acc, _mm_set1_ps(FN(h2f)(b->d)), QDOT_GATHER(cpu_q8a, d), isum);          \
             }                                                                                           \
         }                                                                                               \
-        for (int t = 0; t < NT; t++) out[t] = FN(hsum8)(_mm256_add_ps(acc[0][t], acc[1][t])) + corr[t]; \
+        FN(store4)(out, acc, NT);                                                                       \
     }
-QDOT_UNSIGNED_BODY(q4_0, FN(nibbles16)(b->qs), -8.0f * dw)
-QDOT_UNSIGNED_BODY(q5_0, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->qh)), -16.0f * dw)
-QDOT_UNSIGNED_BODY(q4_1, FN(nibbles16)(b->qs), FN(h2f)(b->m))
-QDOT_UNSIGNED_BODY(q5_1, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->qh)), FN(h2f)(b->m))
+QDOT_UNSIGNED_BODY(q4_0, FN(nibbles16)(b->qs), 8, 0, 0.0f)
+QDOT_UNSIGNED_BODY(q5_0, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->qh)), 16, 0, 0.0f)
+QDOT_UNSIGNED_BODY(q4_1, FN(nibbles16)(b->qs), 0, 1, FN(h2f)(b->m))
+QDOT_UNSIGNED_BODY(q5_1, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->qh)), 0, 1, FN(h2f)(b->m))
 #undef QDOT_UNSIGNED_BODY
 
 /* ---- K-quants ------------------------------------------------------------------------------- */
@@ -268,11 +304,25 @@ KFI __m256i FN(k_minsum)(const block_q8_k *xb, __m256i m16) {
     return _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xb->bsums), m16);
 }
 
+/* The end of a Q4_K/Q5_K super-block, lanes = tokens: the exact integer sums, then the reference's
+ * (d*dx)*isum - (dmin*dx)*imin, added to acc. */
+KFI __m128 FN(k_step)(__m128 acc, float d, float dmin, const void *x, size_t xs, int64_t ib, const int NT,
+                      const __m256i *isum, const __m256i *isum2, const __m256i *imin) {
+    __m256i s[CPU_QDOT_NT], m[CPU_QDOT_NT];
+    QDOT_TOKENS {
+        if (t >= NT) { s[t] = m[t] = _mm256_setzero_si256(); continue; }
+        s[t] = _mm256_add_epi32(isum[t], isum2[t]), m[t] = imin[t];
+    }
+    const __m128 dx4 = QDOT_GATHER(block_q8_k, d);
+    const __m128 u = _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(d), dx4), _mm_cvtepi32_ps(FN(hsum4_epi32)(s[0], s[1], s[2], s[3])));
+    const __m128 v = _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(dmin), dx4), _mm_cvtepi32_ps(FN(hsum4_epi32)(m[0], m[1], m[2], m[3])));
+    return _mm_add_ps(acc, _mm_sub_ps(u, v));
+}
+
 /* Q4_K: q <= 15; per lane per block |sum| <= 8 * 2*(2*15*127)*63: int32. */
 KFI void FN(qb_q4_k)(int64_t n, const void *w, const void *x, size_t xs, const int NT, float *out) {
     const block_q4_k *wb = w;
-    __m256 acc[CPU_QDOT_NT];
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    __m128 acc = _mm_setzero_ps();
     const __m256i lo4 = _mm256_set1_epi8(0x0F);
     for (int64_t ib = 0; ib < n / QK_K; ib++) {
         const block_q4_k *b = wb + ib;
@@ -297,21 +347,16 @@ KFI void FN(qb_q4_k)(int64_t n, const void *w, const void *x, size_t xs, const i
                 isum2[t] = FN(dpwssd)(isum2[t], _mm256_maddubs_epi16(q1, FN(load32)(xq + 32)), s1);
             }
         }
-        for (int t = 0; t < NT; t++) {
-            const float dx = ((const block_q8_k *)XROW(x, t, xs) + ib)->d;
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(isum[t], isum2[t])), _mm256_set1_ps(d * dx), acc[t]);
-            acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imin[t]), _mm256_set1_ps(dmin * dx), acc[t]);
-        }
+        acc = FN(k_step)(acc, d, dmin, x, xs, ib, NT, isum, isum2, imin);
     }
-    for (int t = 0; t < NT; t++) out[t] = FN(hsum8)(acc[t]);
+    FN(store4)(out, acc, NT);
 }
 
 /* Q5_K: q <= 31; bounds as Q4_K doubled. Bit 2j (2j+1) of qh[l] is the fifth bit of element l of
  * sub-block 2j (2j+1). */
 KFI void FN(qb_q5_k)(int64_t n, const void *w, const void *x, size_t xs, const int NT, float *out) {
     const block_q5_k *wb = w;
-    __m256 acc[CPU_QDOT_NT];
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    __m128 acc = _mm_setzero_ps();
     const __m256i lo4 = _mm256_set1_epi8(0x0F), b4 = _mm256_set1_epi8(0x10);
     for (int64_t ib = 0; ib < n / QK_K; ib++) {
         const block_q5_k *b = wb + ib;
@@ -339,21 +384,16 @@ KFI void FN(qb_q5_k)(int64_t n, const void *w, const void *x, size_t xs, const i
                 isum2[t] = FN(dpwssd)(isum2[t], _mm256_maddubs_epi16(q1, FN(load32)(xq + 32)), s1);
             }
         }
-        for (int t = 0; t < NT; t++) {
-            const float dx = ((const block_q8_k *)XROW(x, t, xs) + ib)->d;
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(isum[t], isum2[t])), _mm256_set1_ps(d * dx), acc[t]);
-            acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imin[t]), _mm256_set1_ps(dmin * dx), acc[t]);
-        }
+        acc = FN(k_step)(acc, d, dmin, x, xs, ib, NT, isum, isum2, imin);
     }
-    for (int t = 0; t < NT; t++) out[t] = FN(hsum8)(acc[t]);
+    FN(store4)(out, acc, NT);
 }
 
 /* Q6_K: q <= 63 (maddubs pairs <= 16002); per lane per block |sum| <= 8*2*16002*128 + the offset
  * 32*2*2032*128: int32. */
 KFI void FN(qb_q6_k)(int64_t n, const void *w, const void *x, size_t xs, const int NT, float *out) {
     const block_q6_k *wb = w;
-    __m256 acc[CPU_QDOT_NT];
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    __m128 acc = _mm_setzero_ps();
     const __m256i lo4 = _mm256_set1_epi8(0x0F), hi2 = _mm256_set1_epi8(0x30);
     for (int64_t ib = 0; ib < n / QK_K; ib++) {
         const block_q6_k *b = wb + ib;
@@ -383,13 +423,14 @@ KFI void FN(qb_q6_k)(int64_t n, const void *w, const void *x, size_t xs, const i
                 }
             }
         }
-        const float d = FN(h2f)(b->d);
-        for (int t = 0; t < NT; t++) {
-            const float dx = ((const block_q8_k *)XROW(x, t, xs) + ib)->d;
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(isum[t], isum2[t])), _mm256_set1_ps(d * dx), acc[t]);
+        __m256i st[CPU_QDOT_NT];
+        QDOT_TOKENS {
+            if (t >= NT) { st[t] = _mm256_setzero_si256(); continue; }
+            st[t] = _mm256_add_epi32(isum[t], isum2[t]);
         }
+        acc = FN(block_step)(acc, _mm_set1_ps(FN(h2f)(b->d)), QDOT_GATHER(block_q8_k, d), FN(hsum4_epi32)(st[0], st[1], st[2], st[3]));
     }
-    for (int t = 0; t < NT; t++) out[t] = FN(hsum8)(acc[t]);
+    FN(store4)(out, acc, NT);
 }
 
 /* ---- F16 / BF16 / F32 weights against f32 activations ------------------------------------------ */
@@ -646,4 +687,7 @@ QDOT_ENTRY(bf16)
 QDOT_ENTRY(f32)
 #undef QDOT_ENTRY
 #undef XROW
+#undef QDOT_TOKENS
+#undef QDOT_GATHER
+#undef QDOT_X1
 #undef KFI

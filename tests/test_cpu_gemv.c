@@ -2,11 +2,13 @@
  * (lib/cpu_matvec.c):
  *   - every level's gemv for every weight type against the scalar per-row kernel (itself checked
  *     against a float64 dot in test_cpu_qdot.c), for row counts 1..9 and 13 (every 4-row group
- *     plus 1..3-row tail) and odd block counts; tolerance 1e-5 * sum|w*x| + 1e-6: the integer
- *     block sums are exact, only the order of the float accumulation differs;
+ *     plus 1..3-row tail) and odd block counts: the integer types bit-identical (the integer block
+ *     sums are exact and the scale step is the reference's), the float types within
+ *     1e-5 * sum|w*x| + 1e-6 (float sums in another order);
  *   - a row's result is bit-identical whether it is computed alone or in any group of a call;
  *   - cpu_matmul for n = 1..4 tokens gives bit-identical outputs on 1, 2 and 3 threads, equal
- *     (same tolerance) to the scalar kernels;
+ *     (integer types: bit for bit; float types: same tolerance) to the scalar kernels
+ *     (batch sizes up to 33 against n = 1: test_batch_invariant.c);
  *   - a NaN or Inf activation makes every output NaN (the block-scale poisoning of quant_q8a;
  *     f32 activations: not finite). */
 #include "test.h"
@@ -100,7 +102,7 @@ TEST(gemv_matches_scalar_rows) {
                             continue;
                         }
                         const double mag = magnitude(t, w + (size_t)r * rb, x, n, tmp);
-                        CHECK_MSG(fabs(got[r] - ref[r]) <= 1e-5 * mag + 1e-6, "%s %s n=%lld nr=%d row %d: %.9g vs scalar %.9g",
+                        CHECK_MSG(a != CPU_ACT_F32 ? memcmp(got + r, ref + r, 4) == 0 : fabs(got[r] - ref[r]) <= 1e-5 * mag + 1e-6, "%s %s n=%lld nr=%d row %d: %.9g vs scalar %.9g",
                                   lv[l]->name, quant_type_name(t), (long long)n, nr, r, got[r], ref[r]);
                         lv[l]->gemv[t](n, w + (size_t)r * rb, rb, 1, xa, &one);   /* alone: the same bits */
                         CHECK_MSG(memcmp(&one, got + r, 4) == 0, "%s %s nr=%d row %d: %.9g alone, %.9g in the group",
@@ -156,7 +158,8 @@ TEST(matvec_threads_identical) {
                         float ref;
                         sc->qdot[t](cols, wd + r * rb, a == CPU_ACT_F32 ? (const void *)xt : qs, 0, 1, &ref);
                         const double mag = magnitude(t, wd + r * rb, xt, cols, tmp);
-                        CHECK_MSG(fabs(y[0][tt * rows + r] - ref) <= 1e-5 * mag + 1e-6, "%s %s n=%d tok %d row %lld: %.9g vs %.9g",
+                        CHECK_MSG(a != CPU_ACT_F32 ? memcmp(&y[0][tt * rows + r], &ref, 4) == 0
+                                                   : fabs(y[0][tt * rows + r] - ref) <= 1e-5 * mag + 1e-6, "%s %s n=%d tok %d row %lld: %.9g vs %.9g",
                                   k->name, quant_type_name(t), n, tt, (long long)r, y[0][tt * rows + r], ref);
                     }
                 }
