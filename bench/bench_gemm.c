@@ -60,7 +60,7 @@ int main(int argc, char **argv) {
         double bg = 1e9, br = 1e9;
         for (int rep = 0; rep < reps; rep++) {
             double t0 = now();
-            if (cpu_gemm(tp, k, &W, x, n, y0) != CODER_OK) return 1;
+            if (cpu_gemm(tp, k, &W, x, n, y0, NULL, 0) != CODER_OK) return 1;
             double t1 = now();
             for (int t4 = 0; t4 < n; t4 += 4)
                 if (cpu_matmul(tp, k, &W, x + (size_t)t4 * cols, n - t4 < 4 ? n - t4 : 4, y1 + (size_t)t4 * rows, q, qb) != CODER_OK)

@@ -2,6 +2,7 @@
  * persistent thread pool, the KV cache, and scratch for quantized activations, attention scores and
  * dequantized small weights (norms, biases), all allocated here at session creation. */
 #include "cpu.h"
+#include "cpu_gemm.h"
 
 typedef struct cpu_backend {
     backend base;
@@ -222,7 +223,11 @@ coder_status cpu_backend_new(const coder_model *m, const backend_params *p, back
     if ((st = kv_cache_new(p->kv_type, hp->n_layers, p->n_ctx, hp->n_kv_heads * hp->head_dim, &c->kv)) != CODER_OK) goto fail;
 
     const int64_t max_cols = max64(max64(hp->dim, hp->ffn_dim), (int64_t)hp->n_heads * hp->head_dim);
-    c->mm_bytes = cpu_matmul_scratch_bytes(max_cols, p->n_batch > 0 ? p->n_batch : 1);
+    {   /* quantized activations of a batch, and the prefill GEMM's panels: nothing is allocated per matmul */
+        const int nb = p->n_batch > 0 ? p->n_batch : 1;
+        const size_t a = cpu_matmul_scratch_bytes(max_cols, nb), g = cpu_gemm_scratch_bytes(max_cols, nb, p->n_threads);
+        c->mm_bytes = a > g ? a : g;
+    }
     c->wtmp_cap = max64(max_cols, (int64_t)hp->n_kv_heads * hp->head_dim);
     const int n_rot = hp->n_rot > 0 ? hp->n_rot : hp->head_dim;
     c->mm_scratch = coder_malloc_aligned(c->mm_bytes, 64);

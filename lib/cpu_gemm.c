@@ -12,8 +12,9 @@
  * plus ~4 ops of scale handling per block and token.
  * Levels: AVX-512 VNNI has every kind; AVX2 only the f32 panel (F16/BF16/F32 weights); the
  * others, and the scalar level, keep the per-row qdot path - the reference the tests compare with.
- * Scratch (panels, quantized activations) is allocated per prefill matmul (decode never comes
- * here); glibc reuses the freed block after the first call, so there are no page faults per call. */
+ * Scratch (panels, quantized activations) comes from the session (cpu_backend.c sizes its matmul
+ * scratch with cpu_gemm_scratch_bytes), so a prefill allocates nothing; a caller with a smaller
+ * buffer (tests) gets one allocation per call. */
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -449,7 +450,25 @@ bool cpu_gemm_use(const cpu_kernels *k, uint32_t type, int n) {
     return n >= (cpu_act_format(type) == CPU_ACT_F32 ? 10 : CPU_QDOT_NT + 1);
 }
 
-coder_status cpu_gemm(threadpool *tp, const cpu_kernels *k, const weight *W, const float *x, int n, float *y) {
+size_t cpu_gemm_scratch_bytes(int64_t max_cols, int n, int nth) {
+    size_t best = 0;
+#ifdef GEMM_HAVE_X86
+    static const gemm_kind kinds[] = {GEMM_Q8A, GEMM_Q8K, GEMM_F32};
+    static const cpu_act acts[] = {CPU_ACT_Q8A, CPU_ACT_Q8K, CPU_ACT_F32};
+    for (int i = 0; i < 3; i++) {
+        const size_t xs = acts[i] == CPU_ACT_F32 ? 0 : ALIGN64(cpu_act_row_bytes(acts[i], max_cols));
+        const size_t aux = acts[i] == CPU_ACT_Q8A ? ALIGN64((size_t)n * (size_t)(max_cols / 32) * 4) : 0;
+        const size_t b = gemm_panel_bytes(kinds[i], max_cols) * (size_t)nth + xs * (size_t)n + aux;
+        if (b > best) best = b;
+    }
+#else
+    (void)max_cols, (void)n, (void)nth;
+#endif
+    return best;
+}
+
+coder_status cpu_gemm(threadpool *tp, const cpu_kernels *k, const weight *W, const float *x, int n, float *y,
+                      void *scratch, size_t scratch_bytes) {
     if (!cpu_gemm_supports(k, W->type))
         return coder_fail(CODER_ERR_UNSUPPORTED, "gemm: no %s kernel for %s", k ? k->name : "?", quant_type_name(W->type));
 #ifdef GEMM_HAVE_X86
@@ -464,9 +483,11 @@ coder_status cpu_gemm(threadpool *tp, const cpu_kernels *k, const weight *W, con
     const size_t pb = gemm_panel_bytes(kind, W->cols);
     const size_t xs = act == CPU_ACT_F32 ? 0 : ALIGN64(cpu_act_row_bytes(act, W->cols));
     const size_t aux_bytes = act == CPU_ACT_Q8A ? ALIGN64((size_t)n * (size_t)(W->cols / 32) * 4) : 0;
-    /* One allocation per prefill matmul (decode never comes here): panels, quantized rows, aux. */
+    /* panels, quantized rows, aux: the session's scratch (sized by cpu_gemm_scratch_bytes), or one
+     * allocation for this call when the caller has none that large */
     const size_t bytes = pb * (size_t)nth + xs * (size_t)n + aux_bytes;
-    uint8_t *buf = coder_malloc_aligned(bytes, 64);
+    const bool own = !scratch || scratch_bytes < bytes || (uintptr_t)scratch % 64 != 0;
+    uint8_t *buf = own ? coder_malloc_aligned(bytes, 64) : scratch;
     if (!buf) return coder_fail(CODER_ERR_NOMEM, "gemm: %zu bytes of scratch", bytes);
     gemm_job j = {.W = W, .kind = kind, .isa = k->isa, .y = y, .n = n, .panels = buf, .panel_bytes = pb};
     j.n_panels = (W->rows + GEMM_PR - 1) / GEMM_PR;
@@ -484,7 +505,7 @@ coder_status cpu_gemm(threadpool *tp, const cpu_kernels *k, const weight *W, con
         j.aux = qj.aux;
     }
     threadpool_run_n(tp, j.n_panels < nth ? (int)j.n_panels : nth, gemm_worker, &j);
-    coder_mfree_aligned(buf);
+    if (own) coder_mfree_aligned(buf);
     return CODER_OK;
 #else
     return CODER_ERR_UNSUPPORTED;

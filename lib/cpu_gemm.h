@@ -14,9 +14,16 @@ bool cpu_gemm_supports(const cpu_kernels *k, uint32_t type);
  * 1.16x at 12; Q4_K 0.97x at 5, 1.37x at 8; the 32-block types 1.4-1.7x at 5). */
 bool cpu_gemm_use(const cpu_kernels *k, uint32_t type, int n);
 
+/* Scratch bytes cpu_gemm needs for up to n tokens of up to max_cols columns on nth threads, the
+ * largest over the weight types: a session that passes this much never allocates in a prefill. */
+size_t cpu_gemm_scratch_bytes(int64_t max_cols, int n, int nth);
+
 /* W (rows, cols) @ x [n][cols] -> y [n][rows], split over the pool. Same activation quantization
- * as cpu_matmul; the results do not depend on the thread count. CODER_ERR_UNSUPPORTED when
- * !cpu_gemm_supports(k, W->type); CODER_ERR_NOMEM when its scratch cannot be allocated. */
-coder_status cpu_gemm(threadpool *tp, const cpu_kernels *k, const weight *W, const float *x, int n, float *y);
+ * as cpu_matmul; the results do not depend on the thread count. scratch (64-byte aligned) is used
+ * when it holds scratch_bytes >= what this call needs; otherwise (or NULL) the call allocates its
+ * own. CODER_ERR_UNSUPPORTED when !cpu_gemm_supports(k, W->type); CODER_ERR_NOMEM when its scratch
+ * cannot be allocated. */
+coder_status cpu_gemm(threadpool *tp, const cpu_kernels *k, const weight *W, const float *x, int n, float *y,
+                      void *scratch, size_t scratch_bytes);
 
 #endif

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "cpu_gemm.h"
 #include "device.h"
 #include "kv_cache.h"
 #include "plan.h"
@@ -119,7 +120,9 @@ void plan_compute(const plan_input *in, int32_t n_ctx_req, int32_t gpu_req, bool
     /* cpu_backend.c: matmul tiles, attention scores per thread, a small weight, rope table */
     const uint64_t max_cols = plan_max(plan_max(dim, (uint64_t)hp.ffn_dim), qw);
     /* (matmul scratch: the quantized activations of n_batch rows, in bytes) */
-    const uint64_t mm_bytes = (uint64_t)cpu_matmul_scratch_bytes((int64_t)max_cols, n_batch > 0 ? n_batch : 1);
+    const uint64_t mm_a = (uint64_t)cpu_matmul_scratch_bytes((int64_t)max_cols, n_batch > 0 ? n_batch : 1),
+                   mm_g = (uint64_t)cpu_gemm_scratch_bytes((int64_t)max_cols, n_batch > 0 ? (int)n_batch : 1, (int)threads),
+                   mm_bytes = mm_a > mm_g ? mm_a : mm_g;   /* cpu_backend.c: the larger of the two */
     uint64_t cpu = (uint64_t)cpu_attention_scratch_floats(n_ctx, hp.n_heads, hp.n_kv_heads, hp.head_dim) * (uint64_t)threads +
                    max_cols + (uint64_t)hp.head_dim;
     /* session.c: tokens and logits */

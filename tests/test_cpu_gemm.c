@@ -91,7 +91,7 @@ TEST(every_type_level_shape_and_thread_count) {
                 const bool direct = cpu_gemm_supports(k, type) && !cpu_gemm_use(k, type, n);
                 /* the integer types' GEMM does the scalar reference's operations in its order */
                 const bool exact = cpu_gemm_use(k, type, n) && cpu_act_format(type) != CPU_ACT_F32;
-                if (direct) CHECK_OK(cpu_gemm(pools[1], k, &W, x, n, y[3]));
+                if (direct) CHECK_OK(cpu_gemm(pools[1], k, &W, x, n, y[3], NULL, 0));
                 for (int t = 0; t < n; t++)
                     for (int64_t r = 0; r < rows; r++) {
                         const size_t i = (size_t)t * rows + (size_t)r;
@@ -159,7 +159,7 @@ TEST(unsupported_levels_say_so) {
     CHECK(!cpu_gemm_supports(cpu_kernels_for(CPU_ISA_SCALAR), QT_Q8_0));
     CHECK(!cpu_gemm_supports(cpu_kernels_best(), QT_Q2_K));
     CHECK(!cpu_gemm_use(cpu_kernels_best(), QT_Q8_0, 4));   /* decode stays on the per-row path */
-    CHECK_STATUS(cpu_gemm(NULL, cpu_kernels_for(CPU_ISA_SCALAR), &W, NULL, 5, NULL), CODER_ERR_UNSUPPORTED);
+    CHECK_STATUS(cpu_gemm(NULL, cpu_kernels_for(CPU_ISA_SCALAR), &W, NULL, 5, NULL, NULL, 0), CODER_ERR_UNSUPPORTED);
 }
 
 int main(void) {

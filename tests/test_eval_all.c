@@ -4,6 +4,7 @@
 #include "test.h"
 
 #include "coderinfer.h"
+#include "core.h"   /* coder_alloc_fail_after */
 
 static coder_model *load_ref_model(const char *file) {
     char path[4096];
@@ -90,8 +91,39 @@ TEST(bad_arguments) {
     free(buf);
 }
 
+/* Evaluation allocates nothing once the session exists (issue 9 item 3): with every allocation
+ * made to fail, a 40-token prefill (the GEMM, whose panels come from the session's scratch), a
+ * 3-token batch and single-token decode steps still succeed, for integer and F16 weights. */
+TEST(evaluation_allocates_nothing) {
+    if (!test_refdata()) SKIP("refdata not found (set CODER_REFDATA)");
+    const char *files[] = {"tiny-qwen2-q4_k_m.gguf", "tiny-llama-f16.gguf"};
+    for (int f = 0; f < 2; f++) {
+        coder_model *m = load_ref_model(files[f]);
+        CHECK(m);
+        coder_session_params sp;
+        coder_session_params_init(&sp);
+        sp.n_ctx = 128;
+        sp.n_batch = 64;
+        coder_session *s = NULL;
+        CHECK_OK(coder_session_new(m, &sp, &s));
+        int32_t tok[48];
+        for (int i = 0; i < 48; i++) tok[i] = 100 + 7 * i;
+        coder_alloc_fail_after(0);
+        coder_status a = coder_session_eval(s, tok, 40), b = coder_session_eval(s, tok + 40, 3),
+                     c = coder_session_eval(s, tok + 43, 1), d = coder_session_eval(s, tok + 44, 1);
+        coder_alloc_fail_after(-1);
+        char why[256];
+        snprintf(why, sizeof why, "%s", coder_last_error());
+        coder_session_free(s);
+        coder_model_free(m);
+        CHECK_MSG(a == CODER_OK && b == CODER_OK && c == CODER_OK && d == CODER_OK, "%s: statuses %d %d %d %d (%s)",
+                  files[f], a, b, c, d, why);
+    }
+}
+
 int main(void) {
     RUN(every_position_matches_reference);
     RUN(bad_arguments);
+    RUN(evaluation_allocates_nothing);
     return test_summary();
 }
