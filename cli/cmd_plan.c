@@ -11,7 +11,7 @@
 
 static void plan_usage(void) {
     fprintf(stderr, "usage: coder plan -m MODEL.gguf [-c CTX|auto] [-b BATCH] [-t THREADS] [--kv-type f16|f32|q8_0|q8_0-q4_0]\n"
-                    "                  [--gpu-layers N|auto|all] [--host-mem MIB] [--device-mem MIB] [--json]\n"
+                    "                  [--gpu-layers N|auto|all] [--host-mem MIB] [--device-mem MIB] [--no-mmap] [--json]\n"
                     "  auto: the largest context / GPU layer count that fit the memory budgets (default: the\n"
                     "  free memory, less a reserve), with the reason\n");
 }
@@ -24,6 +24,7 @@ int cmd_plan(int argc, char **argv) {
     coder_model_params mp;
     coder_model_params_init(&mp);
     mp.n_gpu_layers = 0;
+    mp.use_mmap = 1;   /* plan for how `coder` loads (mapped); --no-mmap plans read mode */
     coder_session_params sp;
     coder_session_params_init(&sp);
     for (int i = 1; i < argc; i++) {
@@ -31,6 +32,7 @@ int cmd_plan(int argc, char **argv) {
         int ival = 0;
         if (!strcmp(o, "-h") || !strcmp(o, "--help")) { plan_usage(); return EXIT_OK; }
         else if (!strcmp(o, "--json")) json = 1;
+        else if (!strcmp(o, "--no-mmap")) mp.use_mmap = 0;
         else if (!v) { fprintf(stderr, "coder plan: %s needs a value (or is unknown)\n", o); plan_usage(); return EXIT_USAGE; }
         else if (!strcmp(o, "-m")) { path = v; i++; }
         else if (!strcmp(o, "-c")) { if (cli_parse_ctx(o, v, &ival)) return EXIT_USAGE; sp.n_ctx = ival; i++; }
