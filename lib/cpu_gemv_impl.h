@@ -178,33 +178,58 @@ GEMV_OFFSET_BODY(q5_0, 16, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->q
  * rows (~40 instructions per block instead of ~60 for two rows per register; Q5_0 is most of a
  * "Q4_K_M" 0.5B model). Missing rows (NR < 4) repeat the last one and are not stored. */
 #define GEMV_OFFSET_BODY512(TYPE, OFF, HIBITS)                                                           \
+    /* Block ib of the 4 rows: each 128-bit lane (one row) holds 4 int32 partials of its exact sum. */ \
+    GKFI __m512i FN(gp_##TYPE)(const block_##TYPE *const *wr, const cpu_q8a *xb, int64_t ib, const int NR) { \
+        const __m512i lo4 = _mm512_set1_epi8(0x0F), offv = _mm512_set1_epi8(OFF);                       \
+        const __m512i xlo = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)xb[ib].qs));       \
+        const __m512i xhi = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(xb[ib].qs + 16))); \
+        const __m512i off = _mm512_sub_epi32(_mm512_setzero_si512(),                                    \
+                                             _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), offv, xlo), offv, xhi)); \
+        const block_##TYPE *a = wr[0] + ib, *b = wr[1] + ib, *c = wr[2] + ib, *d = wr[3] + ib;         \
+        __m512i raw = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)a->qs));                 \
+        raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)b->qs), 1);                      \
+        raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)c->qs), 2);                      \
+        raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)d->qs), 3);                      \
+        __m512i lo = _mm512_and_si512(raw, lo4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), lo4); \
+        HIBITS                                                                                          \
+        (void)NR;                                                                                       \
+        return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(off, lo, xlo), hi, xhi);                         \
+    }                                                                                                   \
     GKFI void FN(gb_##TYPE)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) { \
         const cpu_q8a *xb = x;                                                                          \
         GEMV_ROWS(block_##TYPE);                                                                        \
         __m128 acc = _mm_setzero_ps();                                                                  \
-        const __m512i lo4 = _mm512_set1_epi8(0x0F), offv = _mm512_set1_epi8(OFF);                       \
         const __m512i first = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);       \
-        for (int64_t ib = 0; ib < n / 32; ib++) {                                                       \
-            const __m512i xlo = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)xb[ib].qs));   \
-            const __m512i xhi = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(xb[ib].qs + 16))); \
-            const __m512i off = _mm512_sub_epi32(_mm512_setzero_si512(),                                \
-                                                 _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), offv, xlo), offv, xhi)); \
+        const __m512i pair = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);       \
+        const int64_t nb = n / 32;                                                                      \
+        int64_t ib = 0;                                                                                 \
+        /* Two blocks per step: their 8 sums (4 rows x 2 blocks) reduced together, then the two     \
+         * block steps in the reference's order (block ib, then ib + 1). */                         \
+        for (; ib + 2 <= nb; ib += 2) {                                                                 \
+            GEMV_UNROLL                                                                                 \
+            for (int r = 0; r < GEMV_NR; r++)                                                           \
+                if (r < NR) GEMV_PREFETCH(wr[r] + ib);   /* 2 blocks (44 B) < a line: every line hit */ \
+            const __m512i p0 = FN(gp_##TYPE)(wr, xb, ib, NR), p1 = FN(gp_##TYPE)(wr, xb, ib + 1, NR);   \
+            /* per lane [p0 0+2, p1 0+2, p0 1+3, p1 1+3], then [s0 s1 s0 s1] */                     \
+            __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi32(p0, p1), _mm512_unpackhi_epi32(p0, p1)); \
+            t = _mm512_add_epi32(t, _mm512_shuffle_epi32(t, (_MM_PERM_ENUM)0x4E));                      \
+            const __m256 f = _mm256_cvtepi32_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi32(pair, t))); \
             const block_##TYPE *a = wr[0] + ib, *b = wr[1] + ib, *c = wr[2] + ib, *d = wr[3] + ib;     \
-            GEMV_PREFETCH(a);                                                                           \
-            if (NR > 1) GEMV_PREFETCH(b);                                                               \
-            if (NR > 2) GEMV_PREFETCH(c);                                                               \
-            if (NR > 3) GEMV_PREFETCH(d);                                                               \
-            __m512i raw = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)a->qs));             \
-            raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)b->qs), 1);                  \
-            raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)c->qs), 2);                  \
-            raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)d->qs), 3);                  \
-            __m512i lo = _mm512_and_si512(raw, lo4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), lo4); \
-            HIBITS                                                                                      \
-            __m512i p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(off, lo, xlo), hi, xhi);                \
-            /* each 128-bit lane (one row) summed into its 4 dwords, then dword 0 of each gathered */  \
+            const __m256 dw = _mm256_cvtph_ps(_mm_setr_epi16((short)a[0].d, (short)b[0].d, (short)c[0].d, (short)d[0].d, \
+                                                             (short)a[1].d, (short)b[1].d, (short)c[1].d, (short)d[1].d)); \
+            const __m256 dx = _mm256_set_m128(_mm_set1_ps(xb[ib + 1].d), _mm_set1_ps(xb[ib].d));        \
+            const __m256 u = _mm256_mul_ps(_mm256_mul_ps(dw, dx), f);                                   \
+            acc = _mm_add_ps(acc, _mm256_castps256_ps128(u));                                           \
+            acc = _mm_add_ps(acc, _mm256_extractf128_ps(u, 1));                                         \
+        }                                                                                               \
+        for (; ib < nb; ib++) {                                                                         \
+            GEMV_UNROLL                                                                                 \
+            for (int r = 0; r < GEMV_NR; r++)                                                           \
+                if (r < NR) GEMV_PREFETCH(wr[r] + ib);                                                  \
+            __m512i p = FN(gp_##TYPE)(wr, xb, ib, NR);                                                  \
             p = _mm512_add_epi32(p, _mm512_shuffle_epi32(p, (_MM_PERM_ENUM)0x4E));                      \
             p = _mm512_add_epi32(p, _mm512_shuffle_epi32(p, (_MM_PERM_ENUM)0xB1));                      \
-            acc = FN(block_step)(acc, FN(h2f4)(a->d, b->d, c->d, d->d), _mm_set1_ps(xb[ib].d),          \
+            acc = FN(block_step)(acc, FN(h2f4)(wr[0][ib].d, wr[1][ib].d, wr[2][ib].d, wr[3][ib].d), _mm_set1_ps(xb[ib].d), \
                                  _mm512_castsi512_si128(_mm512_permutexvar_epi32(first, p)));            \
         }                                                                                               \
         FN(store4)(out, acc, NR);                                                                       \
