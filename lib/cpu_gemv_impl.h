@@ -173,10 +173,10 @@ GEMV_OFFSET_BODY(q5_0, 16, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->q
 #else
 /* AVX-512: the four rows in one 512-bit register, one 128-bit lane each: lo = the low nibbles
  * (elements 0..15) of rows a|b|c|d, hi = the high nibbles (16..31), against the activation's
- * first and second 16 bytes broadcast to every lane. One load + 3 inserts, 3 ALU ops, 2 dpbusd,
- * 4 shuffle/add ops and a permute (each row's exact sum in lane 0..3) and one block step serve four
- * rows (~40 instructions per block instead of ~60 for two rows per register; Q5_0 is most of a
- * "Q4_K_M" 0.5B model). Missing rows (NR < 4) repeat the last one and are not stored. */
+ * first and second 16 bytes broadcast to every lane. One load + 3 inserts, 3 ALU ops and 2 dpbusd
+ * per block serve four rows; two blocks' sums are reduced together (6 ops and a permute for 8
+ * sums), the offset term subtracted from the exact sums, then one block step per block (Q5_0 is
+ * most of a "Q4_K_M" 0.5B model). Missing rows (NR < 4) repeat the last one and are not stored. */
 /* The activation blocks' integer sums times OFF, computed once per call (per tile, not per 4 rows)
  * for up to GEMV_SX_MAX blocks (32768 columns; 4 KiB of stack), past that per block as needed. */
 #define GEMV_SX_MAX 1024
