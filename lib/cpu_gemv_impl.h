@@ -173,41 +173,98 @@ GEMV_OFFSET_BODY(q5_0, 16, _mm256_or_si256(FN(nibbles16)(b->qs), FN(bits16)(b->q
 #else
 /* AVX-512: the four rows in one 512-bit register, one 128-bit lane each: lo = the low nibbles
  * (elements 0..15) of rows a|b|c|d, hi = the high nibbles (16..31), against the activation's
- * first and second 16 bytes broadcast to every lane. One load + 3 inserts, 3 ALU ops, 2 dpbusd,
- * 4 shuffle/add ops and a permute (each row's exact sum in lane 0..3) and one block step serve four
- * rows (~40 instructions per block instead of ~60 for two rows per register; Q5_0 is most of a
- * "Q4_K_M" 0.5B model). Missing rows (NR < 4) repeat the last one and are not stored. */
+ * first and second 16 bytes broadcast to every lane. One load + 3 inserts, 3 ALU ops and 2 dpbusd
+ * per block serve four rows; two blocks' sums are reduced together (6 ops and a permute for 8
+ * sums), the offset term subtracted from the exact sums, then one block step per block (Q5_0 is
+ * most of a "Q4_K_M" 0.5B model). Missing rows (NR < 4) repeat the last one and are not stored. */
+/* The activation blocks' integer sums times OFF, computed once per call (per tile, not per 4 rows)
+ * for up to GEMV_SX_MAX blocks (32768 columns; 4 KiB of stack), past that per block as needed. */
+#define GEMV_SX_MAX 1024
+GKFI int32_t FN(q8a_sum)(const cpu_q8a *b) {
+    /* q + 128 as u8, summed in 8-byte groups (sad), minus 32 * 128 */
+    const __m256i s = _mm256_sad_epu8(_mm256_xor_si256(FN(load32)(b->qs), _mm256_set1_epi8((char)0x80)), _mm256_setzero_si256());
+    __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    t = _mm_add_epi64(t, _mm_unpackhi_epi64(t, t));
+    return _mm_cvtsi128_si32(t) - 32 * 128;
+}
 #define GEMV_OFFSET_BODY512(TYPE, OFF, HIBITS)                                                           \
-    GKFI void FN(gb_##TYPE)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) { \
+    /* Block ib of the 4 rows: each 128-bit lane (one row) holds 4 int32 partials of sum(q * qx). */  \
+    GKFI __m512i FN(gp_##TYPE)(const block_##TYPE *const *wr, const cpu_q8a *xb, int64_t ib) {         \
+        const __m512i lo4 = _mm512_set1_epi8(0x0F);                                                     \
+        const __m512i xlo = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)xb[ib].qs));       \
+        const __m512i xhi = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(xb[ib].qs + 16))); \
+        const block_##TYPE *a = wr[0] + ib, *b = wr[1] + ib, *c = wr[2] + ib, *d = wr[3] + ib;         \
+        __m512i raw = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)a->qs));                 \
+        raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)b->qs), 1);                      \
+        raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)c->qs), 2);                      \
+        raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)d->qs), 3);                      \
+        __m512i lo = _mm512_and_si512(raw, lo4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), lo4); \
+        HIBITS                                                                                          \
+        return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo), hi, xhi);      \
+    }                                                                                                   \
+    /* sxo: OFF * sum(qx) per block, or NULL (computed here) */                                        \
+    GKFI void FN(gb_##TYPE)(int64_t n, const void *w, size_t rb, const int NR, const void *x, const int32_t *sxo, float *out) { \
         const cpu_q8a *xb = x;                                                                          \
         GEMV_ROWS(block_##TYPE);                                                                        \
         __m128 acc = _mm_setzero_ps();                                                                  \
-        const __m512i lo4 = _mm512_set1_epi8(0x0F), offv = _mm512_set1_epi8(OFF);                       \
         const __m512i first = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);       \
-        for (int64_t ib = 0; ib < n / 32; ib++) {                                                       \
-            const __m512i xlo = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)xb[ib].qs));   \
-            const __m512i xhi = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(xb[ib].qs + 16))); \
-            const __m512i off = _mm512_sub_epi32(_mm512_setzero_si512(),                                \
-                                                 _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), offv, xlo), offv, xhi)); \
+        const __m512i pair = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);       \
+        const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);                               \
+        const int64_t nb = n / 32;                                                                      \
+        int64_t ib = 0;                                                                                 \
+        /* Two blocks per step: their 8 sums (4 rows x 2 blocks) reduced together, the offset terms \
+         * subtracted (exact integers), then the two block steps in the reference's order. */         \
+        for (; ib + 2 <= nb; ib += 2) {                                                                 \
+            GEMV_UNROLL                                                                                 \
+            for (int r = 0; r < GEMV_NR; r++)                                                           \
+                if (r < NR) GEMV_PREFETCH(wr[r] + ib);   /* 2 blocks (44 B) < a line: every line hit */ \
+            const __m512i p0 = FN(gp_##TYPE)(wr, xb, ib), p1 = FN(gp_##TYPE)(wr, xb, ib + 1);           \
+            /* per lane [p0 0+2, p1 0+2, p0 1+3, p1 1+3], then [s0 s1 s0 s1] */                     \
+            __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi32(p0, p1), _mm512_unpackhi_epi32(p0, p1)); \
+            t = _mm512_add_epi32(t, _mm512_shuffle_epi32(t, (_MM_PERM_ENUM)0x4E));                      \
+            const __m128i o2 = sxo ? _mm_loadl_epi64((const __m128i *)(sxo + ib))                       \
+                                   : _mm_setr_epi32(OFF * FN(q8a_sum)(xb + ib), OFF * FN(q8a_sum)(xb + ib + 1), 0, 0); \
+            const __m256i s = _mm256_sub_epi32(_mm512_castsi512_si256(_mm512_permutexvar_epi32(pair, t)), \
+                                               _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(o2), spread)); \
             const block_##TYPE *a = wr[0] + ib, *b = wr[1] + ib, *c = wr[2] + ib, *d = wr[3] + ib;     \
-            GEMV_PREFETCH(a);                                                                           \
-            if (NR > 1) GEMV_PREFETCH(b);                                                               \
-            if (NR > 2) GEMV_PREFETCH(c);                                                               \
-            if (NR > 3) GEMV_PREFETCH(d);                                                               \
-            __m512i raw = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)a->qs));             \
-            raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)b->qs), 1);                  \
-            raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)c->qs), 2);                  \
-            raw = _mm512_inserti32x4(raw, _mm_loadu_si128((const __m128i *)d->qs), 3);                  \
-            __m512i lo = _mm512_and_si512(raw, lo4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), lo4); \
-            HIBITS                                                                                      \
-            __m512i p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(off, lo, xlo), hi, xhi);                \
-            /* each 128-bit lane (one row) summed into its 4 dwords, then dword 0 of each gathered */  \
+            const __m256 dw = _mm256_cvtph_ps(_mm_setr_epi16((short)a[0].d, (short)b[0].d, (short)c[0].d, (short)d[0].d, \
+                                                             (short)a[1].d, (short)b[1].d, (short)c[1].d, (short)d[1].d)); \
+            const __m256 dx = _mm256_set_m128(_mm_set1_ps(xb[ib + 1].d), _mm_set1_ps(xb[ib].d));        \
+            const __m256 u = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(s));               \
+            acc = _mm_add_ps(acc, _mm256_castps256_ps128(u));                                           \
+            acc = _mm_add_ps(acc, _mm256_extractf128_ps(u, 1));                                         \
+        }                                                                                               \
+        for (; ib < nb; ib++) {                                                                         \
+            GEMV_UNROLL                                                                                 \
+            for (int r = 0; r < GEMV_NR; r++)                                                           \
+                if (r < NR) GEMV_PREFETCH(wr[r] + ib);                                                  \
+            __m512i p = FN(gp_##TYPE)(wr, xb, ib);                                                      \
             p = _mm512_add_epi32(p, _mm512_shuffle_epi32(p, (_MM_PERM_ENUM)0x4E));                      \
             p = _mm512_add_epi32(p, _mm512_shuffle_epi32(p, (_MM_PERM_ENUM)0xB1));                      \
-            acc = FN(block_step)(acc, FN(h2f4)(a->d, b->d, c->d, d->d), _mm_set1_ps(xb[ib].d),          \
-                                 _mm512_castsi512_si128(_mm512_permutexvar_epi32(first, p)));            \
+            const __m128i s = _mm_sub_epi32(_mm512_castsi512_si128(_mm512_permutexvar_epi32(first, p)),  \
+                                            _mm_set1_epi32(sxo ? sxo[ib] : OFF * FN(q8a_sum)(xb + ib)));  \
+            acc = FN(block_step)(acc, FN(h2f4)(wr[0][ib].d, wr[1][ib].d, wr[2][ib].d, wr[3][ib].d), _mm_set1_ps(xb[ib].d), s); \
         }                                                                                               \
         FN(store4)(out, acc, NR);                                                                       \
+    }                                                                                                   \
+    KFN void FN(gemv_##TYPE)(int64_t n, const void *w, size_t row_bytes, int64_t nr, const void *x, float *out) { \
+        const cpu_q8a *xb = x;                                                                          \
+        int32_t sx[GEMV_SX_MAX];                                                                        \
+        const int32_t *sxo = NULL;                                                                      \
+        if (n / 32 <= GEMV_SX_MAX) {                                                                    \
+            for (int64_t ib = 0; ib < n / 32; ib++) sx[ib] = OFF * FN(q8a_sum)(xb + ib);                 \
+            sxo = sx;                                                                                   \
+        }                                                                                               \
+        const char *wc = w;                                                                             \
+        int64_t r = 0;                                                                                  \
+        for (; r + GEMV_NR <= nr; r += GEMV_NR)                                                         \
+            FN(gb_##TYPE)(n, wc + (size_t)r * row_bytes, row_bytes, GEMV_NR, x, sxo, out + r);          \
+        switch (nr - r) {                                                                               \
+        case 1: FN(gb_##TYPE)(n, wc + (size_t)r * row_bytes, row_bytes, 1, x, sxo, out + r); break;     \
+        case 2: FN(gb_##TYPE)(n, wc + (size_t)r * row_bytes, row_bytes, 2, x, sxo, out + r); break;     \
+        case 3: FN(gb_##TYPE)(n, wc + (size_t)r * row_bytes, row_bytes, 3, x, sxo, out + r); break;     \
+        default: break;                                                                                 \
+        }                                                                                               \
     }
 /* Q5_0's fifth bits: element j < 16 of row L is byte 16L + j of lo (bit j of its qh), element
  * 16 + j byte 16L + j of hi (bit 16 + j): masks of the qh halves, then +16. */
@@ -225,6 +282,7 @@ GEMV_OFFSET_BODY512(q4_0, 8, )
 GEMV_OFFSET_BODY512(q5_0, 16, GEMV_Q5_HIBITS)
 #undef GEMV_Q5_HIBITS
 #undef GEMV_OFFSET_BODY512
+#undef GEMV_SX_MAX
 #endif
 #undef GEMV_OFFSET_BODY
 
@@ -560,8 +618,10 @@ GKFI void FN(gb_f16)(int64_t n, const void *w, size_t rb, const int NR, const vo
         }                                                                                               \
     }
 GEMV_ENTRY(q8_0)
+#if CPU_LEVEL == 1   /* AVX-512: with the offset sums, above */
 GEMV_ENTRY(q4_0)
 GEMV_ENTRY(q5_0)
+#endif
 GEMV_ENTRY(q4_1)
 GEMV_ENTRY(q5_1)
 GEMV_ENTRY(q4_k)

@@ -5,6 +5,7 @@
  *     plus 1..3-row tail) and odd block counts: the integer types bit-identical (the integer block
  *     sums are exact and the scale step is the reference's), the float types within
  *     1e-5 * sum|w*x| + 1e-6 (float sums in another order);
+ *   - rows past 32768 columns (the AVX-512 Q4_0/Q5_0 per-call sum table) likewise;
  *   - a row's result is bit-identical whether it is computed alone or in any group of a call;
  *   - cpu_matmul for n = 1..4 tokens gives bit-identical outputs on 1, 2 and 3 threads, equal
  *     (integer types: bit for bit; float types: same tolerance) to the scalar kernels
@@ -83,6 +84,41 @@ TEST(gemv_matches_scalar_rows) {
         }
     }
     printf("  %d kernel levels checked\n", n_lv);
+}
+
+/* Rows longer than the kernels' per-call tables (AVX-512 Q4_0/Q5_0 keep the activation block
+ * sums for up to 32768 columns, past that they compute them per block): still the scalar bits. */
+TEST(gemv_long_rows_match_scalar) {
+    const uint32_t long_types[] = {QT_Q4_0, QT_Q5_0, QT_Q8_0};
+    const int64_t lens[] = {32 * 1024, 32 * 1025, 32 * 1031};   /* at, just past, past and odd */
+    const int nr = 6;
+    const cpu_kernels *sc = cpu_kernels_for(CPU_ISA_SCALAR);
+    for (size_t ti = 0; ti < sizeof long_types / sizeof long_types[0]; ti++) {
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            const uint32_t t = long_types[ti];
+            const int64_t n = lens[li];
+            uint64_t rb;
+            quant_row_bytes(t, (uint64_t)n, &rb);
+            uint8_t *w = malloc((size_t)rb * nr);
+            float *x = malloc(sizeof(float) * n);
+            void *q = malloc(cpu_matmul_scratch_bytes(n, 1));
+            CHECK(w && x && q);
+            for (int r = 0; r < nr; r++) fill_row(t, w + (size_t)r * rb, n);
+            fill_x(x, n);
+            sc->quant[cpu_act_format(t)](x, q, n);
+            float ref[6], got[6];
+            for (int r = 0; r < nr; r++) sc->qdot[t](n, w + (size_t)r * rb, q, 0, 1, ref + r);
+            for (int isa = CPU_ISA_SCALAR; isa <= CPU_ISA_AVX512; isa++) {
+                const cpu_kernels *k = cpu_kernels_for((cpu_isa)isa);
+                if (!k) continue;
+                k->gemv[t](n, w, rb, nr, q, got);
+                for (int r = 0; r < nr; r++)
+                    CHECK_MSG(memcmp(got + r, ref + r, 4) == 0, "%s %s n=%lld row %d: %.9g vs scalar %.9g", k->name,
+                              quant_type_name(t), (long long)n, r, got[r], ref[r]);
+            }
+            free(w), free(x), free(q);
+        }
+    }
 }
 
 /* cpu_matmul for n <= 4 on 1, 2, 3 threads: identical bits, and near the scalar kernels. */
@@ -179,6 +215,7 @@ TEST(nonfinite_activation_gives_nan) {
 
 int main(void) {
     RUN(gemv_matches_scalar_rows);
+    RUN(gemv_long_rows_match_scalar);
     RUN(matvec_threads_identical);
     RUN(nonfinite_activation_gives_nan);
     return test_summary();
