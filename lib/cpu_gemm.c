@@ -60,15 +60,6 @@ static size_t gemm_panel_bytes(gemm_kind kind, int64_t cols) {
     }
 }
 
-static void gemm_k_scale_min(int j, const uint8_t *s, int *sc, int *m) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *m = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
-        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-}
 
 /* Writes the nq unpacked bytes q (element order) to one lane of the panel: dword e/4 of the lane
  * goes 64 bytes after dword e/4 - 1 (dst already points at the lane). One 32-bit store per 4
@@ -200,7 +191,7 @@ KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int64_t cols, int r, 
             }
             for (int j = 0; j < 8; j++) {
                 int s, m;
-                gemm_k_scale_min(j, scales, &s, &m);
+                quant_k4_scale_min(j, scales, &s, &m);
                 scb[j * GEMM_PR] = s;
                 mpb[j * GEMM_PR] = (int32_t)((uint32_t)m | ((uint32_t)m << 16));
             }

@@ -107,16 +107,6 @@ KFN void FN(deq_q5_1)(const void *src, float *dst, int64_t n) {
     }
 }
 
-/* 6-bit scale and min of sub-block j of a Q4_K/Q5_K super-block (FORMATS.md 2.4). */
-static inline void FN(k_scale_min)(int j, const uint8_t *s, int *sc, int *m) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *m = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
-        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
-}
 
 KFN void FN(deq_q4_k)(const void *src, float *dst, int64_t n) {
     const block_q4_k *b = src;
@@ -125,9 +115,9 @@ KFN void FN(deq_q4_k)(const void *src, float *dst, int64_t n) {
         const uint8_t *q = b[ib].qs;
         for (int c = 0; c < 4; c++, q += 32, dst += 64) {   /* 64 elements: sub-blocks 2c, 2c+1 */
             int sc, m;
-            FN(k_scale_min)(2 * c, b[ib].scales, &sc, &m);
+            quant_k4_scale_min(2 * c, b[ib].scales, &sc, &m);
             const float d1 = d * (float)sc, m1 = dmin * (float)m;
-            FN(k_scale_min)(2 * c + 1, b[ib].scales, &sc, &m);
+            quant_k4_scale_min(2 * c + 1, b[ib].scales, &sc, &m);
             const float d2 = d * (float)sc, m2 = dmin * (float)m;
             for (int l = 0; l < 32; l++) dst[l] = d1 * (float)(q[l] & 0x0F) - m1;
             for (int l = 0; l < 32; l++) dst[l + 32] = d2 * (float)(q[l] >> 4) - m2;
@@ -142,9 +132,9 @@ KFN void FN(deq_q5_k)(const void *src, float *dst, int64_t n) {
         const uint8_t *q = b[ib].qs, *qh = b[ib].qh;
         for (int c = 0; c < 4; c++, q += 32, dst += 64) {
             int sc, m;
-            FN(k_scale_min)(2 * c, b[ib].scales, &sc, &m);
+            quant_k4_scale_min(2 * c, b[ib].scales, &sc, &m);
             const float d1 = d * (float)sc, m1 = dmin * (float)m;
-            FN(k_scale_min)(2 * c + 1, b[ib].scales, &sc, &m);
+            quant_k4_scale_min(2 * c + 1, b[ib].scales, &sc, &m);
             const float d2 = d * (float)sc, m2 = dmin * (float)m;
             const int s1 = 2 * c, s2 = 2 * c + 1;   /* bit j of qh[l]: high bit of sub-block j */
             for (int l = 0; l < 32; l++) dst[l] = d1 * (float)((q[l] & 0x0F) | (((qh[l] >> s1) & 1) << 4)) - m1;

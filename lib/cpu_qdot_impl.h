@@ -603,7 +603,7 @@ static float FN(sd_kq)(int64_t n, const uint8_t *scales, f16_t dd, f16_t dm, con
     int sumi = 0, summ = 0;
     for (int j = 0; j < 8; j++) {
         int sc, m;
-        FN(k_scale_min)(j, scales, &sc, &m);
+        quant_k4_scale_min(j, scales, &sc, &m);
         const uint8_t *q = qs + 32 * (j / 2);
         int s = 0;
         for (int l = 0; l < 32; l++) {

@@ -151,26 +151,16 @@ static void quant_deq_q8_0(const block_q8_0 *b, float *y) {
     for (int l = 0; l < 32; l++) y[l] = (float)b->qs[l] * d;
 }
 
-/* 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes (FORMATS.md 2.4). */
-static inline void quant_scale_min_k4(int j, const uint8_t *s, uint8_t *sc, uint8_t *m) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *m = s[j + 4] & 63;
-    } else {
-        *sc = (uint8_t)((s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4));
-        *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
-    }
-}
 
 static void quant_deq_q4_k(const block_q4_k *b, float *y) {
     float d = fp16_to_fp32(b->d), dmin = fp16_to_fp32(b->dmin);
     const uint8_t *q = b->qs;
     /* 64 elements per step: sub-block 2c in the low nibbles, 2c+1 in the high nibbles */
     for (int c = 0; c < 4; c++, q += 32, y += 64) {
-        uint8_t sc, m;
-        quant_scale_min_k4(2 * c, b->scales, &sc, &m);
+        int sc, m;
+        quant_k4_scale_min(2 * c, b->scales, &sc, &m);
         float d1 = d * sc, m1 = dmin * m;
-        quant_scale_min_k4(2 * c + 1, b->scales, &sc, &m);
+        quant_k4_scale_min(2 * c + 1, b->scales, &sc, &m);
         float d2 = d * sc, m2 = dmin * m;
         for (int l = 0; l < 32; l++) y[l] = d1 * (float)(q[l] & 0xf) - m1;
         for (int l = 0; l < 32; l++) y[32 + l] = d2 * (float)(q[l] >> 4) - m2;
@@ -181,10 +171,10 @@ static void quant_deq_q5_k(const block_q5_k *b, float *y) {
     float d = fp16_to_fp32(b->d), dmin = fp16_to_fp32(b->dmin);
     const uint8_t *q = b->qs;
     for (int c = 0; c < 4; c++, q += 32, y += 64) {
-        uint8_t sc, m;
-        quant_scale_min_k4(2 * c, b->scales, &sc, &m);
+        int sc, m;
+        quant_k4_scale_min(2 * c, b->scales, &sc, &m);
         float d1 = d * sc, m1 = dmin * m;
-        quant_scale_min_k4(2 * c + 1, b->scales, &sc, &m);
+        quant_k4_scale_min(2 * c + 1, b->scales, &sc, &m);
         float d2 = d * sc, m2 = dmin * m;
         int b1 = 2 * c, b2 = 2 * c + 1;  /* bit j of qh[l] is the high bit of element 32j + l */
         for (int l = 0; l < 32; l++)

@@ -71,4 +71,16 @@ coder_status dequantize_row(uint32_t type, const void *src, float *dst, int64_t 
  * Q5_K, Q6_K, plus the activation formats Q8_1 and Q8_K. n a multiple of the block size. */
 coder_status quantize_row_ref(uint32_t type, const float *src, void *dst, int64_t n);
 
+/* 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K super-block from its 12 packed scale
+ * bytes (FORMATS.md 2.4). Shared by the dequantizers, the reference quantizer and the CPU kernels. */
+static inline void quant_k4_scale_min(int j, const uint8_t *s, int *sc, int *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
 #endif

@@ -248,15 +248,6 @@ static void qref_pack_k4_scales(const uint8_t *ls, const uint8_t *lm, uint8_t *s
     }
 }
 
-static void qref_unpack_k4_scale(int j, const uint8_t *s, uint8_t *sc, uint8_t *m) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *m = s[j + 4] & 63;
-    } else {
-        *sc = (uint8_t)((s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4));
-        *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
-    }
-}
 
 /* Shared Q4_K/Q5_K super-block step: per sub-block search (weights sqrt(mean x^2) + |x|), 6-bit
  * scales against d = max_scale/63, dmin = max_min/63, then the final L (0..nmax) against the
@@ -289,8 +280,8 @@ static void qref_kx_superblock(const float *x, int nmax, float rmin, int nstep, 
     *dmin_out = fp32_to_fp16(max_min / 63.f);
     float d = fp16_to_fp32(*d_out), dmin = fp16_to_fp32(*dmin_out);
     for (int j = 0; j < 8; j++) {
-        uint8_t s, m;
-        qref_unpack_k4_scale(j, scales12, &s, &m);
+        int s, m;
+        quant_k4_scale_min(j, scales12, &s, &m);
         float dj = d * s;
         if (!dj) continue;   /* keeps the search's L for an all-zero-scale sub-block */
         float dm = dmin * m;
