@@ -1,5 +1,5 @@
 /* kernel_rows.h - random weight rows for the CPU kernel tests (test_cpu_qdot, test_cpu_gemv,
- * test_cpu_gemm): a xorshift generator seeded with KR_SEED (each test defines its own, so its data
+ * test_cpu_gemm, test_cpu_kernels, test_batch_invariant): a xorshift generator seeded with KR_SEED (each test defines its own, so its data
  * stay what they were), the weight types with a CPU kernel, and fill_row: raw random bytes, so every
  * q value occurs (Q8_0 -128 and negative Q6_K scales included), with sane f16 block scales. */
 #ifndef CODER_KERNEL_ROWS_H
@@ -19,8 +19,10 @@ static uint32_t rnd(void) {
 }
 static float rndf(void) { return ((float)(rnd() % 2000001) / 1000000.0f) - 1.0f; }
 
+#ifndef KR_NO_TYPE_LIST   /* a test with its own list of types defines this */
 static const uint32_t types[] = {QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0, QT_Q4_1, QT_Q5_0,
                                  QT_Q5_1, QT_Q4_K, QT_Q5_K, QT_Q6_K};
+#endif
 
 static void fill_row(uint32_t t, void *dst, int64_t n) {
     uint64_t bytes;

@@ -9,39 +9,9 @@
 
 #include "cpu.h"
 
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint32_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
-static float rndf(void) { return ((float)(rnd() % 2000001) / 1000000.0f) - 1.0f; }
+#define KR_SEED 0x9E3779B97F4A7C15ull
+#include "kernel_rows.h"
 
-static const uint32_t types[] = {QT_F32, QT_F16, QT_BF16, QT_Q8_0, QT_Q4_0, QT_Q4_1, QT_Q5_0,
-                                 QT_Q5_1, QT_Q4_K, QT_Q5_K, QT_Q6_K};
-
-/* Random bytes for n elements of type t, with every f16 scale replaced by a sane value (random
- * bits would make NaN/Inf scales), and F32/F16/BF16 rows filled from random floats. */
-static void fill_row(uint32_t t, void *dst, int64_t n) {
-    uint64_t bytes;
-    quant_row_bytes(t, (uint64_t)n, &bytes);
-    uint8_t *p = dst;
-    for (uint64_t i = 0; i < bytes; i++) p[i] = (uint8_t)rnd();
-    const uint64_t bs = quant_type_size(t), nb = bytes / bs;
-    for (uint64_t b = 0; b < nb; b++) {
-        uint8_t *blk = p + b * bs;
-        f16_t s1 = fp32_to_fp16(rndf() * 0.05f), s2 = fp32_to_fp16(rndf() * 0.05f);
-        switch (t) {
-        case QT_F32: { float f = rndf(); memcpy(blk, &f, 4); break; }
-        case QT_F16: { f16_t h = fp32_to_fp16(rndf()); memcpy(blk, &h, 2); break; }
-        case QT_BF16: { bf16_t h = fp32_to_bf16(rndf()); memcpy(blk, &h, 2); break; }
-        case QT_Q6_K: memcpy(blk + 208, &s1, 2); break;
-        case QT_Q8_0: case QT_Q4_0: case QT_Q5_0: memcpy(blk, &s1, 2); break;
-        default: memcpy(blk, &s1, 2); memcpy(blk + 2, &s2, 2); break;   /* d, m / d, dmin */
-        }
-    }
-}
 
 TEST(scalar_dequant_matches_quant_c) {
     static uint8_t row[64 * 1024];
