@@ -74,7 +74,7 @@ cli: $(B)/coder
 
 $(B)/rel/%.o: lib/%.c $(wildcard lib/*.h include/*.h) | $(B)/rel
 	$(CC) $(CFLAGS_REL) $(CUDA_DEF) $(CPPFLAGS_ALL) -c $< -o $@
-$(B)/rel/cuda_%.o: cuda/%.cu $(wildcard cuda/*.cuh lib/*.h include/*.h) | $(B)/rel
+$(B)/rel/cuda_%.o: cuda/%.cu $(wildcard cuda/*.cuh cuda/*.h lib/*.h include/*.h) | $(B)/rel
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 $(B)/rel/cli_%.o: cli/%.c $(wildcard cli/*.h lib/*.h include/*.h) | $(B)/rel
 	$(CC) $(CFLAGS_REL) $(CUDA_DEF) $(CPPFLAGS_ALL) -Icli -c $< -o $@

@@ -78,12 +78,12 @@ __global__ void kv_quant_kernel(unsigned char *cache, const float *__restrict__ 
     }
 }
 
-extern "C" coder_status cuda_kv_write(cuda_ctx *c, void *k_cache, void *v_cache, int fmt, const float *k, const float *v,
-                                      int n, int32_t pos0, int width) {
+extern "C" coder_status cuda_kv_write(cuda_ctx *c, const cuda_kv_layer *kv, const float *k, const float *v, int n,
+                                      int32_t pos0, int width) {
     const int64_t count = (int64_t)n * width;
     if (count <= 0) return CODER_OK;
-    if (fmt == CUDA_KVF_F16) {
-        kv_write_kernel<<<cuda_blocks(count, 256), 256, 0, c->stream>>>((__half *)k_cache, (__half *)v_cache, k, v, count,
+    if (kv->fmt == CUDA_KVF_F16) {
+        kv_write_kernel<<<cuda_blocks(count, 256), 256, 0, c->stream>>>((__half *)kv->k, (__half *)kv->v, k, v, count,
                                                                        (int64_t)pos0 * width);
         LAUNCH_CHECK(c, "kv_write");
         return CODER_OK;
@@ -92,15 +92,15 @@ extern "C" coder_status cuda_kv_write(cuda_ctx *c, void *k_cache, void *v_cache,
         return coder_fail(CODER_ERR_INTERNAL, "cuda kv_write: quantized cache row width %d is not a multiple of 32", width);
     const int bpr = width / 32;
     const int64_t nb = (int64_t)n * bpr, threads = nb * WARP;
-    kv_quant_kernel<CUDA_KV_Q8_0><<<cuda_blocks(threads, 256), 256, 0, c->stream>>>(
-        (unsigned char *)k_cache, k, nb, bpr, (size_t)bpr * 34, pos0);
+    kv_quant_kernel<CUDA_KV_Q8_0><<<cuda_blocks(threads, 256), 256, 0, c->stream>>>((unsigned char *)kv->k, k, nb, bpr,
+                                                                                   kv->k_row, pos0);
     LAUNCH_CHECK(c, "kv_write K q8_0");
-    if (fmt == CUDA_KVF_Q8_0)
-        kv_quant_kernel<CUDA_KV_Q8_0><<<cuda_blocks(threads, 256), 256, 0, c->stream>>>(
-            (unsigned char *)v_cache, v, nb, bpr, (size_t)bpr * 34, pos0);
+    if (kv->fmt == CUDA_KVF_Q8_0)
+        kv_quant_kernel<CUDA_KV_Q8_0><<<cuda_blocks(threads, 256), 256, 0, c->stream>>>((unsigned char *)kv->v, v, nb, bpr,
+                                                                                       kv->v_row, pos0);
     else
-        kv_quant_kernel<CUDA_KV_Q4_0><<<cuda_blocks(threads, 256), 256, 0, c->stream>>>(
-            (unsigned char *)v_cache, v, nb, bpr, (size_t)bpr * 18, pos0);
+        kv_quant_kernel<CUDA_KV_Q4_0><<<cuda_blocks(threads, 256), 256, 0, c->stream>>>((unsigned char *)kv->v, v, nb, bpr,
+                                                                                       kv->v_row, pos0);
     LAUNCH_CHECK(c, "kv_write V");
     return CODER_OK;
 }
@@ -287,8 +287,9 @@ static void attn_launch(const att_args &a, int fmt, int n_kv_heads, cudaStream_t
     else attn_kernel<HD, RPW, CUDA_KV_Q8_0, CUDA_KV_Q4_0><<<grid, ATT_WARPS * WARP, 0, st>>>(a);
 }
 
-extern "C" coder_status cuda_attention(cuda_ctx *c, const void *k_cache, const void *v_cache, int fmt, const float *q,
-                                       int n, int32_t pos0, int n_heads, int n_kv_heads, int head_dim, float *out) {
+extern "C" coder_status cuda_attention(cuda_ctx *c, const cuda_kv_layer *kv, const float *q, int n, int32_t pos0,
+                                       int n_heads, int n_kv_heads, int head_dim, float *out) {
+    const int fmt = kv->fmt;
     if (head_dim != 32 && head_dim != 64 && head_dim != 128)
         return coder_fail(CODER_ERR_UNSUPPORTED, "cuda attention: head_dim %d (32, 64 and 128 are implemented)", head_dim);
     if (n < 1 || n_kv_heads < 1 || n_heads % n_kv_heads != 0)
@@ -296,11 +297,10 @@ extern "C" coder_status cuda_attention(cuda_ctx *c, const void *k_cache, const v
     att_args a;
     if (fmt != CUDA_KVF_F16 && fmt != CUDA_KVF_Q8_0 && fmt != CUDA_KVF_Q8_0_Q4_0)
         return coder_fail(CODER_ERR_INTERNAL, "cuda attention: cache format %d", fmt);
-    const int width = n_kv_heads * head_dim;
-    a.kc = (const unsigned char *)k_cache;
-    a.vc = (const unsigned char *)v_cache;
-    a.k_row = fmt == CUDA_KVF_F16 ? (size_t)width * 2 : (size_t)width / 32 * 34;
-    a.v_row = fmt == CUDA_KVF_F16 ? (size_t)width * 2 : fmt == CUDA_KVF_Q8_0 ? (size_t)width / 32 * 34 : (size_t)width / 32 * 18;
+    a.kc = (const unsigned char *)kv->k;
+    a.vc = (const unsigned char *)kv->v;
+    a.k_row = kv->k_row;
+    a.v_row = kv->v_row;
     a.q = q;
     a.out = out;
     a.part = c->att_part;

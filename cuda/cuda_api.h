@@ -122,14 +122,23 @@ enum { CUDA_KVF_F16 = 0, CUDA_KVF_Q8_0 = 2, CUDA_KVF_Q8_0_Q4_0 = 3 };
 /* Element formats of one row (kernel template arguments). */
 enum { CUDA_KV_F16 = 0, CUDA_KV_Q8_0 = 1, CUDA_KV_Q4_0 = 2 };
 
-/* k_cache/v_cache: one layer, [n_ctx] rows of format fmt. Writes rows pos0.. from k, v [n][width]
- * f32 (F16: round to nearest even; Q8_0/Q4_0: exactly lib/quant_ref.c's blocks), like the CPU. */
-coder_status cuda_kv_write(cuda_ctx *c, void *k_cache, void *v_cache, int fmt, const float *k, const float *v, int n,
-                           int32_t pos0, int width);
+/* One layer of the device KV cache: n_ctx rows of k_row / v_row bytes in format fmt (the glue
+ * takes the row sizes from lib/kv_cache.c's kv_row_bytes / kv_v_row_bytes, the layout's one
+ * definition). */
+typedef struct cuda_kv_layer {
+    void *k, *v;
+    int fmt;                  /* CUDA_KVF_*                                                    */
+    size_t k_row, v_row;
+} cuda_kv_layer;
+
+/* Writes rows pos0.. of layer kv from k, v [n][width] f32 (F16: round to nearest even; Q8_0/Q4_0:
+ * exactly lib/quant_ref.c's blocks), like the CPU cache. */
+coder_status cuda_kv_write(cuda_ctx *c, const cuda_kv_layer *kv, const float *k, const float *v, int n, int32_t pos0,
+                           int width);
 /* Causal GQA attention of q [n][n_heads*head_dim] (token t at position pos0 + t) over cache rows
- * 0..pos0+t of one layer in format fmt; out like q. head_dim 32, 64 or 128. */
-coder_status cuda_attention(cuda_ctx *c, const void *k_cache, const void *v_cache, int fmt, const float *q, int n,
-                            int32_t pos0, int n_heads, int n_kv_heads, int head_dim, float *out);
+ * 0..pos0+t of layer kv; out like q. head_dim 32, 64 or 128. */
+coder_status cuda_attention(cuda_ctx *c, const cuda_kv_layer *kv, const float *q, int n, int32_t pos0, int n_heads,
+                            int n_kv_heads, int head_dim, float *out);
 
 #ifdef __cplusplus
 }

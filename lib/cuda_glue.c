@@ -218,6 +218,10 @@ static void *cuda_glue_k(cuda_backend *c, int layer) { return (char *)c->kv + (s
 static void *cuda_glue_v(cuda_backend *c, int layer) {
     return (char *)c->kv + (size_t)c->base.model->hp.n_layers * c->k_layer_bytes + (size_t)layer * c->v_layer_bytes;
 }
+static cuda_kv_layer cuda_glue_layer(cuda_backend *c, int layer) {
+    return (cuda_kv_layer){.k = cuda_glue_k(c, layer), .v = cuda_glue_v(c, layer), .fmt = c->kv_fmt, .k_row = c->k_row,
+                           .v_row = c->v_row};
+}
 
 /* The device copy of W or CODER_ERR_INTERNAL naming it. */
 static coder_status cuda_glue_need(cuda_backend *c, const weight *W, void **out) {
@@ -308,15 +312,15 @@ static coder_status cuda_glue_kv_write(backend *b, int layer, const backend_buf 
     if (pos0 < 0 || pos0 + n > c->n_ctx)
         return coder_fail(CODER_ERR_INTERNAL, "kv_write: positions %d..%d outside n_ctx %d", (int)pos0, (int)(pos0 + n),
                           (int)c->n_ctx);
-    return cuda_kv_write(c->ctx, cuda_glue_k(c, layer), cuda_glue_v(c, layer), c->kv_fmt, DF(k), DF(v), n, pos0,
-                         c->kv_width);
+    const cuda_kv_layer kl = cuda_glue_layer(c, layer);
+    return cuda_kv_write(c->ctx, &kl, DF(k), DF(v), n, pos0, c->kv_width);
 }
 
 static coder_status cuda_glue_attention(backend *b, int layer, const backend_buf *q, int n, int32_t pos0, backend_buf *out) {
     cuda_backend *c = CB(b);
     const model_hparams *hp = &b->model->hp;
-    return cuda_attention(c->ctx, cuda_glue_k(c, layer), cuda_glue_v(c, layer), c->kv_fmt, DF(q), n, pos0, hp->n_heads,
-                          hp->n_kv_heads, hp->head_dim, DF(out));
+    const cuda_kv_layer kl = cuda_glue_layer(c, layer);
+    return cuda_attention(c->ctx, &kl, DF(q), n, pos0, hp->n_heads, hp->n_kv_heads, hp->head_dim, DF(out));
 }
 
 static coder_status cuda_glue_swiglu(backend *b, backend_buf *gate, const backend_buf *up, int n, int width) {
