@@ -136,16 +136,38 @@ static coder_status cpu_attention_op(backend *b, int layer, const backend_buf *q
     return CODER_OK;
 }
 
-static coder_status cpu_swiglu_op(backend *b, backend_buf *gate, const backend_buf *up, int n, int width) {
-    (void)b;
-    cpu_swiglu(F(gate), CF(up), (int64_t)n * width);
+/* The gated activations run on the pool when there is enough work (a prefill: n x ffn width
+ * values, with an exp or tanh each); one token's row is cheaper than waking the threads. */
+typedef struct glu_job {
+    const cpu_kernels *k;
+    float *gate;
+    const float *up;
+    int64_t n;
+    bool gelu;
+} glu_job;
+
+static void glu_worker(void *arg, int ith, int nth) {
+    const glu_job *j = arg;
+    const int64_t per = ((j->n + nth - 1) / nth + 15) & ~(int64_t)15;   /* 64-byte pieces */
+    const int64_t i0 = (int64_t)ith * per, i1 = i0 + per < j->n ? i0 + per : j->n;
+    if (i0 >= i1) return;
+    if (j->gelu) cpu_geglu(j->gate + i0, j->up + i0, i1 - i0);
+    else j->k->swiglu(j->gate + i0, j->up + i0, i1 - i0);
+}
+
+static coder_status cpu_glu(cpu_backend *c, backend_buf *gate, const backend_buf *up, int n, int width, bool gelu) {
+    glu_job j = {.k = c->k, .gate = F(gate), .up = CF(up), .n = (int64_t)n * width, .gelu = gelu};
+    if (j.n >= 16384) threadpool_run(c->tp, glu_worker, &j);
+    else glu_worker(&j, 0, 1);
     return CODER_OK;
 }
 
+static coder_status cpu_swiglu_op(backend *b, backend_buf *gate, const backend_buf *up, int n, int width) {
+    return cpu_glu((cpu_backend *)b, gate, up, n, width, false);
+}
+
 static coder_status cpu_geglu_op(backend *b, backend_buf *gate, const backend_buf *up, int n, int width) {
-    (void)b;
-    cpu_geglu(F(gate), CF(up), (int64_t)n * width);
-    return CODER_OK;
+    return cpu_glu((cpu_backend *)b, gate, up, n, width, true);
 }
 
 static coder_status cpu_scale_op(backend *b, backend_buf *x, int n, int width, float s) {
@@ -182,6 +204,18 @@ static coder_status cpu_kv_read(backend *b, int layer, int32_t pos0, int n, void
 }
 static coder_status cpu_kv_load(backend *b, int layer, int32_t pos0, int n, const void *k, const void *v) {
     return kv_cache_load(((cpu_backend *)b)->kv, layer, pos0, n, k, v);
+}
+
+/* Whether any matrix takes the GEMM's F16/BF16/F32 kind (it alone needs transposed f32 activations). */
+static bool model_has_float_matrix(const coder_model *m) {
+    if (m->output.data && cpu_gemm_is_float(m->output.type)) return true;
+    for (int l = 0; l < m->hp.n_layers; l++) {
+        const layer_weights *L = &m->layers[l];
+        const weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            if (ws[i]->data && cpu_gemm_is_float(ws[i]->type)) return true;
+    }
+    return false;
 }
 
 static const backend_ops cpu_ops = {
@@ -225,7 +259,8 @@ coder_status cpu_backend_new(const coder_model *m, const backend_params *p, back
     const int64_t max_cols = max64(max64(hp->dim, hp->ffn_dim), (int64_t)hp->n_heads * hp->head_dim);
     {   /* quantized activations of a batch, and the prefill GEMM's panels: nothing is allocated per matmul */
         const int nb = p->n_batch > 0 ? p->n_batch : 1;
-        const size_t a = cpu_matmul_scratch_bytes(max_cols, nb), g = cpu_gemm_scratch_bytes(max_cols, nb, p->n_threads);
+        const size_t a = cpu_matmul_scratch_bytes(max_cols, nb),
+                     g = cpu_gemm_scratch_bytes(max_cols, nb, p->n_threads, model_has_float_matrix(m));
         c->mm_bytes = a > g ? a : g;
     }
     c->wtmp_cap = max64(max_cols, (int64_t)hp->n_kv_heads * hp->head_dim);

@@ -50,12 +50,17 @@ static int gemm_offset(uint32_t type) {
 
 /* Bytes of one thread's panel for cols columns (64-byte multiples per array). */
 #define ALIGN64(v) (((v) + 63) & ~(size_t)63)
+/* Bytes of the transposed activations of the AVX-512 f32 kind (gemm_f32_panel). */
+static size_t gemm_xt_bytes(int64_t cols, int n) {
+    return ALIGN64((size_t)(n + GEMM_GT - 1) / GEMM_GT * GEMM_GT * (size_t)cols * sizeof(float));
+}
+
 static size_t gemm_panel_bytes(gemm_kind kind, int64_t cols) {
     const size_t pr = GEMM_PR;
     switch (kind) {
     case GEMM_Q8A: { const size_t nb = (size_t)cols / 32; return ALIGN64(nb * 1024) + 2 * ALIGN64(nb * pr * 4); }
     case GEMM_Q8K: { const size_t nb = (size_t)cols / QK_K; return ALIGN64(nb * 8192) + ALIGN64(nb * 16 * pr * 4) + ALIGN64(nb * 8 * pr * 4) + 2 * ALIGN64(nb * pr * 4); }
-    case GEMM_F32: return ALIGN64((size_t)cols * pr * 4);
+    case GEMM_F32: return ALIGN64((size_t)cols * pr * 4) + pr * GEMM_GT * 4;   /* wf (AVX2: the panel), yt */
     default: return 0;
     }
 }
@@ -82,26 +87,10 @@ KFI __m256i FN(gemm_bits)(const uint8_t *p) {
 }
 
 /* Unpacks blocks [b0, b1) of weight row `row` (NULL: a padding row, all zero) into lane r of a
- * panel; for F32 panels b0, b1 are columns (b0 a multiple of 16). */
+ * panel (the integer kinds; the f32 kind converts whole rows, gemm_f32_panel). */
 KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int64_t cols, int r, uint8_t *panel, int64_t b0, int64_t b1) {
     const gemm_kind kind = gemm_kind_of(type);
     const int lane = r & 15, rv = r >> 4;
-    if (kind == GEMM_F32) {
-        float *wf = (float *)panel + r;
-        float v[16];
-        int64_t k = b0;
-        for (; row && k + 16 <= b1; k += 16) {
-            const __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)row + k));
-            _mm512_storeu_ps(v, type == QT_F32 ? _mm512_loadu_ps((const float *)row + k)
-                                : type == QT_F16 ? _mm512_cvtph_ps(h)
-                                                 : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
-            for (int i = 0; i < 16; i++) wf[(k + i) * GEMM_PR] = v[i];
-        }
-        for (; k < b1; k++)
-            wf[k * GEMM_PR] = !row ? 0.0f : type == QT_F32 ? ((const float *)row)[k]
-                            : type == QT_F16 ? _cvtsh_ss(((const uint16_t *)row)[k]) : bf16_to_fp32(((const uint16_t *)row)[k]);
-        return;
-    }
     if (kind == GEMM_Q8A) {
         const size_t nb = (size_t)cols / 32;
         float *dw = (float *)(panel + ALIGN64(nb * 1024)), *mw = dw + ALIGN64(nb * GEMM_PR * 4) / 4;
@@ -206,9 +195,10 @@ typedef struct gemm_job {
     const weight *W;
     gemm_kind kind;
     cpu_isa isa;              /* AVX512: every kind; AVX2: GEMM_F32 only                      */
-    const void *x;            /* quantized rows xs bytes apart, or the f32 rows              */
+    const void *x;            /* quantized rows xs bytes apart, or the f32 rows (AVX2 f32)    */
     size_t xs;
     const int32_t *aux;       /* [n][cols/32] OFF*sum(qx) for Q8A types                       */
+    const float *xt;          /* AVX-512 f32 kind: [groups][cols][GEMM_GT] transposed x       */
     float *y;                 /* [n][rows]                                                    */
     int n;
     uint8_t *panels;          /* one panel per thread, panel_bytes apart                     */
@@ -260,19 +250,71 @@ KFN void FN(gemm_q8k_run)(const gemm_job *j, const uint8_t *panel, int t0, int n
 #undef Q8K_CASE
 }
 
-KFN void FN(gemm_f32_run)(const gemm_job *j, const uint8_t *panel, int t0, int nt, int nrows, float *y) {
-    const float *x = (const float *)((const char *)j->x + (size_t)t0 * j->xs);
-    const float *wf = (const float *)panel;
-    const int64_t cols = j->W->cols, ys = j->W->rows;
-    switch (nt) {
-    case 1: FN(gemm_f32_tile)(wf, cols, x, j->xs, 1, y, ys, nrows); break;
-    case 2: FN(gemm_f32_tile)(wf, cols, x, j->xs, 2, y, ys, nrows); break;
-    case 3: FN(gemm_f32_tile)(wf, cols, x, j->xs, 3, y, ys, nrows); break;
-    case 4: FN(gemm_f32_tile)(wf, cols, x, j->xs, 4, y, ys, nrows); break;
-    case 5: FN(gemm_f32_tile)(wf, cols, x, j->xs, 5, y, ys, nrows); break;
-    case 6: FN(gemm_f32_tile)(wf, cols, x, j->xs, 6, y, ys, nrows); break;
-    case 7: FN(gemm_f32_tile)(wf, cols, x, j->xs, 7, y, ys, nrows); break;
-    default: FN(gemm_f32_tile)(wf, cols, x, j->xs, 8, y, ys, nrows); break;
+/* One panel of the f32 kind (AVX-512): convert rows r0.. to wf, then every token group. The
+ * weight rows of the thread's next panel (from row rn; -1: none) are prefetched into L2 during
+ * the compute, spread over its k-blocks: the conversion pass otherwise stalls on memory (perf:
+ * ~12% of this function's samples on the first load of each F16 row, 0.5B model). */
+KFN void FN(gemm_f32_panel)(const gemm_job *j, uint8_t *panel, int64_t r0, int nrows, int64_t rn) {
+    const weight *W = j->W;
+    const int64_t cols = W->cols, ys = W->rows;
+    const char *pf = NULL, *pf_end = NULL;
+    size_t pf_step = 0;
+    if (rn >= 0) {
+        const int64_t nn = W->rows - rn < GEMM_PR ? W->rows - rn : GEMM_PR;
+        pf = (const char *)W->data + (uint64_t)rn * W->row_bytes;
+        pf_end = pf + (uint64_t)nn * W->row_bytes;
+        const size_t steps = (size_t)((j->n + GEMM_GT - 1) / GEMM_GT) * (size_t)((cols + GEMM_KB - 1) / GEMM_KB);
+        pf_step = ((size_t)(pf_end - pf) / steps + 63) & ~(size_t)63;
+    }
+    float *wf = (float *)panel, *yt = (float *)(panel + ALIGN64((size_t)cols * GEMM_PR * 4));
+    const int nrg = (nrows + 3) / 4;
+    for (int r = 0; r < 4 * nrg; r++)
+        FN(gemm_f32_convert_row)(W->type, r < nrows ? (const char *)W->data + (uint64_t)(r0 + r) * W->row_bytes : NULL, cols,
+                                 wf + (size_t)r * (size_t)cols);
+    for (int t0 = 0; t0 < j->n; t0 += GEMM_GT) {
+        const int nt = j->n - t0 < GEMM_GT ? j->n - t0 : GEMM_GT;
+        const float *xt = j->xt + (size_t)(t0 / GEMM_GT) * (size_t)cols * GEMM_GT;
+        for (int64_t k0 = 0; k0 < cols; k0 += GEMM_KB) {
+            const int64_t k1 = k0 + GEMM_KB < cols ? k0 + GEMM_KB : cols;
+            for (size_t o = 0; pf && o < pf_step && pf < pf_end; o += 64, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
+            for (int g = 0; g < nrg; g++) {
+                const float *w = wf + (size_t)g * 4 * (size_t)cols;
+                float *y4 = yt + g * 4 * GEMM_GT;
+                switch ((nt + 15) / 16) {
+                case 1: FN(gemm_f32_tile)(w, cols, xt, k0, k1, 1, y4, k0 == 0); break;
+                case 2: FN(gemm_f32_tile)(w, cols, xt, k0, k1, 2, y4, k0 == 0); break;
+                case 3: FN(gemm_f32_tile)(w, cols, xt, k0, k1, 3, y4, k0 == 0); break;
+                default: FN(gemm_f32_tile)(w, cols, xt, k0, k1, 4, y4, k0 == 0); break;
+                }
+            }
+        }
+        for (int t = 0; t < nt; t++)
+            for (int r = 0; r < nrows; r++) j->y[(size_t)(t0 + t) * (size_t)ys + (size_t)(r0 + r)] = yt[r * GEMM_GT + t];
+    }
+}
+
+/* xt[g][k][l] = x[g*GEMM_GT + l][k] (0 past the last token); token groups split over threads. */
+typedef struct gemm_xt_job {
+    const float *x;
+    float *xt;
+    int64_t cols;
+    int n;
+} gemm_xt_job;
+
+static void gemm_xt_worker(void *arg, int ith, int nth) {
+    const gemm_xt_job *j = arg;
+    const int groups = (j->n + GEMM_GT - 1) / GEMM_GT;
+    /* (group, 16-column chunk) units, so one group of 64 tokens still uses every thread */
+    const int64_t chunks = (j->cols + 15) / 16, units = (int64_t)groups * chunks;
+    for (int64_t u = ith; u < units; u += nth) {
+        const int g = (int)(u / chunks);
+        const int64_t c0 = (u % chunks) * 16, c1 = c0 + 16 < j->cols ? c0 + 16 : j->cols;
+        float *dst = j->xt + (size_t)g * (size_t)j->cols * GEMM_GT;
+        for (int l = 0; l < GEMM_GT; l++) {
+            const int t = g * GEMM_GT + l;
+            const float *src = j->x + (size_t)t * (size_t)j->cols;
+            for (int64_t k = c0; k < c1; k++) dst[k * GEMM_GT + l] = t < j->n ? src[k] : 0.0f;
+        }
     }
 }
 
@@ -355,7 +397,7 @@ static void gemm_worker(void *arg, int ith, int nth) {
     const weight *W = j->W;
     uint8_t *panel = j->panels + (size_t)ith * j->panel_bytes;
     const bool avx2 = j->isa == CPU_ISA_AVX2;
-    const int step = avx2 ? GEMM_NT2 : j->kind == GEMM_F32 ? GEMM_NTF : j->kind == GEMM_Q8A ? GEMM_NTA : GEMM_NTK;
+    const int step = avx2 ? GEMM_NT2 : j->kind == GEMM_Q8A ? GEMM_NTA : GEMM_NTK;
     /* The panel is packed in chunks of ~32 KiB for all 32 rows: the dword stores of the transpose
      * stay in L1 (row by row over a whole 150-600 KiB panel they missed it: 2x slower), and each
      * row is still read in runs of 0.5-0.7 KiB (8 KiB chunks, 32 short streams, made the reads
@@ -369,6 +411,17 @@ static void gemm_worker(void *arg, int ith, int nth) {
         if (p >= j->n_panels) break;
         const int64_t r0 = p * GEMM_PR;
         const int nrows = W->rows - r0 < GEMM_PR ? (int)(W->rows - r0) : GEMM_PR;
+        if (j->kind == GEMM_F32 && !avx2) {
+            /* claim the next panel now, so its rows can be prefetched during this one */
+            for (int64_t q = p;;) {
+                const int64_t qn = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+                const int64_t q0 = q * GEMM_PR;
+                FN(gemm_f32_panel)(j, panel, q0, W->rows - q0 < GEMM_PR ? (int)(W->rows - q0) : GEMM_PR,
+                                   qn < j->n_panels ? qn * GEMM_PR : -1);
+                if (qn >= j->n_panels) return;
+                q = qn;
+            }
+        }
         for (int64_t c0 = 0; c0 < units; c0 += chunk)
             for (int r = 0; r < GEMM_PR; r++) {
                 const void *row = r < nrows ? (const char *)W->data + (uint64_t)(r0 + r) * W->row_bytes : NULL;
@@ -389,8 +442,7 @@ static void gemm_worker(void *arg, int ith, int nth) {
             float *y = j->y + (size_t)t0 * W->rows + r0;
             if (avx2) gemm_f32_run_avx2(j, panel, t0, nt, nrows, y);
             else if (j->kind == GEMM_Q8A) FN(gemm_q8a_run)(j, panel, t0, nt, nrows, y);
-            else if (j->kind == GEMM_Q8K) FN(gemm_q8k_run)(j, panel, t0, nt, nrows, y);
-            else FN(gemm_f32_run)(j, panel, t0, nt, nrows, y);
+            else FN(gemm_q8k_run)(j, panel, t0, nt, nrows, y);
         }
     }
 }
@@ -441,19 +493,22 @@ bool cpu_gemm_use(const cpu_kernels *k, uint32_t type, int n) {
     return n >= (cpu_act_format(type) == CPU_ACT_F32 ? 10 : CPU_QDOT_NT + 1);
 }
 
-size_t cpu_gemm_scratch_bytes(int64_t max_cols, int n, int nth) {
+bool cpu_gemm_is_float(uint32_t type) { return type == QT_F16 || type == QT_BF16 || type == QT_F32; }
+
+size_t cpu_gemm_scratch_bytes(int64_t max_cols, int n, int nth, bool float_weights) {
     size_t best = 0;
 #ifdef GEMM_HAVE_X86
     static const gemm_kind kinds[] = {GEMM_Q8A, GEMM_Q8K, GEMM_F32};
     static const cpu_act acts[] = {CPU_ACT_Q8A, CPU_ACT_Q8K, CPU_ACT_F32};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < (float_weights ? 3 : 2); i++) {
         const size_t xs = acts[i] == CPU_ACT_F32 ? 0 : ALIGN64(cpu_act_row_bytes(acts[i], max_cols));
+        const size_t xt = acts[i] == CPU_ACT_F32 ? gemm_xt_bytes(max_cols, n) : 0;
         const size_t aux = acts[i] == CPU_ACT_Q8A ? ALIGN64((size_t)n * (size_t)(max_cols / 32) * 4) : 0;
-        const size_t b = gemm_panel_bytes(kinds[i], max_cols) * (size_t)nth + xs * (size_t)n + aux;
+        const size_t b = gemm_panel_bytes(kinds[i], max_cols) * (size_t)nth + xs * (size_t)n + aux + xt;
         if (b > best) best = b;
     }
 #else
-    (void)max_cols, (void)n, (void)nth;
+    (void)max_cols, (void)n, (void)nth, (void)float_weights;
 #endif
     return best;
 }
@@ -473,10 +528,11 @@ coder_status cpu_gemm(threadpool *tp, const cpu_kernels *k, const weight *W, con
     const int nth = threadpool_size(tp);
     const size_t pb = gemm_panel_bytes(kind, W->cols);
     const size_t xs = act == CPU_ACT_F32 ? 0 : ALIGN64(cpu_act_row_bytes(act, W->cols));
+    const size_t xt_bytes = act == CPU_ACT_F32 && k->isa == CPU_ISA_AVX512 ? gemm_xt_bytes(W->cols, n) : 0;
     const size_t aux_bytes = act == CPU_ACT_Q8A ? ALIGN64((size_t)n * (size_t)(W->cols / 32) * 4) : 0;
     /* panels, quantized rows, aux: the session's scratch (sized by cpu_gemm_scratch_bytes), or one
      * allocation for this call when the caller has none that large */
-    const size_t bytes = pb * (size_t)nth + xs * (size_t)n + aux_bytes;
+    const size_t bytes = pb * (size_t)nth + xs * (size_t)n + aux_bytes + xt_bytes;
     const bool own = !scratch || scratch_bytes < bytes || (uintptr_t)scratch % 64 != 0;
     uint8_t *buf = own ? coder_malloc_aligned(bytes, 64) : scratch;
     if (!buf) return coder_fail(CODER_ERR_NOMEM, "gemm: %zu bytes of scratch", bytes);
@@ -486,6 +542,11 @@ coder_status cpu_gemm(threadpool *tp, const cpu_kernels *k, const weight *W, con
     if (act == CPU_ACT_F32) {
         j.x = x;
         j.xs = (size_t)W->cols * sizeof(float);
+        if (xt_bytes) {
+            gemm_xt_job xj = {.x = x, .xt = (float *)(buf + pb * (size_t)nth), .cols = W->cols, .n = n};
+            threadpool_run(tp, gemm_xt_worker, &xj);
+            j.xt = xj.xt;
+        }
     } else {
         uint8_t *q = buf + pb * (size_t)nth;
         gemm_quant_job qj = {.k = k, .act = act, .x = x, .cols = W->cols, .q = q, .xs = xs,

@@ -15,8 +15,13 @@ bool cpu_gemm_supports(const cpu_kernels *k, uint32_t type);
 bool cpu_gemm_use(const cpu_kernels *k, uint32_t type, int n);
 
 /* Scratch bytes cpu_gemm needs for up to n tokens of up to max_cols columns on nth threads, the
- * largest over the weight types: a session that passes this much never allocates in a prefill. */
-size_t cpu_gemm_scratch_bytes(int64_t max_cols, int n, int nth);
+ * largest over the weight types (the F16/BF16/F32 kind, whose transposed activations take 4 bytes
+ * per value, only when float_weights: a quantized model's session need not hold them): a
+ * session that passes this much never allocates in a prefill. */
+size_t cpu_gemm_scratch_bytes(int64_t max_cols, int n, int nth, bool float_weights);
+
+/* True when weight type t takes the GEMM's F16/BF16/F32 kind (for float_weights above). */
+bool cpu_gemm_is_float(uint32_t type);
 
 /* W (rows, cols) @ x [n][cols] -> y [n][rows], split over the pool. Same activation quantization
  * as cpu_matmul; the results do not depend on the thread count. scratch (64-byte aligned) is used

@@ -12,8 +12,8 @@
  * are the reference's exactly (bounds at each kernel): the integer types are bit-identical to the
  * scalar reference (test_cpu_gemm checks ==), whatever the batch size, tile or thread, and so to
  * the decode kernels (GEMV, qdot), which follow the same order (test_batch_invariant).
- * F16/BF16/F32 weights are converted to an f32 panel wf[k][32 rows] and multiplied with
- * broadcast f32 activations (FMA; exact within float rounding of the sum order). */
+ * F16/BF16/F32 weights use the other orientation (lanes = tokens; see gemm_f32_tile): they need
+ * no transposing pack, only a conversion to f32. */
 
 /* Small loops over tokens and k-steps must be unrolled so the accumulator arrays live in
  * registers (GCC -O2 keeps them on the stack otherwise: 3x slower, measured). */
@@ -22,7 +22,6 @@
 #define GEMM_PR 32   /* rows per panel: 2 zmm of 16 lanes                                   */
 #define GEMM_NTA 6   /* tokens per Q8A micro-tile: 12 int + 12 float accumulators + 5 temps   */
 #define GEMM_NTK 4   /* tokens per Q8K micro-tile: 3 x 8 accumulators (isum, sub-block, float) */
-#define GEMM_NTF 8   /* tokens per f32 micro-tile: 16 accumulators, 2 weight loads per 16 FMA */
 
 /* The 4 activation bytes at p as a broadcast dword (unaligned-safe). */
 KFI __m512i FN(bcast4)(const int8_t *p) {
@@ -177,25 +176,61 @@ KFI void FN(gemm_q8k_tile)(const uint8_t *wq, const int32_t *sc, const int32_t *
     }
 }
 
-/* ---- f32 panel (F16, BF16, F32 weights) against f32 activations: wf[k][32 rows] ------------ */
-KFI void FN(gemm_f32_tile)(const float *wf, int64_t cols, const float *x, size_t xs, const int NT, float *y, int64_t ys,
-                           int nrows) {
-    __m512 fa[2][GEMM_NTF];
+/* ---- F16 / BF16 / F32 weights against f32 activations: lanes are tokens ---------------------
+ * The activations are transposed once per matmul into xt[group][k][GEMM_GT] (GEMM_GT tokens a
+ * group, zero-padded); a panel's weight rows are only converted to f32, row-major (wf[32][cols]:
+ * a sequential pass, no transpose); the micro-kernel broadcasts one weight per row, so 4 rows x
+ * NV vectors of 16 tokens cost 4 broadcasts and NV loads per 4*NV FMAs. (The row-lane panel the
+ * integer kinds use needs a transposing pack: for F16 it cost ~0.5x of the kernel's time, perf.)
+ * k runs in blocks of GEMM_KB so a group's xt block (32 KiB) stays in L1 across the panel's 8 row
+ * groups; partial sums wait in yt[32][GEMM_GT]. Every output is one FMA chain over k in order, so
+ * it does not depend on the batch size, the tile or the thread. */
+#define GEMM_GT 64    /* tokens per f32 group: 4 zmm                                          */
+#define GEMM_KB 128   /* k per block: 128 x 64 tokens x 4 bytes = 32 KiB of xt                 */
+
+/* Converts one weight row to f32 (NULL: a padding row, all zero). */
+KFN void FN(gemm_f32_convert_row)(uint32_t type, const void *row, int64_t cols, float *dst) {
+    if (!row) {
+        memset(dst, 0, (size_t)cols * sizeof(float));
+        return;
+    }
+    if (type == QT_F32) {
+        memcpy(dst, row, (size_t)cols * sizeof(float));
+        return;
+    }
+    const uint16_t *h = row;
+    int64_t k = 0;
+    for (; k + 16 <= cols; k += 16) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(h + k));
+        _mm512_storeu_ps(dst + k, type == QT_F16 ? _mm512_cvtph_ps(v)
+                                                 : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16)));
+    }
+    for (; k < cols; k++) dst[k] = type == QT_F16 ? _cvtsh_ss(h[k]) : bf16_to_fp32(h[k]);
+}
+
+/* yt[4 rows][NV vectors] (+)= wf[4 rows][k0..k1) . xt[k0..k1)[NV vectors]; wf rows ws apart. */
+KFI void FN(gemm_f32_tile)(const float *wf, int64_t ws, const float *xt, int64_t k0, int64_t k1, const int NV, float *yt,
+                           bool first) {
+    __m512 acc[4][GEMM_GT / 16];
     GEMM_UNROLL
-    for (int t = 0; t < NT; t++) fa[0][t] = fa[1][t] = _mm512_setzero_ps();
-    const size_t xf = xs / sizeof(float);
-    for (int64_t k = 0; k < cols; k++) {
-        const __m512 w0 = _mm512_loadu_ps(wf + k * GEMM_PR), w1 = _mm512_loadu_ps(wf + k * GEMM_PR + 16);
+    for (int r = 0; r < 4; r++) {
         GEMM_UNROLL
-        for (int t = 0; t < NT; t++) {
-            const __m512 xv = _mm512_set1_ps(x[(size_t)t * xf + (size_t)k]);
-            fa[0][t] = _mm512_fmadd_ps(w0, xv, fa[0][t]);
-            fa[1][t] = _mm512_fmadd_ps(w1, xv, fa[1][t]);
+        for (int v = 0; v < NV; v++) acc[r][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(yt + r * GEMM_GT + 16 * v);
+    }
+    for (int64_t k = k0; k < k1; k++) {
+        __m512 xv[GEMM_GT / 16];
+        GEMM_UNROLL
+        for (int v = 0; v < NV; v++) xv[v] = _mm512_loadu_ps(xt + k * GEMM_GT + 16 * v);
+        GEMM_UNROLL
+        for (int r = 0; r < 4; r++) {
+            const __m512 w = _mm512_set1_ps(wf[r * ws + k]);
+            GEMM_UNROLL
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(w, xv[v], acc[r][v]);
         }
     }
     GEMM_UNROLL
-    for (int t = 0; t < NT; t++) {
-        FN(store_rows)(y + (size_t)t * ys, fa[0][t], nrows);
-        FN(store_rows)(y + (size_t)t * ys + 16, fa[1][t], nrows - 16);
+    for (int r = 0; r < 4; r++) {
+        GEMM_UNROLL
+        for (int v = 0; v < NV; v++) _mm512_storeu_ps(yt + r * GEMM_GT + 16 * v, acc[r][v]);
     }
 }

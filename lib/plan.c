@@ -100,9 +100,11 @@ void plan_compute(const plan_input *in, int32_t n_ctx_req, int32_t gpu_req, bool
     p.file_bytes = gguf_file_size(f);
     const uint64_t header = gguf_data_offset(f);
     uint64_t embd = 0, embd_row = 0;
+    bool float_matrix = false;   /* cpu_backend.c sizes the GEMM's f32 kind only for these */
     for (size_t i = 0; i < gguf_tensor_count(f); i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         p.weight_bytes += t->nbytes;
+        if (t->n_dims >= 2 && t->ne[1] > 1 && cpu_gemm_is_float(t->type)) float_matrix = true;
         if (!strcmp(t->name, "token_embd.weight")) {
             embd = t->nbytes;
             embd_row = t->ne[1] ? t->nbytes / t->ne[1] : 0;
@@ -121,7 +123,7 @@ void plan_compute(const plan_input *in, int32_t n_ctx_req, int32_t gpu_req, bool
     const uint64_t max_cols = plan_max(plan_max(dim, (uint64_t)hp.ffn_dim), qw);
     /* (matmul scratch: the quantized activations of n_batch rows, in bytes) */
     const uint64_t mm_a = (uint64_t)cpu_matmul_scratch_bytes((int64_t)max_cols, n_batch > 0 ? n_batch : 1),
-                   mm_g = (uint64_t)cpu_gemm_scratch_bytes((int64_t)max_cols, n_batch > 0 ? (int)n_batch : 1, (int)threads),
+                   mm_g = (uint64_t)cpu_gemm_scratch_bytes((int64_t)max_cols, n_batch > 0 ? (int)n_batch : 1, (int)threads, float_matrix),
                    mm_bytes = mm_a > mm_g ? mm_a : mm_g;   /* cpu_backend.c: the larger of the two */
     uint64_t cpu = (uint64_t)cpu_attention_scratch_floats(n_ctx, hp.n_heads, hp.n_kv_heads, hp.head_dim) * (uint64_t)threads +
                    max_cols + (uint64_t)hp.head_dim;

@@ -29,7 +29,7 @@ static void fill_x(float *x, int64_t n) {
  * multiple of 256), the float types an odd count. */
 static int64_t cols_for(uint32_t t) {
     const cpu_act a = cpu_act_format(t);
-    return a == CPU_ACT_Q8K ? 768 : a == CPU_ACT_Q8A ? 288 : 101;
+    return a == CPU_ACT_Q8K ? 768 : a == CPU_ACT_Q8A ? 288 : 301;   /* f32: 3 k-blocks of the GEMM, a ragged tail */
 }
 
 /* ref[t][r]: the scalar quantizer and scalar qdot, one token and one row at a time. */

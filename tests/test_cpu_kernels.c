@@ -3,6 +3,7 @@
  *     separately from the FORMATS.md layouts), on random blocks at odd block counts;
  *   - every SIMD level's dequantizers and dot products against the scalar level and a float64 dot;
  *   - f16 conversions against quant.c (all 65536 halves, and random floats);
+ *   - every level's swiglu (vector exp) against a float64 silu, special values included;
  *   - the threaded matmul (quantized activations) against a float64 loop within the activation
  *     rounding bound, single- vs multi-threaded, odd row counts, several passes. */
 #include "test.h"
@@ -102,6 +103,37 @@ TEST(f16_conversions) {
     }
 }
 
+/* swiglu of every level against silu(g)*up in float64: within 4 ulp-ish (2e-6 relative + 1e-30),
+ * across the whole range (|g| up to 200), at odd lengths (the vector tails), and the special
+ * values: +inf -> inf*up, -inf -> NaN (as -inf/inf in the scalar formula), NaN -> NaN. */
+TEST(swiglu_every_level) {
+    enum { N = 1003 };
+    float g[N], up[N], out[N];
+    for (int i = 0; i < N; i++) {
+        g[i] = (float)(rnd() % 4000001) * 1e-4f - 200.0f;
+        if (i % 3 == 0) g[i] *= 0.01f;   /* most of a real model's gate values */
+        up[i] = (float)(rnd() % 2001) * 1e-3f - 1.0f;
+    }
+    g[7] = INFINITY, g[11] = -INFINITY, g[13] = NAN, g[17] = 88.9f, g[19] = -88.9f, g[23] = 0.0f, g[29] = -0.0f;
+    for (int isa = CPU_ISA_SCALAR; isa <= CPU_ISA_AVX512; isa++) {
+        const cpu_kernels *k = cpu_kernels_for((cpu_isa)isa);
+        if (!k) continue;
+        for (int len = N - 2; len <= N; len++) {
+            memcpy(out, g, sizeof g);
+            k->swiglu(out, up, len);
+            for (int i = 0; i < len; i++) {
+                const double x = g[i], want = x / (1.0 + exp(-x)) * (double)up[i];
+                if (isnan(x) || (isinf(x) && x < 0)) {
+                    CHECK_MSG(isnan(out[i]), "%s: swiglu(%g) = %g, want NaN", k->name, x, out[i]);
+                    continue;
+                }
+                CHECK_MSG(fabs(out[i] - want) <= 2e-6 * fabs(want) + 1e-30 || (isinf(want) && out[i] == want),
+                          "%s len %d: swiglu(%.9g, %.9g) = %.9g, want %.9g", k->name, len, x, up[i], out[i], want);
+            }
+        }
+    }
+}
+
 /* The matmul quantizes the activations (cpu.h), so it is checked against the f32 float64 dot with
  * a bound on that rounding: |sum w_i (x_i - xq_i)| <= sum |w_i| * d_i / 2, d_i = (block amax)/127
  * (block 32 for Q8_0-family weights, 256 for K-quants, none for F32/F16/BF16). */
@@ -164,6 +196,7 @@ int main(void) {
     RUN(scalar_dequant_matches_quant_c);
     RUN(simd_matches_scalar);
     RUN(f16_conversions);
+    RUN(swiglu_every_level);
     RUN(threaded_matmul);
     return test_summary();
 }
