@@ -55,12 +55,13 @@ static size_t gemm_xt_bytes(int64_t cols, int n) {
     return ALIGN64((size_t)(n + GEMM_GT - 1) / GEMM_GT * GEMM_GT * (size_t)cols * sizeof(float));
 }
 
-static size_t gemm_panel_bytes(gemm_kind kind, int64_t cols) {
+static size_t gemm_panel_bytes(gemm_kind kind, int64_t cols, int n) {
     const size_t pr = GEMM_PR;
     switch (kind) {
     case GEMM_Q8A: { const size_t nb = (size_t)cols / 32; return ALIGN64(nb * 1024) + 2 * ALIGN64(nb * pr * 4); }
     case GEMM_Q8K: { const size_t nb = (size_t)cols / QK_K; return ALIGN64(nb * 8192) + ALIGN64(nb * 16 * pr * 4) + ALIGN64(nb * 8 * pr * 4) + 2 * ALIGN64(nb * pr * 4); }
-    case GEMM_F32: return ALIGN64((size_t)cols * pr * 4) + pr * GEMM_GT * 4;   /* wf (AVX2: the panel), yt */
+    /* AVX2: the row-lane panel; AVX-512: wf (one k-block) and yt */
+    case GEMM_F32: return ALIGN64((size_t)(cols > GEMM_KB ? cols : GEMM_KB) * pr * 4) + pr * ((size_t)(n + GEMM_GT - 1) / GEMM_GT) * GEMM_GT * 4;
     default: return 0;
     }
 }
@@ -250,46 +251,53 @@ KFN void FN(gemm_q8k_run)(const gemm_job *j, const uint8_t *panel, int t0, int n
 #undef Q8K_CASE
 }
 
-/* One panel of the f32 kind (AVX-512): convert rows r0.. to wf, then every token group. The
+/* One panel of the f32 kind (AVX-512). k-blocks outermost: a block of the panel's rows is
+ * converted to f32 (wf[32][GEMM_KB], 16 KiB: stays in L1) and multiplied with every token
+ * group's xt block, partial sums in yt[group][32][GEMM_GT]. (Converting whole rows first needed
+ * 32 x cols x 4 bytes - 1.1 MiB for a 1.5B ffn_down, past L2 - re-read for every group.) The
  * weight rows of the thread's next panel (from row rn; -1: none) are prefetched into L2 during
- * the compute, spread over its k-blocks: the conversion pass otherwise stalls on memory (perf:
- * ~12% of this function's samples on the first load of each F16 row, 0.5B model). */
+ * the compute, spread over the k-blocks: the conversion otherwise stalls on memory (perf: ~12% of
+ * this function's samples on the first load of each F16 row, 0.5B model). */
 KFN void FN(gemm_f32_panel)(const gemm_job *j, uint8_t *panel, int64_t r0, int nrows, int64_t rn) {
     const weight *W = j->W;
     const int64_t cols = W->cols, ys = W->rows;
+    const int groups = (j->n + GEMM_GT - 1) / GEMM_GT;
     const char *pf = NULL, *pf_end = NULL;
     size_t pf_step = 0;
     if (rn >= 0) {
         const int64_t nn = W->rows - rn < GEMM_PR ? W->rows - rn : GEMM_PR;
         pf = (const char *)W->data + (uint64_t)rn * W->row_bytes;
         pf_end = pf + (uint64_t)nn * W->row_bytes;
-        const size_t steps = (size_t)((j->n + GEMM_GT - 1) / GEMM_GT) * (size_t)((cols + GEMM_KB - 1) / GEMM_KB);
+        const size_t steps = (size_t)((cols + GEMM_KB - 1) / GEMM_KB);
         pf_step = ((size_t)(pf_end - pf) / steps + 63) & ~(size_t)63;
     }
-    float *wf = (float *)panel, *yt = (float *)(panel + ALIGN64((size_t)cols * GEMM_PR * 4));
+    float *wf = (float *)panel, *yt = (float *)(panel + GEMM_PR * GEMM_KB * 4);
     const int nrg = (nrows + 3) / 4;
-    for (int r = 0; r < 4 * nrg; r++)
-        FN(gemm_f32_convert_row)(W->type, r < nrows ? (const char *)W->data + (uint64_t)(r0 + r) * W->row_bytes : NULL, cols,
-                                 wf + (size_t)r * (size_t)cols);
-    for (int t0 = 0; t0 < j->n; t0 += GEMM_GT) {
-        const int nt = j->n - t0 < GEMM_GT ? j->n - t0 : GEMM_GT;
-        const float *xt = j->xt + (size_t)(t0 / GEMM_GT) * (size_t)cols * GEMM_GT;
-        for (int64_t k0 = 0; k0 < cols; k0 += GEMM_KB) {
-            const int64_t k1 = k0 + GEMM_KB < cols ? k0 + GEMM_KB : cols;
-            for (size_t o = 0; pf && o < pf_step && pf < pf_end; o += 64, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
+    const uint64_t ebytes = W->row_bytes / (uint64_t)cols;   /* 2 (F16, BF16) or 4 (F32) */
+    for (int64_t k0 = 0; k0 < cols; k0 += GEMM_KB) {
+        const int64_t kn = cols - k0 < GEMM_KB ? cols - k0 : GEMM_KB;
+        for (int r = 0; r < 4 * nrg; r++)
+            FN(gemm_f32_convert_row)(W->type, r < nrows ? (const char *)W->data + (uint64_t)(r0 + r) * W->row_bytes + (uint64_t)k0 * ebytes : NULL,
+                                     kn, wf + (size_t)r * GEMM_KB);
+        for (size_t o = 0; pf && o < pf_step && pf < pf_end; o += 64, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
+        for (int gi = 0; gi < groups; gi++) {
+            const int nt = j->n - gi * GEMM_GT < GEMM_GT ? j->n - gi * GEMM_GT : GEMM_GT;
+            const float *xt = j->xt + ((size_t)gi * (size_t)cols + (size_t)k0) * GEMM_GT;
             for (int g = 0; g < nrg; g++) {
-                const float *w = wf + (size_t)g * 4 * (size_t)cols;
-                float *y4 = yt + g * 4 * GEMM_GT;
+                const float *w = wf + (size_t)g * 4 * GEMM_KB;
+                float *y4 = yt + ((size_t)gi * GEMM_PR + (size_t)g * 4) * GEMM_GT;
                 switch ((nt + 15) / 16) {
-                case 1: FN(gemm_f32_tile)(w, cols, xt, k0, k1, 1, y4, k0 == 0); break;
-                case 2: FN(gemm_f32_tile)(w, cols, xt, k0, k1, 2, y4, k0 == 0); break;
-                case 3: FN(gemm_f32_tile)(w, cols, xt, k0, k1, 3, y4, k0 == 0); break;
-                default: FN(gemm_f32_tile)(w, cols, xt, k0, k1, 4, y4, k0 == 0); break;
+                case 1: FN(gemm_f32_tile)(w, GEMM_KB, xt, kn, 1, y4, k0 == 0); break;
+                case 2: FN(gemm_f32_tile)(w, GEMM_KB, xt, kn, 2, y4, k0 == 0); break;
+                case 3: FN(gemm_f32_tile)(w, GEMM_KB, xt, kn, 3, y4, k0 == 0); break;
+                default: FN(gemm_f32_tile)(w, GEMM_KB, xt, kn, 4, y4, k0 == 0); break;
                 }
             }
         }
-        for (int t = 0; t < nt; t++)
-            for (int r = 0; r < nrows; r++) j->y[(size_t)(t0 + t) * (size_t)ys + (size_t)(r0 + r)] = yt[r * GEMM_GT + t];
+    }
+    for (int t = 0; t < j->n; t++) {
+        const float *src = yt + ((size_t)(t / GEMM_GT) * GEMM_PR) * GEMM_GT + (size_t)(t % GEMM_GT);
+        for (int r = 0; r < nrows; r++) j->y[(size_t)t * (size_t)ys + (size_t)(r0 + r)] = src[(size_t)r * GEMM_GT];
     }
 }
 
@@ -504,7 +512,7 @@ size_t cpu_gemm_scratch_bytes(int64_t max_cols, int n, int nth, bool float_weigh
         const size_t xs = acts[i] == CPU_ACT_F32 ? 0 : ALIGN64(cpu_act_row_bytes(acts[i], max_cols));
         const size_t xt = acts[i] == CPU_ACT_F32 ? gemm_xt_bytes(max_cols, n) : 0;
         const size_t aux = acts[i] == CPU_ACT_Q8A ? ALIGN64((size_t)n * (size_t)(max_cols / 32) * 4) : 0;
-        const size_t b = gemm_panel_bytes(kinds[i], max_cols) * (size_t)nth + xs * (size_t)n + aux + xt;
+        const size_t b = gemm_panel_bytes(kinds[i], max_cols, n) * (size_t)nth + xs * (size_t)n + aux + xt;
         if (b > best) best = b;
     }
 #else
@@ -526,7 +534,7 @@ coder_status cpu_gemm(threadpool *tp, const cpu_kernels *k, const weight *W, con
         return coder_fail(CODER_ERR_FORMAT, "gemm: %lld columns of %s are not a multiple of %lld", (long long)W->cols,
                           quant_type_name(W->type), (long long)blk);
     const int nth = threadpool_size(tp);
-    const size_t pb = gemm_panel_bytes(kind, W->cols);
+    const size_t pb = gemm_panel_bytes(kind, W->cols, n);
     const size_t xs = act == CPU_ACT_F32 ? 0 : ALIGN64(cpu_act_row_bytes(act, W->cols));
     const size_t xt_bytes = act == CPU_ACT_F32 && k->isa == CPU_ISA_AVX512 ? gemm_xt_bytes(W->cols, n) : 0;
     const size_t aux_bytes = act == CPU_ACT_Q8A ? ALIGN64((size_t)n * (size_t)(W->cols / 32) * 4) : 0;

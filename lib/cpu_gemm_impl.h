@@ -178,12 +178,12 @@ KFI void FN(gemm_q8k_tile)(const uint8_t *wq, const int32_t *sc, const int32_t *
 
 /* ---- F16 / BF16 / F32 weights against f32 activations: lanes are tokens ---------------------
  * The activations are transposed once per matmul into xt[group][k][GEMM_GT] (GEMM_GT tokens a
- * group, zero-padded); a panel's weight rows are only converted to f32, row-major (wf[32][cols]:
- * a sequential pass, no transpose); the micro-kernel broadcasts one weight per row, so 4 rows x
+ * group, zero-padded); a panel's weight rows are only converted to f32, row-major, a k-block at
+ * a time (wf[32][GEMM_KB]: no transpose); the micro-kernel broadcasts one weight per row, so 4 rows x
  * NV vectors of 16 tokens cost 4 broadcasts and NV loads per 4*NV FMAs. (The row-lane panel the
  * integer kinds use needs a transposing pack: for F16 it cost ~0.5x of the kernel's time, perf.)
  * k runs in blocks of GEMM_KB so a group's xt block (32 KiB) stays in L1 across the panel's 8 row
- * groups; partial sums wait in yt[32][GEMM_GT]. Every output is one FMA chain over k in order, so
+ * groups; partial sums wait in yt. Every output is one FMA chain over k in order, so
  * it does not depend on the batch size, the tile or the thread. */
 #define GEMM_GT 64    /* tokens per f32 group: 4 zmm                                          */
 #define GEMM_KB 128   /* k per block: 128 x 64 tokens x 4 bytes = 32 KiB of xt                 */
@@ -208,16 +208,15 @@ KFN void FN(gemm_f32_convert_row)(uint32_t type, const void *row, int64_t cols, 
     for (; k < cols; k++) dst[k] = type == QT_F16 ? _cvtsh_ss(h[k]) : bf16_to_fp32(h[k]);
 }
 
-/* yt[4 rows][NV vectors] (+)= wf[4 rows][k0..k1) . xt[k0..k1)[NV vectors]; wf rows ws apart. */
-KFI void FN(gemm_f32_tile)(const float *wf, int64_t ws, const float *xt, int64_t k0, int64_t k1, const int NV, float *yt,
-                           bool first) {
+/* yt[4 rows][NV vectors] (+)= wf[4 rows][0..kn) . xt[0..kn)[NV vectors]; wf rows ws apart. */
+KFI void FN(gemm_f32_tile)(const float *wf, int64_t ws, const float *xt, int64_t kn, const int NV, float *yt, bool first) {
     __m512 acc[4][GEMM_GT / 16];
     GEMM_UNROLL
     for (int r = 0; r < 4; r++) {
         GEMM_UNROLL
         for (int v = 0; v < NV; v++) acc[r][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(yt + r * GEMM_GT + 16 * v);
     }
-    for (int64_t k = k0; k < k1; k++) {
+    for (int64_t k = 0; k < kn; k++) {
         __m512 xv[GEMM_GT / 16];
         GEMM_UNROLL
         for (int v = 0; v < NV; v++) xv[v] = _mm512_loadu_ps(xt + k * GEMM_GT + 16 * v);
