@@ -2,11 +2,12 @@
  * GEMM. W (rows, cols) @ x [n][cols] -> y [n][rows].
  *
  * Method: threads take panels of GEMM_PR = 32 weight rows (atomic counter; the outputs do not
- * depend on which thread computed them). A panel is unpacked once per matmul into a layout where
- * one zmm lane is one row (cpu_gemm_impl.h) and is then reused from L1/L2 by every token: the
- * micro-kernel keeps 32 rows x 6 tokens (x 4 for K-quants, x 8 for f32 panels) of accumulators in registers over
- * the whole K loop, so a weight byte is unpacked once per matmul (was: once per 4 tokens) and
+ * depend on which thread computed them). For the integer types a panel is unpacked once per
+ * matmul into a layout where one zmm lane is one row (cpu_gemm_impl.h) and is then reused from
+ * L1/L2 by every token: the micro-kernel keeps 32 rows x 6 tokens (x 4 for K-quants) of
+ * accumulators in registers over the whole K loop, so a weight byte is unpacked once per matmul (was: once per 4 tokens) and
  * there are no per-row horizontal sums. Activations are quantized once, as in cpu_matmul.c.
+ * F16/BF16/F32 weights (AVX-512) turn it around: lanes are tokens (gemm_f32_panel).
  *
  * Cost model (0.5B, pp128): 46 GMAC per prompt; the kernels do 512 int8 MACs per 8 vpdpbusd
  * plus ~4 ops of scale handling per block and token.
@@ -88,7 +89,7 @@ KFI __m256i FN(gemm_bits)(const uint8_t *p) {
 }
 
 /* Unpacks blocks [b0, b1) of weight row `row` (NULL: a padding row, all zero) into lane r of a
- * panel (the integer kinds; the f32 kind converts whole rows, gemm_f32_panel). */
+ * panel (the integer kinds; the f32 kind only converts rows, gemm_f32_panel). */
 KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int64_t cols, int r, uint8_t *panel, int64_t b0, int64_t b1) {
     const gemm_kind kind = gemm_kind_of(type);
     const int lane = r & 15, rv = r >> 4;
@@ -200,6 +201,7 @@ typedef struct gemm_job {
     size_t xs;
     const int32_t *aux;       /* [n][cols/32] OFF*sum(qx) for Q8A types                       */
     const float *xt;          /* AVX-512 f32 kind: [groups][cols][GEMM_GT] transposed x       */
+    cpu_dequant_fn to_f32;    /* AVX-512 f32 kind: the level's F16/BF16/F32 row converter     */
     float *y;                 /* [n][rows]                                                    */
     int n;
     uint8_t *panels;          /* one panel per thread, panel_bytes apart                     */
@@ -276,9 +278,10 @@ KFN void FN(gemm_f32_panel)(const gemm_job *j, uint8_t *panel, int64_t r0, int n
     const uint64_t ebytes = W->row_bytes / (uint64_t)cols;   /* 2 (F16, BF16) or 4 (F32) */
     for (int64_t k0 = 0; k0 < cols; k0 += GEMM_KB) {
         const int64_t kn = cols - k0 < GEMM_KB ? cols - k0 : GEMM_KB;
-        for (int r = 0; r < 4 * nrg; r++)
-            FN(gemm_f32_convert_row)(W->type, r < nrows ? (const char *)W->data + (uint64_t)(r0 + r) * W->row_bytes + (uint64_t)k0 * ebytes : NULL,
-                                     kn, wf + (size_t)r * GEMM_KB);
+        for (int r = 0; r < 4 * nrg; r++) {
+            if (r < nrows) j->to_f32((const char *)W->data + (uint64_t)(r0 + r) * W->row_bytes + (uint64_t)k0 * ebytes, wf + (size_t)r * GEMM_KB, kn);
+            else memset(wf + (size_t)r * GEMM_KB, 0, (size_t)kn * sizeof(float));   /* padding rows */
+        }
         for (size_t o = 0; pf && o < pf_step && pf < pf_end; o += 64, pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
         for (int gi = 0; gi < groups; gi++) {
             const int nt = j->n - gi * GEMM_GT < GEMM_GT ? j->n - gi * GEMM_GT : GEMM_GT;
@@ -554,6 +557,7 @@ coder_status cpu_gemm(threadpool *tp, const cpu_kernels *k, const weight *W, con
             gemm_xt_job xj = {.x = x, .xt = (float *)(buf + pb * (size_t)nth), .cols = W->cols, .n = n};
             threadpool_run(tp, gemm_xt_worker, &xj);
             j.xt = xj.xt;
+            j.to_f32 = k->dequant[W->type];
         }
     } else {
         uint8_t *q = buf + pb * (size_t)nth;

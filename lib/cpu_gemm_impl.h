@@ -188,26 +188,6 @@ KFI void FN(gemm_q8k_tile)(const uint8_t *wq, const int32_t *sc, const int32_t *
 #define GEMM_GT 64    /* tokens per f32 group: 4 zmm                                          */
 #define GEMM_KB 128   /* k per block: 128 x 64 tokens x 4 bytes = 32 KiB of xt                 */
 
-/* Converts one weight row to f32 (NULL: a padding row, all zero). */
-KFN void FN(gemm_f32_convert_row)(uint32_t type, const void *row, int64_t cols, float *dst) {
-    if (!row) {
-        memset(dst, 0, (size_t)cols * sizeof(float));
-        return;
-    }
-    if (type == QT_F32) {
-        memcpy(dst, row, (size_t)cols * sizeof(float));
-        return;
-    }
-    const uint16_t *h = row;
-    int64_t k = 0;
-    for (; k + 16 <= cols; k += 16) {
-        const __m256i v = _mm256_loadu_si256((const __m256i *)(h + k));
-        _mm512_storeu_ps(dst + k, type == QT_F16 ? _mm512_cvtph_ps(v)
-                                                 : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16)));
-    }
-    for (; k < cols; k++) dst[k] = type == QT_F16 ? _cvtsh_ss(h[k]) : bf16_to_fp32(h[k]);
-}
-
 /* yt[4 rows][NV vectors] (+)= wf[4 rows][0..kn) . xt[0..kn)[NV vectors]; wf rows ws apart. */
 KFI void FN(gemm_f32_tile)(const float *wf, int64_t ws, const float *xt, int64_t kn, const int NV, float *yt, bool first) {
     __m512 acc[4][GEMM_GT / 16];
