@@ -56,6 +56,13 @@ char *coder_strndup(const char *s, size_t n);
 /* Aligned allocation (alignment a power of two >= sizeof(void*)); free with coder_mfree_aligned. */
 void *coder_malloc_aligned(size_t n, size_t alignment);
 void coder_mfree_aligned(void *p);
+/* Asks the kernel for 2 MiB pages over the whole 2 MiB units inside [p, p + n), before they are
+ * first touched (mmap'd model files, model buffers). Decode streams the weights, and with 4 KiB
+ * pages every 4 KiB of them costs a TLB miss: a 2-thread read microbenchmark moved ~10% more with
+ * 2 MiB pages. For a file mapping, faults on pages not yet cached then read the file in 2 MiB
+ * folios: a 0.5B Q8_0 model evicted from the cache came back fully PMD-mapped (FilePmdMapped
+ * 518144 kB of 518620), against 245760 kB as left in the cache by the writer. */
+void coder_advise_hugepages(void *p, size_t n);
 
 /* Test hook: after `n` more successful allocations, every allocation fails (-1 disables).
  * Not exported; tests link the static archive. */

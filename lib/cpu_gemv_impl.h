@@ -57,7 +57,17 @@
  * machine): 12 KiB was never far from the best. A prefetch is a hint: addresses past the end of
  * the matrix are harmless. */
 #define GEMV_PF_BYTES 12288
-#define GEMV_PREFETCH(p) _mm_prefetch((const char *)(p) + GEMV_PF_BYTES, _MM_HINT_T0)
+#define GEMV_PREFETCH(p) _mm_prefetch((const char *)(p) + pf_dist_, _MM_HINT_T0)
+/* The prefetch distance of a group call: a whole number of groups (GEMV_NR * rb bytes apart), at
+ * least GEMV_PF_BYTES. Each row stream then prefetches the same offset of its row in a later
+ * group, so every line is covered from the start of its row. A plain GEMV_PF_BYTES fails once a group is
+ * longer than the distance (a 4864-column Q8_0 row is 5168 B): row r's prefetches land in rows r+2
+ * and r+3 of the same group, already being read, and rows 2-3 of the next group start with a lead
+ * of a fraction of a row. */
+GKFI size_t FN(gemv_pf_dist)(size_t rb) {
+    const size_t group = GEMV_NR * rb;
+    return group >= GEMV_PF_BYTES ? group : group * ((GEMV_PF_BYTES + group - 1) / group);
+}
 /* Every line of a block larger than a cache line (the K-quants). */
 #define GEMV_PREFETCH_BLOCK(p)                                                                           \
     for (size_t o_ = 0; o_ < sizeof *(p); o_ += 64) GEMV_PREFETCH((const char *)(p) + o_)
@@ -88,7 +98,8 @@ GKFI __m128 FN(k_block_step)(__m128 acc, __m128 d, __m128 dmin, __m128 dx, __m12
 #define GEMV_ROWS(T)                                                                                      \
     const T *wr[GEMV_NR];                                                                                \
     GEMV_UNROLL                                                                                          \
-    for (int r = 0; r < GEMV_NR; r++) wr[r] = (const T *)((const char *)w + (size_t)(r < NR ? r : NR - 1) * rb)
+    for (int r = 0; r < GEMV_NR; r++) wr[r] = (const T *)((const char *)w + (size_t)(r < NR ? r : NR - 1) * rb); \
+    const size_t pf_dist_ = FN(gemv_pf_dist)(rb)
 
 #if CPU_LEVEL == 1
 /* Q8_0: |qw| (u8) x sign(qx, qw) (s8), as qdot_q8_0. Lanes of the float accumulator = rows. */
@@ -551,6 +562,7 @@ GKFI void FN(gb_q6_k)(int64_t n, const void *w, size_t rb, const int NR, const v
 GKFI void FN(gb_f16)(int64_t n, const void *w, size_t rb, const int NR, const void *x, float *out) {
     const float *xf = x;
     const uint16_t *wr[GEMV_NR];
+    const size_t pf_dist_ = GEMV_PF_BYTES;   /* one row per call: a single sequential stream */
 #if CPU_LEVEL == 2
 #define GV __m512
 #define GW 16

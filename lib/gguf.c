@@ -509,8 +509,9 @@ static coder_status gguf_read_all(int fd, uint64_t size, const char *pe, uint8_t
     if (pages > 0 && page > 0 && !ck_mul((uint64_t)pages, (uint64_t)page, &ram) && size > ram)
         return coder_fail(CODER_ERR_NOMEM, "'%s': reading %llu bytes into memory needs more than the %llu bytes of "
                           "RAM (use_mmap = 1 maps the file instead)", pe, (ull)size, (ull)ram);
-    uint8_t *buf = coder_malloc_aligned((size_t)size, 4096);
+    uint8_t *buf = coder_malloc_aligned((size_t)size, size >= (2u << 20) ? (2u << 20) : 4096);
     if (!buf) return coder_fail(CODER_ERR_NOMEM, "'%s': no memory to read %llu bytes", pe, (ull)size);
+    coder_advise_hugepages(buf, (size_t)size);
     uint64_t done = 0;
     while (done < size) {
         size_t chunk = size - done > (1u << 30) ? (1u << 30) : (size_t)(size - done);
@@ -562,6 +563,7 @@ coder_status gguf_open(const char *path, const gguf_open_opts *opts, gguf_file *
         else {
             f->bytes = m;
             f->storage = GGUF_STORE_MMAP;
+            coder_advise_hugepages(m, (size_t)size);
         }
     } else {
         uint8_t *buf = NULL;

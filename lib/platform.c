@@ -1,8 +1,10 @@
 /* platform.c - allocation wrappers (with the test-only failure injection), time and CPU count. */
 #include <stdatomic.h>
 #include <malloc.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,6 +74,15 @@ void *coder_malloc_aligned(size_t n, size_t alignment) {
 void coder_mfree_aligned(void *p) {
     alloc_untrack(p);
     free(p);
+}
+
+void coder_advise_hugepages(void *p, size_t n) {
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20, b = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + n) & ~(huge - 1);
+    if (e > b) (void)madvise((void *)b, e - b, MADV_HUGEPAGE);   /* a hint: EINVAL (no THP) changes nothing */
+#else
+    (void)p, (void)n;
+#endif
 }
 
 coder_status coder_params_copy(void *dst, size_t dst_size, const void *src, size_t min_size,
