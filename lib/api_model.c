@@ -82,6 +82,7 @@ static void api_model_destroy(coder_model *m) {
     if (!m) return;
     if (m->backend_free) m->backend_free(m);
     coder_mfree(m->layers);
+    coder_mfree_aligned(m->repacked);
     tokenizer_free(m->tok);
     gguf_close(m->file);
     coder_mfree(m);
@@ -121,6 +122,7 @@ static coder_status api_model_load(const char *path, coder_model *m) {
     TRY(model_progress(m, 0.4f));
     if (m->params.validate_weights) TRY(model_validate_weights(m, 0.4f, 0.95f));
     TRY(backend_model_place(m, 0.95f, 0.99f));   /* GPU upload when asked for and possible (cuda_glue.c) */
+    model_repack(m);
     LOG_INFO("loaded %s: %s, %d layers, dim %d, %d/%d heads, vocab %d, %.1f MiB of weights",
              path, m->hp.arch_name, m->hp.n_layers, m->hp.dim, m->hp.n_heads, m->hp.n_kv_heads,
              m->hp.vocab_size, (double)m->weight_bytes / (1024.0 * 1024.0));

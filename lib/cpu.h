@@ -61,6 +61,9 @@ typedef struct cpu_kernels {
     cpu_quant_fn quant[3];                          /* [CPU_ACT_Q8A], [CPU_ACT_Q8K]           */
     cpu_qdot_fn qdot[QT_COUNT];                     /* NULL where the type is unsupported     */
     cpu_gemv_fn gemv[QT_COUNT];                     /* NULL exactly where qdot is             */
+    /* Decode over Q8_0 rows repacked 4 at a time (block_q8_0x4; nr a multiple of 4, row_bytes the
+     * rows' own size): one sequential stream instead of four. Same bits as gemv[QT_Q8_0]. */
+    cpu_gemv_fn gemv_q8_0x4;
 } cpu_kernels;
 
 /* The activation format the dot kernel of weight type t takes. */

@@ -81,8 +81,8 @@ static coder_status cpu_embed(backend *b, const weight *E, const int32_t *ids, i
     cpu_backend *c = (cpu_backend *)b;
     if (E->type >= QT_COUNT || !c->k->dequant[E->type])
         return coder_fail(CODER_ERR_UNSUPPORTED, "token_embd: type %u has no CPU kernel", E->type);
-    for (int t = 0; t < n; t++)
-        c->k->dequant[E->type]((const char *)E->data + (uint64_t)ids[t] * E->row_bytes, F(x) + (size_t)t * E->cols, E->cols);
+    /* a repacked (tied output) row is gathered into wtmp: >= dim floats, more than a Q8_0 row */
+    for (int t = 0; t < n; t++) c->k->dequant[E->type](weight_row(E, ids[t], c->wtmp), F(x) + (size_t)t * E->cols, E->cols);
     return CODER_OK;
 }
 

@@ -89,8 +89,9 @@ KFI __m256i FN(gemm_bits)(const uint8_t *p) {
 }
 
 /* Unpacks blocks [b0, b1) of weight row `row` (NULL: a padding row, all zero) into lane r of a
- * panel (the integer kinds; the f32 kind only converts rows, gemm_f32_panel). */
-KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int64_t cols, int r, uint8_t *panel, int64_t b0, int64_t b1) {
+ * panel (the integer kinds; the f32 kind only converts rows, gemm_f32_panel). x4 >= 0: the row
+ * is row x4 of the repacked Q8_0 group at `row` (block_q8_0x4, repack.c). */
+KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int x4, int64_t cols, int r, uint8_t *panel, int64_t b0, int64_t b1) {
     const gemm_kind kind = gemm_kind_of(type);
     const int lane = r & 15, rv = r >> 4;
     if (kind == GEMM_Q8A) {
@@ -102,9 +103,11 @@ KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int64_t cols, int r, 
             float d = 0, m = 0;
             if (!row) {
             } else if (type == QT_Q8_0) {
+                const block_q8_0x4 *g = (const block_q8_0x4 *)row + b;
                 const block_q8_0 *x = (const block_q8_0 *)row + b;
-                v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x->qs), _mm256_set1_epi8((char)0x80));   /* q + 128 */
-                d = _cvtsh_ss(x->d);
+                const int8_t *qs = x4 >= 0 ? g->qs[x4] : x->qs;
+                v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)qs), _mm256_set1_epi8((char)0x80));   /* q + 128 */
+                d = _cvtsh_ss(x4 >= 0 ? g->d[x4] : x->d);
             } else if (type == QT_Q4_0) {
                 const block_q4_0 *x = (const block_q4_0 *)row + b;
                 v = FN(gemm_nibbles)(x->qs), d = _cvtsh_ss(x->d);
@@ -435,18 +438,22 @@ static void gemm_worker(void *arg, int ith, int nth) {
         }
         for (int64_t c0 = 0; c0 < units; c0 += chunk)
             for (int r = 0; r < GEMM_PR; r++) {
-                const void *row = r < nrows ? (const char *)W->data + (uint64_t)(r0 + r) * W->row_bytes : NULL;
+                /* a repacked row: its group's base (panels start at a multiple of 4 rows) */
+                const int x4 = W->q8_0x4 ? r % 4 : -1;
+                const void *row = r < nrows ? (const char *)W->data + (uint64_t)(r0 + (x4 >= 0 ? r - x4 : r)) * W->row_bytes : NULL;
                 const int64_t c1 = c0 + chunk < units ? c0 + chunk : units;
-                /* the chunk of the row GEMM_PF_ROWS ahead (wrapping into the next chunk) */
+                /* the chunk of the row GEMM_PF_ROWS ahead (wrapping into the next chunk); of a
+                 * repacked group, the chunk of all 4 rows, at its first row */
                 const int rp = (r + GEMM_PF_ROWS) % GEMM_PR;
                 const int64_t cp = r + GEMM_PF_ROWS < GEMM_PR ? c0 : c0 + chunk;
-                if (rp < nrows && cp < units) {
+                if (rp < nrows && cp < units && (x4 < 0 || rp % 4 == 0)) {
                     const int64_t cp1 = cp + chunk < units ? cp + chunk : units;
-                    const char *src = (const char *)W->data + (uint64_t)(r0 + rp) * W->row_bytes + (uint64_t)cp * unit_bytes;
-                    for (uint64_t o = 0; o < (uint64_t)(cp1 - cp) * unit_bytes; o += 64) _mm_prefetch(src + o, _MM_HINT_T0);
+                    const uint64_t ub = x4 >= 0 ? 4 * unit_bytes : unit_bytes;
+                    const char *src = (const char *)W->data + (uint64_t)(r0 + rp) * W->row_bytes + (uint64_t)cp * ub;
+                    for (uint64_t o = 0; o < (uint64_t)(cp1 - cp) * ub; o += 64) _mm_prefetch(src + o, _MM_HINT_T0);
                 }
                 if (avx2) gemm_pack_f32_avx2(W->type, row, r, panel, c0, c1);
-                else FN(gemm_pack_row)(W->type, row, W->cols, r, panel, c0, c1);
+                else FN(gemm_pack_row)(W->type, row, x4, W->cols, r, panel, c0, c1);
             }
         for (int t0 = 0; t0 < j->n; t0 += step) {
             const int nt = j->n - t0 < step ? j->n - t0 : step;

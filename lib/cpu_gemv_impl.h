@@ -650,7 +650,66 @@ KFN void FN(gemv_f16)(int64_t n, const void *w, size_t row_bytes, int64_t nr, co
 GEMV_ROWWISE(bf16)
 GEMV_ROWWISE(f32)
 
+/* Q8_0 repacked 4 rows per block (block_q8_0x4): the weights are one sequential stream, so a
+ * plain prefetch distance serves, and the 4 scales are one 8-byte load. 2 threads over 512 MiB of
+ * 896-column rows, /tmp microbenchmark: 45-46 GB/s against 34-37 for gb_q8_0 on the same rows
+ * (F16 rows, one stream per thread: 45). Integer sums and scale steps as gb_q8_0: same bits. */
+#define GEMV_X4_PREFETCH(b) \
+    _mm_prefetch((const char *)(b) + GEMV_PF_BYTES, _MM_HINT_T0), _mm_prefetch((const char *)(b) + GEMV_PF_BYTES + 64, _MM_HINT_T0), \
+    _mm_prefetch((const char *)(b) + GEMV_PF_BYTES + 128, _MM_HINT_T0)
+GKFI void FN(gb_q8_0x4)(int64_t n, const block_q8_0x4 *w, const void *x, float *out) {
+    const cpu_q8a *xb = x;
+    __m128 acc = _mm_setzero_ps();
+#if CPU_LEVEL == 2
+    const __m512i bias = _mm512_set1_epi8((char)0x80);
+    for (int64_t ib = 0; ib < n / 32; ib++) {
+        GEMV_X4_PREFETCH(w + ib);
+        const __m512i xq = _mm512_broadcast_i64x4(FN(load32)(xb[ib].qs));
+        const __m512i off = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, xq));
+        const __m512i p0 = _mm512_dpbusd_epi32(off, _mm512_xor_si512(_mm512_loadu_si512(w[ib].qs[0]), bias), xq);
+        const __m512i p1 = _mm512_dpbusd_epi32(off, _mm512_xor_si512(_mm512_loadu_si512(w[ib].qs[2]), bias), xq);
+        acc = FN(block_step)(acc, _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)w[ib].d)), _mm_set1_ps(xb[ib].d),
+                             FN(hsum4_pairs)(p0, p1));
+    }
+#else
+    for (int64_t ib = 0; ib < n / 32; ib++) {
+        GEMV_X4_PREFETCH(w + ib);
+        const __m256i xq = FN(load32)(xb[ib].qs);
+        __m256i p[4];
+        GEMV_UNROLL
+        for (int r = 0; r < 4; r++) {
+            const __m256i q = FN(load32)(w[ib].qs[r]);
+            p[r] = FN(dpbusd)(_mm256_setzero_si256(), _mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q));
+        }
+        acc = FN(block_step)(acc, _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)w[ib].d)), _mm_set1_ps(xb[ib].d),
+                             FN(hsum4_epi32)(p[0], p[1], p[2], p[3]));
+    }
+#endif
+    _mm_storeu_ps(out, acc);
+}
+#undef GEMV_X4_PREFETCH
+KFN void FN(gemv_q8_0x4)(int64_t n, const void *w, size_t row_bytes, int64_t nr, const void *x, float *out) {
+    for (int64_t r = 0; r + 4 <= nr; r += 4)
+        FN(gb_q8_0x4)(n, (const block_q8_0x4 *)((const char *)w + (size_t)r * row_bytes), x, out + r);
+}
+
 #else /* CPU_LEVEL == 0 */
+/* The scalar reference's arithmetic (sd_q8_0) on the repacked layout, row by row. */
+KFN void FN(gemv_q8_0x4)(int64_t n, const void *w, size_t row_bytes, int64_t nr, const void *x, float *out) {
+    const cpu_q8a *a = x;
+    for (int64_t r = 0; r + 4 <= nr; r += 4) {
+        const block_q8_0x4 *b = (const block_q8_0x4 *)((const char *)w + (size_t)r * row_bytes);
+        for (int i = 0; i < 4; i++) {
+            float s = 0;
+            for (int64_t ib = 0; ib < n / 32; ib++) {
+                int sumi = 0;
+                for (int l = 0; l < 32; l++) sumi += b[ib].qs[i][l] * a[ib].qs[l];
+                s += FN(h2f)(b[ib].d[i]) * a[ib].d * (float)sumi;
+            }
+            out[r + i] = s;
+        }
+    }
+}
 GEMV_ROWWISE(q8_0)
 GEMV_ROWWISE(q4_0)
 GEMV_ROWWISE(q5_0)

@@ -54,6 +54,7 @@ typedef struct weight {
     int64_t rows, cols;
     uint64_t row_bytes;
     const void *data;
+    bool q8_0x4;                  /* Q8_0 rows repacked 4 at a time (block_q8_0x4, repack.c) */
 } weight;
 
 typedef struct layer_weights {
@@ -83,6 +84,7 @@ struct coder_model {
     uint64_t n_params;                      /* elements of the bound weights (tied counted once) */
     uint64_t weight_bytes;                  /* bytes of the bound weights                */
     int32_t gpu_layers;                     /* layers placed on the GPU (set by the backend) */
+    void *repacked;                         /* buffer of the repacked weights (repack.c), or NULL */
 };
 
 /* Reads and validates the hyperparameters of f (group D of BAD_INPUTS.md). */
@@ -98,6 +100,13 @@ coder_status model_bind_weights(coder_model *m);
  * tensor and row. progress(frac in [lo, hi]) is called between tensors when set; a non-zero
  * return gives CODER_ERR_CANCELLED. */
 coder_status model_validate_weights(const coder_model *m, float lo, float hi);
+
+/* Repacks the Q8_0 matrices of a CPU-only model (gpu_layers == 0) 4 rows at a time for decode
+ * (block_q8_0x4; repack.c says when and why). Not an error when it cannot: logs and keeps the
+ * layout. $CODER_REPACK=0 turns it off. */
+void model_repack(coder_model *m);
+/* Row r of W as a standard row (row_bytes), gathered into tmp when W is repacked. */
+const void *weight_row(const weight *W, int64_t r, void *tmp);
 
 /* Calls m->params.progress (if any) with frac; CODER_ERR_CANCELLED when it returns non-zero. */
 coder_status model_progress(const coder_model *m, float frac);

@@ -30,6 +30,9 @@ typedef struct { f16_t d, m; uint8_t qs[QK4_1 / 2]; } block_q4_1;
 typedef struct { f16_t d; uint8_t qh[4]; uint8_t qs[QK5_0 / 2]; } block_q5_0;
 typedef struct { f16_t d, m; uint8_t qh[4]; uint8_t qs[QK5_1 / 2]; } block_q5_1;
 typedef struct { f16_t d; int8_t qs[QK8_0]; } block_q8_0;
+/* Four Q8_0 rows interleaved block by block (lib/repack.c): for each block column, the 4 rows'
+ * scales, then their quants. 136 bytes, the same as the 4 blocks it holds. */
+typedef struct { f16_t d[4]; int8_t qs[4][QK8_0]; } block_q8_0x4;
 typedef struct { f16_t d, s; int8_t qs[QK8_0]; } block_q8_1;       /* s = d * sum(qs) */
 typedef struct { f16_t d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qs[QK_K / 2]; } block_q4_k;
 typedef struct { f16_t d, dmin; uint8_t scales[K_SCALE_SIZE]; uint8_t qh[QK_K / 8]; uint8_t qs[QK_K / 2]; } block_q5_k;
