@@ -146,8 +146,8 @@ typedef struct coder_model_params {
                                  by another process while mapped raises SIGBUS in the host (the
                                  library installs no signal handler). Use 1 only for files
                                  nothing will change. See docs/GGUF.md, "Files that change while
-                                 loaded". A CPU-only model's Q8_0 matrices are repacked for
-                                 decode at load (in place when read; mapped: copied into a new
+                                 loaded". A CPU-only model's quantized matrices are repacked
+                                 for decode at load (in place when read; mapped: copied into a new
                                  buffer and their file pages released, so that part is neither
                                  shared nor loaded faster). $CODER_REPACK=0 turns it off.       */
     int n_gpu_layers;         /* -1 (default): as many as fit ("auto"); 0: CPU only; N: N layers */

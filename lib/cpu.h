@@ -61,9 +61,10 @@ typedef struct cpu_kernels {
     cpu_quant_fn quant[3];                          /* [CPU_ACT_Q8A], [CPU_ACT_Q8K]           */
     cpu_qdot_fn qdot[QT_COUNT];                     /* NULL where the type is unsupported     */
     cpu_gemv_fn gemv[QT_COUNT];                     /* NULL exactly where qdot is             */
-    /* Decode over Q8_0 rows repacked 4 at a time (block_q8_0x4; nr a multiple of 4, row_bytes the
-     * rows' own size): one sequential stream instead of four. Same bits as gemv[QT_Q8_0]. */
-    cpu_gemv_fn gemv_q8_0x4;
+    /* Decode over rows repacked 4 at a time (repack.c: Q8_0 as block_q8_0x4, the other integer
+     * types block by block; nr a multiple of 4, row_bytes the rows' own size): one sequential
+     * stream instead of four. Same bits as gemv[type]. NULL for the float types. */
+    cpu_gemv_fn gemv_x4[QT_COUNT];
 } cpu_kernels;
 
 /* The activation format the dot kernel of weight type t takes. */

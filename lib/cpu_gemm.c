@@ -90,9 +90,12 @@ KFI __m256i FN(gemm_bits)(const uint8_t *p) {
 
 /* Unpacks blocks [b0, b1) of weight row `row` (NULL: a padding row, all zero) into lane r of a
  * panel (the integer kinds; the f32 kind only converts rows, gemm_f32_panel). x4 >= 0: the row
- * is row x4 of the repacked Q8_0 group at `row` (block_q8_0x4, repack.c). */
+ * is row x4 of the repacked group at `row` (repack.c: Q8_0 as block_q8_0x4, the others block by
+ * block). */
 KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int x4, int64_t cols, int r, uint8_t *panel, int64_t b0, int64_t b1) {
     const gemm_kind kind = gemm_kind_of(type);
+    /* block b of this row: of a repacked group (other than Q8_0's layout), block 4b + x4 */
+#define PACK_BLOCK(T) ((const T *)row + (x4 >= 0 ? 4 * b + (size_t)x4 : b))
     const int lane = r & 15, rv = r >> 4;
     if (kind == GEMM_Q8A) {
         const size_t nb = (size_t)cols / 32;
@@ -109,16 +112,16 @@ KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int x4, int64_t cols,
                 v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)qs), _mm256_set1_epi8((char)0x80));   /* q + 128 */
                 d = _cvtsh_ss(x4 >= 0 ? g->d[x4] : x->d);
             } else if (type == QT_Q4_0) {
-                const block_q4_0 *x = (const block_q4_0 *)row + b;
+                const block_q4_0 *x = PACK_BLOCK(block_q4_0);
                 v = FN(gemm_nibbles)(x->qs), d = _cvtsh_ss(x->d);
             } else if (type == QT_Q4_1) {
-                const block_q4_1 *x = (const block_q4_1 *)row + b;
+                const block_q4_1 *x = PACK_BLOCK(block_q4_1);
                 v = FN(gemm_nibbles)(x->qs), d = _cvtsh_ss(x->d), m = _cvtsh_ss(x->m);
             } else if (type == QT_Q5_0) {
-                const block_q5_0 *x = (const block_q5_0 *)row + b;
+                const block_q5_0 *x = PACK_BLOCK(block_q5_0);
                 v = _mm256_or_si256(FN(gemm_nibbles)(x->qs), FN(gemm_bits)(x->qh)), d = _cvtsh_ss(x->d);
             } else {
-                const block_q5_1 *x = (const block_q5_1 *)row + b;
+                const block_q5_1 *x = PACK_BLOCK(block_q5_1);
                 v = _mm256_or_si256(FN(gemm_nibbles)(x->qs), FN(gemm_bits)(x->qh)), d = _cvtsh_ss(x->d), m = _cvtsh_ss(x->m);
             }
             _mm256_storeu_si256((__m256i *)q, v);
@@ -145,7 +148,7 @@ KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int x4, int64_t cols,
             for (int s = 0; s < nsub; s++) scb[s * GEMM_PR] = 0;
             for (int i = 0; i < 8; i++) mpb[i * GEMM_PR] = 0;
         } else if (type == QT_Q6_K) {
-            const block_q6_k *x = (const block_q6_k *)row + b;
+            const block_q6_k *x = PACK_BLOCK(block_q6_k);
             const __m256i hi2 = _mm256_set1_epi8(0x30);
             for (int h = 0; h < 2; h++) {   /* elements 128h + 32g + l (as cpu_qdot_impl.h qb_q6_k) */
                 const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h));
@@ -165,10 +168,10 @@ KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int x4, int64_t cols,
         } else {
             const uint8_t *scales, *qs, *qhp = NULL;
             if (type == QT_Q4_K) {
-                const block_q4_k *x = (const block_q4_k *)row + b;
+                const block_q4_k *x = PACK_BLOCK(block_q4_k);
                 scales = x->scales, qs = x->qs, d = _cvtsh_ss(x->d), dmin = _cvtsh_ss(x->dmin);
             } else {
-                const block_q5_k *x = (const block_q5_k *)row + b;
+                const block_q5_k *x = PACK_BLOCK(block_q5_k);
                 scales = x->scales, qs = x->qs, qhp = x->qh, d = _cvtsh_ss(x->d), dmin = _cvtsh_ss(x->dmin);
             }
             const __m256i qh = qhp ? _mm256_loadu_si256((const __m256i *)qhp) : _mm256_setzero_si256();
@@ -195,6 +198,7 @@ KFN void FN(gemm_pack_row)(uint32_t type, const void *row, int x4, int64_t cols,
         dm[b * GEMM_PR + (size_t)r] = dmin;
     }
 }
+#undef PACK_BLOCK
 
 typedef struct gemm_job {
     const weight *W;
@@ -439,7 +443,7 @@ static void gemm_worker(void *arg, int ith, int nth) {
         for (int64_t c0 = 0; c0 < units; c0 += chunk)
             for (int r = 0; r < GEMM_PR; r++) {
                 /* a repacked row: its group's base (panels start at a multiple of 4 rows) */
-                const int x4 = W->q8_0x4 ? r % 4 : -1;
+                const int x4 = W->x4 ? r % 4 : -1;
                 const void *row = r < nrows ? (const char *)W->data + (uint64_t)(r0 + (x4 >= 0 ? r - x4 : r)) * W->row_bytes : NULL;
                 const int64_t c1 = c0 + chunk < units ? c0 + chunk : units;
                 /* the chunk of the row GEMM_PF_ROWS ahead (wrapping into the next chunk); of a

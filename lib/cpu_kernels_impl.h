@@ -416,7 +416,11 @@ static const cpu_kernels FN(kernels) = {
         [QT_Q5_0] = FN(gemv_q5_0), [QT_Q5_1] = FN(gemv_q5_1), [QT_Q4_K] = FN(gemv_q4_k),
         [QT_Q5_K] = FN(gemv_q5_k), [QT_Q6_K] = FN(gemv_q6_k),
     },
-    .gemv_q8_0x4 = FN(gemv_q8_0x4),
+    .gemv_x4 = {
+        [QT_Q8_0] = FN(gemv_x4_q8_0), [QT_Q4_0] = FN(gemv_x4_q4_0), [QT_Q4_1] = FN(gemv_x4_q4_1),
+        [QT_Q5_0] = FN(gemv_x4_q5_0), [QT_Q5_1] = FN(gemv_x4_q5_1), [QT_Q4_K] = FN(gemv_x4_q4_k),
+        [QT_Q5_K] = FN(gemv_x4_q5_k), [QT_Q6_K] = FN(gemv_x4_q6_k),
+    },
 };
 
 #undef KFN

@@ -139,9 +139,9 @@ static void mm_tile(const mm_job *j, int64_t tile) {
     const int64_t r0 = tile * j->tile_rows, r1 = r0 + j->tile_rows < rows ? r0 + j->tile_rows : rows;
     const cpu_qdot_fn dot = j->k->qdot[W->type];
     float out[CPU_QDOT_NT];
-    if (W->q8_0x4) {   /* repacked rows (tile_rows a multiple of 4): the decode kernel per token */
+    if (W->x4) {   /* repacked rows (tile_rows a multiple of 4): the decode kernel per token */
         for (int t = 0; t < j->n; t++)
-            j->k->gemv_q8_0x4(cols, (const char *)W->data + (uint64_t)r0 * W->row_bytes, W->row_bytes, r1 - r0,
+            j->k->gemv_x4[W->type](cols, (const char *)W->data + (uint64_t)r0 * W->row_bytes, W->row_bytes, r1 - r0,
                               (const char *)j->xa + (size_t)t * j->xs, j->y + (size_t)t * rows + r0);
         return;
     }
@@ -179,7 +179,7 @@ coder_status cpu_matmul(threadpool *tp, const cpu_kernels *k, const weight *W, c
                           quant_type_name(W->type), (long long)blk);
     /* Prefill: the register-blocked GEMM (cpu_gemm.c) where this level has one. */
     /* Repacked Q8_0 rows (repack.c): only the AVX-512 GEMM packs them. */
-    if (n > CPU_QDOT_NT && (!W->q8_0x4 || k->isa == CPU_ISA_AVX512) && cpu_gemm_use(k, W->type, n))
+    if (n > CPU_QDOT_NT && (!W->x4 || k->isa == CPU_ISA_AVX512) && cpu_gemm_use(k, W->type, n))
         return cpu_gemm(tp, k, W, x, n, y, qbuf, qbuf_bytes);
     const size_t xs = act == CPU_ACT_F32 ? (size_t)W->cols * sizeof(float) : mm_act_stride(act, W->cols);
     int cap = n;   /* rows per pass */
@@ -198,7 +198,7 @@ coder_status cpu_matmul(threadpool *tp, const cpu_kernels *k, const weight *W, c
     const int64_t balance = (W->rows + 4 * nth - 1) / (4 * nth);
     if (tile_rows > balance) tile_rows = balance;
     if (tile_rows < 1) tile_rows = 1;
-    if (W->q8_0x4) tile_rows = (tile_rows + 3) & ~(int64_t)3;
+    if (W->x4) tile_rows = (tile_rows + 3) & ~(int64_t)3;
     for (int t0 = 0; t0 < n; t0 += cap) {
         const int nn = n - t0 < cap ? n - t0 : cap;
         mm_job j = {.k = k, .W = W, .act = act, .x = x + (size_t)t0 * W->cols, .q = qbuf, .xs = xs,

@@ -38,9 +38,9 @@ static void mv_task(void *arg, int tile, int n_tiles) {
     (void)n_tiles;
     const int64_t r0 = (int64_t)tile * j->tile_rows, r1 = r0 + j->tile_rows < W->rows ? r0 + j->tile_rows : W->rows;
     const char *w0 = (const char *)W->data + (uint64_t)r0 * W->row_bytes;
-    if (W->q8_0x4) {   /* whole groups of 4 rows (tile_rows and rows are multiples of 4) */
+    if (W->x4) {   /* whole groups of 4 rows (tile_rows and rows are multiples of 4) */
         for (int t = 0; t < j->n; t++)
-            j->k->gemv_q8_0x4(W->cols, w0, W->row_bytes, r1 - r0, (const char *)j->xa + (size_t)t * j->xs, j->y + (size_t)t * W->rows + r0);
+            j->k->gemv_x4[W->type](W->cols, w0, W->row_bytes, r1 - r0, (const char *)j->xa + (size_t)t * j->xs, j->y + (size_t)t * W->rows + r0);
         return;
     }
     if (j->n == 1) {

@@ -54,7 +54,7 @@ typedef struct weight {
     int64_t rows, cols;
     uint64_t row_bytes;
     const void *data;
-    bool q8_0x4;                  /* Q8_0 rows repacked 4 at a time (block_q8_0x4, repack.c) */
+    bool x4;                      /* rows repacked 4 at a time (repack.c)                */
 } weight;
 
 typedef struct layer_weights {
@@ -101,8 +101,8 @@ coder_status model_bind_weights(coder_model *m);
  * return gives CODER_ERR_CANCELLED. */
 coder_status model_validate_weights(const coder_model *m, float lo, float hi);
 
-/* Repacks the Q8_0 matrices of a CPU-only model (gpu_layers == 0) 4 rows at a time for decode
- * (block_q8_0x4; repack.c says when and why). Not an error when it cannot: logs and keeps the
+/* Repacks the quantized matrices of a CPU-only model (gpu_layers == 0) 4 rows at a time for
+ * decode (repack.c says which, when and why). Not an error when it cannot: logs and keeps the
  * layout. $CODER_REPACK=0 turns it off. */
 void model_repack(coder_model *m);
 /* Row r of W as a standard row (row_bytes), gathered into tmp when W is repacked. */

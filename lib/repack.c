@@ -1,26 +1,29 @@
-/* repack.c - Q8_0 matrices of a CPU-only model repacked 4 rows at a time at load (model.h:
+/* repack.c - the quantized matrices of a CPU-only model repacked 4 rows at a time at load (model.h:
  * model_repack, weight_row).
  *
  * Why: decode streams every weight byte once per token. The 4-row GEMV kernels read 4 rows
  * row_bytes apart, 4 streams per thread, which the memory system serves worse than one: 2 threads
  * over 512 MiB of 896-column Q8_0 rows (the 0.5B's shape) moved 34-37 GB/s against 45-46 for the
- * same bytes interleaved block by block (block_q8_0x4) and for F16 rows read one at a time. The
- * interleaved rows take exactly the bytes of the originals, group g of 4 rows at byte
- * 4 * g * row_bytes, so tiles of whole groups address them as before.
+ * same bytes interleaved and for F16 rows read one at a time. Layouts: Q8_0 as block_q8_0x4 (per
+ * block column the 4 scales, then the 4 rows' quants: one 64-byte load serves 2 rows); the other
+ * integer types block by block (the 4 rows' blocks of a column one after another, read by the
+ * unchanged kernels through padded block types, cpu_gemv_body.h). A group takes exactly the bytes
+ * of its 4 rows, at byte 4 * g * row_bytes, so tiles of whole groups address them as before.
  *
- * When: Q8_0 2-D weights with a row count divisible by 4, in a model whose layers all run on the
- * CPU (the CUDA upload reads the standard layout), at the AVX-512 level (its prefill GEMM packs
- * the interleaved rows directly; the other levels would fall back to a slow path for prefill).
- * A read-into-memory model is repacked in place; a mapped (or borrowed) one into a new buffer with
- * 2 MiB pages, the mapped source pages then dropped from this process (a private read-only file
- * mapping refaults them from the page cache if anything reads them again).
+ * When: 2-D weights of those types with a row count divisible by 4, in a model whose layers all
+ * run on the CPU (the CUDA upload reads the standard layout), at the AVX-512 level (its prefill
+ * GEMM packs the interleaved rows directly; the other levels would fall back to a slow path for
+ * prefill). A read-into-memory model is repacked in place; a mapped (or borrowed) one into a new
+ * buffer with 2 MiB pages, the mapped source pages then dropped from this process (a private
+ * read-only file mapping refaults them from the page cache if anything reads them again).
  *
- * The copy runs on the load's threads (coder_model_params.n_threads, at most 8): first-touching the new buffer dominates (on this project's
- * VMs the kernel's page clearing ran at ~0.5 GB/s; on bare metal it is ~10x that).
+ * The copy runs on the load's threads (coder_model_params.n_threads, at most 8): first-touching
+ * the new buffer dominates (on this project's VMs the kernel's page clearing ran at ~0.5-1 GB/s;
+ * on bare metal it is several times that).
  *
- * Every consumer of a repacked weight: the decode GEMV (cpu_kernels.gemv_q8_0x4), the other
- * matmul paths (cpu_matmul.c, cpu_matvec.c), the AVX-512 GEMM's panel packing (cpu_gemm.c) and
- * the embedding lookup of a tied output (cpu_backend.c, weight_row). */
+ * Every consumer of a repacked weight: the decode GEMV (cpu_kernels.gemv_x4), the other matmul
+ * paths (cpu_matmul.c, cpu_matvec.c: gemv_x4 per token), the AVX-512 GEMM's panel packing
+ * (cpu_gemm.c) and the embedding lookup of a tied output (cpu_backend.c, weight_row). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -30,28 +33,45 @@
 #include "cpu.h"
 #include "model.h"
 
-static bool repack_eligible(const weight *w) {
-    return w->t && w->data && w->type == QT_Q8_0 && !w->q8_0x4 && w->rows > 0 && w->rows % 4 == 0 && w->cols % QK8_0 == 0;
+static bool repack_type(uint32_t t) {
+    switch (t) {
+    case QT_Q8_0: case QT_Q4_0: case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: return true;
+    default: return false;
+    }
 }
 
-/* Rows src[0..3] (row_bytes apart) -> nb interleaved blocks at dst. dst may not alias src. */
-static void repack_group(const uint8_t *src, uint64_t row_bytes, int64_t nb, block_q8_0x4 *dst) {
-    for (int64_t b = 0; b < nb; b++)
+static bool repack_eligible(const weight *w) {
+    return w->t && w->data && repack_type(w->type) && !w->x4 && w->rows > 0 && w->rows % 4 == 0 &&
+           w->cols % quant_block_size(w->type) == 0;
+}
+
+/* Rows src[0..3] (row_bytes apart) -> their group at dst (row_bytes * 4). dst may not alias src.
+ * Q8_0: per block column the 4 scales, then the 4 quant arrays (block_q8_0x4); the others: the 4
+ * rows' blocks of each column one after another. */
+static void repack_group(uint32_t type, const uint8_t *src, uint64_t row_bytes, uint8_t *dst) {
+    const size_t bs = quant_type_size(type), nb = (size_t)(row_bytes / bs);
+    for (size_t b = 0; b < nb; b++)
         for (int i = 0; i < 4; i++) {
-            const block_q8_0 *x = (const block_q8_0 *)(src + (uint64_t)i * row_bytes) + b;
-            dst[b].d[i] = x->d;
-            memcpy(dst[b].qs[i], x->qs, QK8_0);
+            const uint8_t *x = src + (uint64_t)i * row_bytes + b * bs;
+            if (type == QT_Q8_0) {
+                block_q8_0x4 *g = (block_q8_0x4 *)dst + b;
+                memcpy(&g->d[i], x, sizeof(f16_t));
+                memcpy(g->qs[i], x + sizeof(f16_t), QK8_0);
+            } else memcpy(dst + (4 * b + (size_t)i) * bs, x, bs);
         }
 }
 
 const void *weight_row(const weight *W, int64_t r, void *tmp) {
-    if (!W->q8_0x4) return (const char *)W->data + (uint64_t)r * W->row_bytes;
-    const block_q8_0x4 *g = (const block_q8_0x4 *)((const char *)W->data + (uint64_t)(r / 4) * 4 * W->row_bytes);
-    block_q8_0 *out = tmp;
-    const int i = (int)(r % 4);
-    for (int64_t b = 0; b < W->cols / QK8_0; b++) {
-        out[b].d = g[b].d[i];
-        memcpy(out[b].qs, g[b].qs[i], QK8_0);
+    if (!W->x4) return (const char *)W->data + (uint64_t)r * W->row_bytes;
+    const uint8_t *g = (const uint8_t *)W->data + (uint64_t)(r / 4) * 4 * W->row_bytes;
+    const size_t bs = quant_type_size(W->type), nb = (size_t)(W->row_bytes / bs), i = (size_t)(r % 4);
+    uint8_t *out = tmp;
+    for (size_t b = 0; b < nb; b++) {
+        if (W->type == QT_Q8_0) {
+            const block_q8_0x4 *x = (const block_q8_0x4 *)g + b;
+            memcpy(out + b * bs, &x->d[i], sizeof(f16_t));
+            memcpy(out + b * bs + sizeof(f16_t), x->qs[i], QK8_0);
+        } else memcpy(out + b * bs, g + (4 * b + i) * bs, bs);
     }
     return tmp;
 }
@@ -65,11 +85,13 @@ typedef struct repack_item {
     const uint8_t *src;
     uint8_t *dst;             /* == src: in place                                             */
     int64_t chunks;
+    atomic_llong chunks_done; /* the thread that finishes the last one releases src             */
 } repack_item;
 
 typedef struct repack_job {
     repack_item item[REPACK_MAX];
     int n;
+    bool release_src;         /* mapped: drop each source's pages once copied (peak RSS ~1x)   */
     size_t max_group;         /* bytes of the largest group (the in-place copy)               */
     _Atomic int64_t next;     /* item << 32 | chunk, claimed in order                          */
 } repack_job;
@@ -89,7 +111,7 @@ static void repack_chunk(const repack_item *it, int64_t chunk, uint8_t *tmp) {
     for (int64_t g = chunk * REPACK_CHUNK; g < g1; g++) {
         const uint8_t *s = it->src + (uint64_t)g * group;
         if (it->dst == it->src) s = memcpy(tmp, s, group);
-        repack_group(s, w->row_bytes, w->cols / QK8_0, (block_q8_0x4 *)(it->dst + (uint64_t)g * group));
+        repack_group(w->type, s, w->row_bytes, it->dst + (uint64_t)g * group);
     }
 }
 
@@ -109,7 +131,14 @@ static void *repack_worker(void *arg) {
         if (i >= j->n) break;
         const int64_t nxt = c + 1 < j->item[i].chunks ? cur + 1 : (int64_t)(i + 1) << 32;
         if (!atomic_compare_exchange_weak(&j->next, &cur, nxt)) continue;
-        repack_chunk(&j->item[i], c, t->tmp);
+        repack_item *it = &j->item[i];
+        repack_chunk(it, c, t->tmp);
+        if (j->release_src && atomic_fetch_add(&it->chunks_done, 1) + 1 == it->chunks) {
+            /* the pages wholly inside the tensor */
+            const uintptr_t page = 4096, b = ((uintptr_t)it->src + page - 1) & ~(page - 1),
+                            e = ((uintptr_t)it->src + (uint64_t)it->w->rows * it->w->row_bytes) & ~(page - 1);
+            if (e > b) (void)madvise((void *)b, e - b, MADV_DONTNEED);
+        }
         cur = atomic_load(&j->next);
     }
     return NULL;
@@ -122,7 +151,7 @@ void model_repack(coder_model *m) {
     if (cpu_kernels_best()->isa != CPU_ISA_AVX512) return;
     repack_job *j = coder_calloc(1, sizeof *j);
     if (!j) {
-        LOG_WARN("no memory to plan the Q8_0 repacking; decode keeps the standard layout");
+        LOG_WARN("no memory to plan the weight repacking; decode keeps the standard layout");
         return;
     }
     repack_add(j, &m->output);
@@ -137,7 +166,7 @@ void model_repack(coder_model *m) {
     if (total > 0 && kind != GGUF_BYTES_HEAP) {
         m->repacked = coder_malloc_aligned((size_t)total, (size_t)2 << 20);
         if (!m->repacked) {
-            LOG_WARN("no memory to repack %.1f MiB of Q8_0 weights; decode keeps the standard layout", (double)total / 1048576.0);
+            LOG_WARN("no memory to repack %.1f MiB of weights; decode keeps the standard layout", (double)total / 1048576.0);
             j->n = 0;
         } else coder_advise_hugepages(m->repacked, (size_t)total);
     }
@@ -147,6 +176,7 @@ void model_repack(coder_model *m) {
         it->dst = m->repacked ? (uint8_t *)m->repacked + at : (uint8_t *)(uintptr_t)it->src;
         at += (uint64_t)it->w->rows * it->w->row_bytes;
     }
+    j->release_src = kind == GGUF_BYTES_MAPPED && m->repacked;
     const double t0 = coder_time_now();
     repack_thread th[REPACK_THREADS] = {0};
     int nth = m->params.n_threads > 0 ? m->params.n_threads : coder_cpu_count();
@@ -156,7 +186,7 @@ void model_repack(coder_model *m) {
         th[t].job = j;
         if (!m->repacked && !(th[t].tmp = coder_malloc(j->max_group))) {
             if (t == 0) {
-                LOG_WARN("no memory to repack the Q8_0 weights in place; decode keeps the standard layout");
+                LOG_WARN("no memory to repack the weights in place; decode keeps the standard layout");
                 j->n = 0;
             }
             break;
@@ -176,15 +206,10 @@ void model_repack(coder_model *m) {
         repack_item *it = &j->item[i];
         weight *ws[3] = {it->w, &m->tok_embd, &m->output};
         for (int k = 0; k < 3; k++)
-            if (ws[k]->data == it->src) ws[k]->data = it->dst, ws[k]->q8_0x4 = true;
-        if (kind == GGUF_BYTES_MAPPED) {   /* drop the source pages wholly inside the tensor */
-            const uintptr_t page = 4096, b = ((uintptr_t)it->src + page - 1) & ~(page - 1),
-                            e = ((uintptr_t)it->src + (uint64_t)it->w->rows * it->w->row_bytes) & ~(page - 1);
-            if (e > b) (void)madvise((void *)b, e - b, MADV_DONTNEED);
-        }
+            if (ws[k]->data == it->src) ws[k]->data = it->dst, ws[k]->x4 = true;
     }
     if (j->n > 0)
-        LOG_INFO("repacked %d Q8_0 matrices (%.1f MiB) 4 rows at a time for decode (%s, %d threads, %.0f ms)", j->n,
+        LOG_INFO("repacked %d quantized matrices (%.1f MiB) 4 rows at a time for decode (%s, %d threads, %.0f ms)", j->n,
                  (double)total / 1048576.0, m->repacked ? "new buffer" : "in place", started, (coder_time_now() - t0) * 1e3);
     coder_mfree(j);
 }

@@ -75,12 +75,26 @@ TEST(batch_size_does_not_change_bits) {
     printf("  %d (type, shape, level, batch) cases bit-identical\n", checked);
 }
 
-/* Q8_0 rows repacked 4 at a time (block_q8_0x4, lib/repack.c), interleaved here independently:
- * cpu_matmul over the repacked weight (the x4 GEMV for n <= 4, the AVX-512 GEMM's packing or the
- * per-token fallback for n = 7 and 33) gives the standard layout's scalar bits on every level,
- * and weight_row gathers every row back byte for byte. Row counts 4, 36 (a partial GEMM panel)
- * and 100, on 1 and 2 threads. */
-TEST(repacked_q8_0_gives_the_same_bits) {
+/* Rows repacked 4 at a time (lib/repack.c), interleaved here independently (Q8_0: per block
+ * column the 4 scales, then the 4 quant arrays; the other types: the 4 rows' blocks of a column
+ * one after another): cpu_matmul over the repacked weight (the x4 GEMV for n <= 4, the AVX-512
+ * GEMM's packing or the per-token fallback for n = 7 and 33) gives the standard layout's scalar
+ * bits on every level, and weight_row gathers every row back byte for byte. Row counts 4, 36 (a
+ * partial GEMM panel) and 100, on 1 and 2 threads. */
+static void interleave4(uint32_t t, const uint8_t *w, uint64_t rb, int64_t rows, uint8_t *w4) {
+    const size_t bs = quant_type_size(t), nb = (size_t)(rb / bs);
+    for (int64_t r = 0; r < rows; r++)
+        for (size_t b = 0; b < nb; b++) {
+            const uint8_t *src = w + (uint64_t)r * rb + b * bs;
+            uint8_t *g = w4 + (uint64_t)(r / 4) * 4 * rb;
+            if (t == QT_Q8_0) {
+                memcpy(g + b * 136 + 2 * (r % 4), src, 2);
+                memcpy(g + b * 136 + 8 + 32 * (r % 4), src + 2, 32);
+            } else memcpy(g + (4 * b + (size_t)(r % 4)) * bs, src, bs);
+        }
+}
+
+TEST(repacked_rows_give_the_same_bits) {
     const int64_t row_counts[] = {4, 36, 100};
     const int64_t blocks[] = {1, 3, 7};
     const int batch[] = {1, 2, 3, 4, 7, N_TOK};
@@ -89,57 +103,53 @@ TEST(repacked_q8_0_gives_the_same_bits) {
     for (int nth = 1; nth <= 2; nth++) {
         threadpool *pool = NULL;
         CHECK_OK(threadpool_new(nth, &pool));
-        for (size_t ri = 0; ri < sizeof row_counts / sizeof row_counts[0]; ri++)
-            for (size_t bi = 0; bi < sizeof blocks / sizeof blocks[0]; bi++) {
-                const int64_t rows = row_counts[ri], cols = 32 * blocks[bi], nb = blocks[bi];
-                uint64_t rb;
-                quant_row_bytes(QT_Q8_0, (uint64_t)cols, &rb);
-                uint8_t *wd = malloc(rb * rows), *w4 = malloc(rb * rows), *row = malloc(rb);
-                float *x = malloc(sizeof(float) * cols * N_TOK), *ref = malloc(sizeof(float) * rows * N_TOK);
-                float *y = malloc(sizeof(float) * rows * N_TOK);
-                const size_t qbytes = cpu_matmul_scratch_bytes(cols, N_TOK);
-                void *qbuf = coder_malloc_aligned(qbytes, 64);
-                CHECK(wd && w4 && row && x && ref && y && qbuf);
-                for (int64_t r = 0; r < rows; r++) fill_row(QT_Q8_0, wd + r * rb, cols);
-                for (int64_t i = 0; i < cols * N_TOK; i++) x[i] = rndf() * (float)(1 + (i / 32) % 5);
-                for (int64_t r = 0; r < rows; r++)   /* group r/4, block b: 4 scales, then 4 x 32 quants */
-                    for (int64_t b = 0; b < nb; b++) {
-                        const uint8_t *src = wd + r * rb + b * 34;
-                        uint8_t *g = w4 + (r / 4) * 4 * rb + b * 136;
-                        memcpy(g + 2 * (r % 4), src, 2);
-                        memcpy(g + 8 + 32 * (r % 4), src + 2, 32);
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+            for (size_t ri = 0; ri < sizeof row_counts / sizeof row_counts[0]; ri++)
+                for (size_t bi = 0; bi < sizeof blocks / sizeof blocks[0]; bi++) {
+                    const uint32_t t = types[ti];
+                    const int64_t rows = row_counts[ri], cols = (int64_t)quant_block_size(t) * blocks[bi];
+                    uint64_t rb;
+                    quant_row_bytes(t, (uint64_t)cols, &rb);
+                    uint8_t *wd = malloc(rb * rows), *w4 = malloc(rb * rows), *row = malloc(rb);
+                    float *x = malloc(sizeof(float) * cols * N_TOK), *ref = malloc(sizeof(float) * rows * N_TOK);
+                    float *y = malloc(sizeof(float) * rows * N_TOK);
+                    const size_t qbytes = cpu_matmul_scratch_bytes(cols, N_TOK);
+                    void *qbuf = coder_malloc_aligned(qbytes, 64);
+                    CHECK(wd && w4 && row && x && ref && y && qbuf);
+                    for (int64_t r = 0; r < rows; r++) fill_row(t, wd + r * rb, cols);
+                    for (int64_t i = 0; i < cols * N_TOK; i++) x[i] = rndf() * (float)(1 + (i / 32) % 5);
+                    interleave4(t, wd, rb, rows, w4);
+                    weight W = {.type = t, .rows = rows, .cols = cols, .row_bytes = rb, .data = wd};
+                    weight W4 = W;
+                    W4.data = w4, W4.x4 = true;
+                    for (int64_t r = 0; r < rows; r++)
+                        CHECK_MSG(memcmp(weight_row(&W4, r, row), wd + r * rb, rb) == 0, "%s weight_row %lld of %lldx%lld",
+                                  quant_type_name(t), (long long)r, (long long)rows, (long long)cols);
+                    for (int tok = 0; tok < N_TOK; tok++)
+                        CHECK_OK(cpu_matmul(pool, sc, &W, x + (size_t)tok * cols, 1, ref + (size_t)tok * rows, qbuf, qbytes));
+                    for (int isa = CPU_ISA_SCALAR; isa <= CPU_ISA_AVX512; isa++) {
+                        const cpu_kernels *k = cpu_kernels_for((cpu_isa)isa);
+                        if (!k) continue;
+                        for (size_t ni = 0; ni < sizeof batch / sizeof batch[0]; ni++) {
+                            const int n = batch[ni], off = (N_TOK - n) / 2;
+                            memset(y, 0xff, sizeof(float) * rows * n);
+                            CHECK_OK(cpu_matmul(pool, k, &W4, x + (size_t)off * cols, n, y, qbuf, qbytes));
+                            CHECK_MSG(memcmp(y, ref + (size_t)off * rows, sizeof(float) * rows * n) == 0,
+                                      "%s repacked %s %lldx%lld n=%d, %d threads: differs from the standard rows' scalar bits", k->name,
+                                      quant_type_name(t), (long long)rows, (long long)cols, n, nth);
+                            checked++;
+                        }
                     }
-                weight W = {.type = QT_Q8_0, .rows = rows, .cols = cols, .row_bytes = rb, .data = wd};
-                weight W4 = W;
-                W4.data = w4, W4.q8_0x4 = true;
-                for (int64_t r = 0; r < rows; r++)
-                    CHECK_MSG(memcmp(weight_row(&W4, r, row), wd + r * rb, rb) == 0, "weight_row %lld of %lldx%lld", (long long)r,
-                              (long long)rows, (long long)cols);
-                for (int tok = 0; tok < N_TOK; tok++)
-                    CHECK_OK(cpu_matmul(pool, sc, &W, x + (size_t)tok * cols, 1, ref + (size_t)tok * rows, qbuf, qbytes));
-                for (int isa = CPU_ISA_SCALAR; isa <= CPU_ISA_AVX512; isa++) {
-                    const cpu_kernels *k = cpu_kernels_for((cpu_isa)isa);
-                    if (!k) continue;
-                    for (size_t ni = 0; ni < sizeof batch / sizeof batch[0]; ni++) {
-                        const int n = batch[ni], off = (N_TOK - n) / 2;
-                        memset(y, 0xff, sizeof(float) * rows * n);
-                        CHECK_OK(cpu_matmul(pool, k, &W4, x + (size_t)off * cols, n, y, qbuf, qbytes));
-                        CHECK_MSG(memcmp(y, ref + (size_t)off * rows, sizeof(float) * rows * n) == 0,
-                                  "%s repacked Q8_0 %lldx%lld n=%d, %d threads: differs from the standard rows' scalar bits", k->name,
-                                  (long long)rows, (long long)cols, n, nth);
-                        checked++;
-                    }
+                    free(wd), free(w4), free(row), free(x), free(ref), free(y);
+                    coder_mfree_aligned(qbuf);
                 }
-                free(wd), free(w4), free(row), free(x), free(ref), free(y);
-                coder_mfree_aligned(qbuf);
-            }
         threadpool_free(pool);
     }
-    printf("  %d (shape, level, batch, threads) cases bit-identical\n", checked);
+    printf("  %d (type, shape, level, batch, threads) cases bit-identical\n", checked);
 }
 
 int main(void) {
     RUN(batch_size_does_not_change_bits);
-    RUN(repacked_q8_0_gives_the_same_bits);
+    RUN(repacked_rows_give_the_same_bits);
     return test_summary();
 }

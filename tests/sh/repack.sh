@@ -1,5 +1,6 @@
 #!/bin/sh
-# Q8_0 repacking at load (lib/repack.c) changes no result: a tiny Q8_0 model's last logits
+# Repacking at load (lib/repack.c) changes no result: tiny Q8_0 and Q4_K_M (Q4_K, Q6_K, Q5_0)
+# models' last logits
 # (`coder eval`: a long prompt goes through the prefill GEMM, a 3-token one through the n <= 4
 # path) and a greedy generation (the decode GEMV) are byte-identical with CODER_REPACK=0, mapped
 # or read into memory (repacked in place).
@@ -13,22 +14,25 @@ fi
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 fail() { echo "FAIL repack.sh:$1"; exit 0; }
-"$B/coder" mkmodel --preset tiny --type Q8_0 --vocab "$V" --mode random -o "$d/m.gguf" >/dev/null 2>&1 || fail "same_results: mkmodel"
 long="def quicksort(xs):
     if len(xs) <= 1:
         return xs
     pivot = xs[len(xs) // 2]"
-for p in long short; do
-    if [ $p = long ]; then text=$long; else text="int main"; fi
-    printf '%s' "$text" | CODER_REPACK=0 "$B/coder" eval -m "$d/m.gguf" -o "$d/$p.0" -t 2 2>"$d/err" || fail "same_results: eval $p: $(tail -1 "$d/err")"
-    printf '%s' "$text" | "$B/coder" eval -m "$d/m.gguf" -o "$d/$p.1" -t 2 -v 2>"$d/err" || fail "same_results: eval $p: $(tail -1 "$d/err")"
-    grep -q "repacked" "$d/err" || fail "same_results: no 'repacked' in the log of eval $p"
-    cmp -s "$d/$p.0" "$d/$p.1" || fail "same_results: eval $p logits differ with repacking"
+for type in Q8_0 Q4_K_M; do
+    m="$d/$type.gguf"
+    "$B/coder" mkmodel --preset tiny --type $type --vocab "$V" --mode random -o "$m" >/dev/null 2>&1 || fail "same_results: mkmodel $type"
+    for p in long short; do
+        if [ $p = long ]; then text=$long; else text="int main"; fi
+        printf '%s' "$text" | CODER_REPACK=0 "$B/coder" eval -m "$m" -o "$d/$p.0" -t 2 2>"$d/err" || fail "same_results: $type eval $p: $(tail -1 "$d/err")"
+        printf '%s' "$text" | "$B/coder" eval -m "$m" -o "$d/$p.1" -t 2 -v 2>"$d/err" || fail "same_results: $type eval $p: $(tail -1 "$d/err")"
+        grep -q "repacked" "$d/err" || fail "same_results: no 'repacked' in the log of $type eval $p"
+        cmp -s "$d/$p.0" "$d/$p.1" || fail "same_results: $type eval $p logits differ with repacking"
+    done
+    CODER_REPACK=0 "$B/coder" -m "$m" -p "def fib(n):" -n 24 --temp 0 -t 2 >"$d/g0" 2>/dev/null || fail "same_results: $type generate"
+    "$B/coder" -m "$m" -p "def fib(n):" -n 24 --temp 0 -t 2 >"$d/g1" 2>/dev/null || fail "same_results: $type generate"
+    "$B/coder" -m "$m" -p "def fib(n):" -n 24 --temp 0 -t 2 --no-mmap -v >"$d/g2" 2>"$d/err" || fail "same_results: $type generate --no-mmap"
+    grep -q "in place" "$d/err" || fail "same_results: $type --no-mmap did not repack in place"
+    cmp -s "$d/g0" "$d/g1" || fail "same_results: $type generation differs with repacking (mapped)"
+    cmp -s "$d/g0" "$d/g2" || fail "same_results: $type generation differs with repacking (in place)"
 done
-CODER_REPACK=0 "$B/coder" -m "$d/m.gguf" -p "def fib(n):" -n 24 --temp 0 -t 2 >"$d/g0" 2>/dev/null || fail "same_results: generate"
-"$B/coder" -m "$d/m.gguf" -p "def fib(n):" -n 24 --temp 0 -t 2 >"$d/g1" 2>/dev/null || fail "same_results: generate"
-"$B/coder" -m "$d/m.gguf" -p "def fib(n):" -n 24 --temp 0 -t 2 --no-mmap -v >"$d/g2" 2>"$d/err" || fail "same_results: generate --no-mmap"
-grep -q "in place" "$d/err" || fail "same_results: --no-mmap did not repack in place"
-cmp -s "$d/g0" "$d/g1" || fail "same_results: generation differs with repacking (mapped)"
-cmp -s "$d/g0" "$d/g2" || fail "same_results: generation differs with repacking (in place)"
-echo "PASS repack.sh:same_results (eval long/short prompt, 24 greedy tokens; mapped and in place)"
+echo "PASS repack.sh:same_results (Q8_0, Q4_K_M: eval long/short prompt, 24 greedy tokens; mapped and in place)"
