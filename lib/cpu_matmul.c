@@ -178,7 +178,7 @@ coder_status cpu_matmul(threadpool *tp, const cpu_kernels *k, const weight *W, c
         return coder_fail(CODER_ERR_FORMAT, "matmul: %lld columns of %s are not a multiple of %lld", (long long)W->cols,
                           quant_type_name(W->type), (long long)blk);
     /* Prefill: the register-blocked GEMM (cpu_gemm.c) where this level has one. */
-    /* Repacked Q8_0 rows (repack.c): only the AVX-512 GEMM packs them. */
+    /* Repacked rows (repack.c): only the AVX-512 GEMM packs them (AVX2's GEMM is for floats). */
     if (n > CPU_QDOT_NT && (!W->x4 || k->isa == CPU_ISA_AVX512) && cpu_gemm_use(k, W->type, n))
         return cpu_gemm(tp, k, W, x, n, y, qbuf, qbuf_bytes);
     const size_t xs = act == CPU_ACT_F32 ? (size_t)W->cols * sizeof(float) : mm_act_stride(act, W->cols);
