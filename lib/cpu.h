@@ -117,6 +117,9 @@ size_t cpu_matmul_scratch_bytes(int64_t max_cols, int n_rows);
 coder_status cpu_matmul(threadpool *tp, const cpu_kernels *k, const weight *W, const float *x, int n,
                         float *y, void *qbuf, size_t qbuf_bytes);
 
+/* Rows [r0, r1) of a repacked weight (W->x4; r0, r1 multiples of 4) against n activation rows
+ * xs bytes apart: y[t][r] = row r . x_t, y rows W->rows apart (cpu_matvec.c). */
+void cpu_gemv_x4_tokens(const cpu_kernels *k, const weight *W, int64_t r0, int64_t r1, const void *xa, size_t xs, int n, float *y);
 /* cpu_matmul for n <= CPU_QDOT_NT (cpu_matvec.c): qbuf holds n rows of xs bytes (the checked
  * activation stride; ignored for f32 activations). */
 coder_status cpu_matvec(threadpool *tp, const cpu_kernels *k, const weight *W, const float *x, int n, float *y,

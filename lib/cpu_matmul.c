@@ -140,9 +140,7 @@ static void mm_tile(const mm_job *j, int64_t tile) {
     const cpu_qdot_fn dot = j->k->qdot[W->type];
     float out[CPU_QDOT_NT];
     if (W->x4) {   /* repacked rows (tile_rows a multiple of 4): the decode kernel per token */
-        for (int t = 0; t < j->n; t++)
-            j->k->gemv_x4[W->type](cols, (const char *)W->data + (uint64_t)r0 * W->row_bytes, W->row_bytes, r1 - r0,
-                              (const char *)j->xa + (size_t)t * j->xs, j->y + (size_t)t * rows + r0);
+        cpu_gemv_x4_tokens(j->k, W, r0, r1, j->xa, j->xs, j->n, j->y);
         return;
     }
     for (int t0 = 0; t0 < j->n; t0 += CPU_QDOT_NT) {

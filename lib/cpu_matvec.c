@@ -32,6 +32,11 @@ typedef struct mv_job {
     int64_t tile_rows;
 } mv_job;
 
+void cpu_gemv_x4_tokens(const cpu_kernels *k, const weight *W, int64_t r0, int64_t r1, const void *xa, size_t xs, int n, float *y) {
+    const char *w0 = (const char *)W->data + (uint64_t)r0 * W->row_bytes;
+    for (int t = 0; t < n; t++) k->gemv_x4[W->type](W->cols, w0, W->row_bytes, r1 - r0, (const char *)xa + (size_t)t * xs, y + (size_t)t * W->rows + r0);
+}
+
 static void mv_task(void *arg, int tile, int n_tiles) {
     const mv_job *j = arg;
     const weight *W = j->W;
@@ -39,8 +44,7 @@ static void mv_task(void *arg, int tile, int n_tiles) {
     const int64_t r0 = (int64_t)tile * j->tile_rows, r1 = r0 + j->tile_rows < W->rows ? r0 + j->tile_rows : W->rows;
     const char *w0 = (const char *)W->data + (uint64_t)r0 * W->row_bytes;
     if (W->x4) {   /* whole groups of 4 rows (tile_rows and rows are multiples of 4) */
-        for (int t = 0; t < j->n; t++)
-            j->k->gemv_x4[W->type](W->cols, w0, W->row_bytes, r1 - r0, (const char *)j->xa + (size_t)t * j->xs, j->y + (size_t)t * W->rows + r0);
+        cpu_gemv_x4_tokens(j->k, W, r0, r1, j->xa, j->xs, j->n, j->y);
         return;
     }
     if (j->n == 1) {
