@@ -315,15 +315,11 @@ GKFI void GB(q4_k)(int64_t n, const void *w, size_t rb, const int NR, const void
             const BT(q4_k) *a = wr[2 * p] + ib, *b = wr[2 * p + 1] + ib;
             GEMV_PREFETCH_BLOCK(a);
             if (2 * p + 1 < NR) GEMV_PREFETCH_BLOCK(b);
-            uint8_t sa[16], sb[16];
-            FN(k_unpack_scales)(a->scales, sa);
-            FN(k_unpack_scales)(b->scales, sb);
-            const __m128i sca = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sa));
-            const __m128i scb = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sb));
-            const __m512i sct = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(sca, sca)), _mm256_set_m128i(scb, scb), 1);
-            const __m128i ma = _mm_loadl_epi64((const __m128i *)(sa + 8)), mb = _mm_loadl_epi64((const __m128i *)(sb + 8));
-            const __m512i m16 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(ma, ma))),
-                                                   _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mb, mb)), 1);
+            const __m256i sm = FN(k_unpack_scales2)(a->scales, b->scales);
+            /* words: 128-bit lanes a's scales, a's mins, b's scales, b's mins -> a a b b scales */
+            const __m512i sw = _mm512_cvtepu8_epi16(sm);
+            const __m512i sct = _mm512_shuffle_i64x2(sw, sw, _MM_SHUFFLE(2, 2, 0, 0));
+            const __m512i m16 = _mm512_cvtepu8_epi16(_mm256_unpackhi_epi8(sm, sm));   /* m_j twice per pair */
             const __m512i imin = _mm512_madd_epi16(bsums, m16);
             __m512i isum = _mm512_setzero_si512(), isum2 = _mm512_setzero_si512();
             GEMV_UNROLL
