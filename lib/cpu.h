@@ -124,6 +124,17 @@ void cpu_gemv_x4_tokens(const cpu_kernels *k, const weight *W, int64_t r0, int64
  * activation stride; ignored for f32 activations). */
 coder_status cpu_matvec(threadpool *tp, const cpu_kernels *k, const weight *W, const float *x, int n, float *y,
                         void *qbuf, size_t xs);
+/* Up to CPU_MATVEC_MAX weights against the same x in one dispatch (one pool wake-up and join
+ * instead of one each): W[i] @ x -> y[i]. Every W[i] must have W[0]'s columns and activation
+ * format (cpu_matmul_many checks). */
+#define CPU_MATVEC_MAX 3
+coder_status cpu_matvec_many(threadpool *tp, const cpu_kernels *k, const weight *const *W, int count, const float *x, int n,
+                             float *const *y, void *qbuf, size_t xs);
+/* cpu_matmul of each W[i] (count <= CPU_MATVEC_MAX) with the same x: one dispatch (cpu_matvec_many)
+ * for decode-sized n when the weights share their columns and activation format, else one
+ * cpu_matmul each. Results are those of cpu_matmul bit for bit. */
+coder_status cpu_matmul_many(threadpool *tp, const cpu_kernels *k, const weight *const *W, int count, const float *x, int n,
+                             float *const *y, void *qbuf, size_t qbuf_bytes);
 
 /* Dot product of one stored row of `type` (n elements) with x, through k; tmp holds n floats. */
 float cpu_dot_row(const cpu_kernels *k, uint32_t type, const void *row, const float *x, int64_t n, float *tmp);

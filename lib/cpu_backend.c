@@ -98,6 +98,15 @@ static coder_status cpu_matmul_op(backend *b, const weight *W, const backend_buf
     return cpu_matmul(c->tp, c->k, W, CF(x), n, F(y), c->mm_scratch, c->mm_bytes);
 }
 
+static coder_status cpu_matmul_many_op(backend *b, const weight *const *W, int count, const backend_buf *x, int n,
+                                       backend_buf *const *y) {
+    cpu_backend *c = (cpu_backend *)b;
+    float *ys[CPU_MATVEC_MAX];
+    if (count < 1 || count > CPU_MATVEC_MAX) return coder_fail(CODER_ERR_INTERNAL, "matmul_many: %d weights", count);
+    for (int i = 0; i < count; i++) ys[i] = F(y[i]);
+    return cpu_matmul_many(c->tp, c->k, W, count, CF(x), n, ys, c->mm_scratch, c->mm_bytes);
+}
+
 static coder_status cpu_add_bias(backend *b, backend_buf *y, const weight *bias, int n) {
     cpu_backend *c = (cpu_backend *)b;
     const int64_t width = bias->cols;
@@ -227,6 +236,7 @@ static const backend_ops cpu_ops = {
     .embed = cpu_embed,
     .rms_norm = cpu_rms_norm_op,
     .matmul = cpu_matmul_op,
+    .matmul_many = cpu_matmul_many_op,
     .add_bias = cpu_add_bias,
     .rope = cpu_rope_op,
     .kv_write = cpu_kv_write_op,

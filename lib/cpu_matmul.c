@@ -209,3 +209,21 @@ coder_status cpu_matmul(threadpool *tp, const cpu_kernels *k, const weight *W, c
     }
     return CODER_OK;
 }
+
+coder_status cpu_matmul_many(threadpool *tp, const cpu_kernels *k, const weight *const *W, int count, const float *x, int n,
+                             float *const *y, void *qbuf, size_t qbuf_bytes) {
+    bool one = count >= 1 && count <= CPU_MATVEC_MAX && n <= CPU_QDOT_NT;
+    const cpu_act act = count >= 1 ? cpu_act_format(W[0]->type) : CPU_ACT_F32;
+    const int64_t blk = act == CPU_ACT_Q8A ? 32 : act == CPU_ACT_Q8K ? QK_K : 1;
+    const size_t xs = count >= 1 ? (act == CPU_ACT_F32 ? (size_t)W[0]->cols * sizeof(float) : mm_act_stride(act, W[0]->cols)) : 0;
+    if (act != CPU_ACT_F32 && qbuf_bytes < xs * (size_t)n) one = false;
+    for (int i = 0; one && i < count; i++)
+        one = W[i]->type < QT_COUNT && k->qdot[W[i]->type] && cpu_act_format(W[i]->type) == act && W[i]->cols == W[0]->cols &&
+              W[i]->cols % blk == 0;
+    if (one) return cpu_matvec_many(tp, k, W, count, x, n, y, qbuf, xs);
+    for (int i = 0; i < count; i++) {
+        const coder_status st = cpu_matmul(tp, k, W[i], x, n, y[i], qbuf, qbuf_bytes);
+        if (st != CODER_OK) return st;
+    }
+    return CODER_OK;
+}

@@ -96,6 +96,14 @@ coder_status forward_set_debug(forward_state *f, forward_debug_fn fn, void *user
     return CODER_OK;
 }
 
+/* W[i] @ x -> y[i] for the matrices that share an input (Q/K/V, gate/up): one dispatch where the
+ * backend has matmul_many (decode on the CPU: one pool wake-up and join instead of 3 or 2). */
+static coder_status fwd_matmuls(backend *b, const weight *const *ws, int count, const backend_buf *x, int n, backend_buf *const *ys) {
+    if (b->ops->matmul_many) return b->ops->matmul_many(b, ws, count, x, n, ys);
+    for (int i = 0; i < count; i++) TRY(b->ops->matmul(b, ws[i], x, n, ys[i]));
+    return CODER_OK;
+}
+
 static coder_status forward_layer(forward_state *f, int il, int n, int32_t pos0) {
     backend *b = f->b;
     const backend_ops *o = b->ops;
@@ -107,11 +115,13 @@ static coder_status forward_layer(forward_state *f, int il, int n, int32_t pos0)
     /* attention block */
     TRY(o->rms_norm(b, f->x, &L->attn_norm, n, dim, hp->rms_eps, f->h));
     DBG("attn_norm", il, "MUL", f->h, n, dim);
-    TRY(o->matmul(b, &L->wq, f->h, n, f->q));
+    {
+        const weight *ws[3] = {&L->wq, &L->wk, &L->wv};
+        backend_buf *ys[3] = {f->q, f->k, f->v};
+        TRY(fwd_matmuls(b, ws, 3, f->h, n, ys));
+    }
     DBG("Qcur", il, "MUL_MAT", f->q, n, qw);
-    TRY(o->matmul(b, &L->wk, f->h, n, f->k));
     DBG("Kcur", il, "MUL_MAT", f->k, n, kw);
-    TRY(o->matmul(b, &L->wv, f->h, n, f->v));
     DBG("Vcur", il, "MUL_MAT", f->v, n, kw);
     if (L->bq.data) {
         TRY(o->add_bias(b, f->q, &L->bq, n));
@@ -152,9 +162,12 @@ static coder_status forward_layer(forward_state *f, int il, int n, int32_t pos0)
     /* feed-forward block */
     TRY(o->rms_norm(b, f->x, &L->ffn_norm, n, dim, hp->rms_eps, f->h));
     DBG("ffn_norm", il, "MUL", f->h, n, dim);
-    TRY(o->matmul(b, &L->w_gate, f->h, n, f->gate));
+    {
+        const weight *ws[2] = {&L->w_gate, &L->w_up};
+        backend_buf *ys[2] = {f->gate, f->up};
+        TRY(fwd_matmuls(b, ws, 2, f->h, n, ys));
+    }
     DBG("ffn_gate", il, "MUL_MAT", f->gate, n, hp->ffn_dim);
-    TRY(o->matmul(b, &L->w_up, f->h, n, f->up));
     DBG("ffn_up", il, "MUL_MAT", f->up, n, hp->ffn_dim);
     if (hp->act_gelu) {
         TRY(o->geglu(b, f->gate, f->up, n, hp->ffn_dim));
