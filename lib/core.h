@@ -63,6 +63,9 @@ void coder_mfree_aligned(void *p);
  * folios: a 0.5B Q8_0 model evicted from the cache came back fully PMD-mapped (FilePmdMapped
  * 518144 kB of 518620), against 245760 kB as left in the cache by the writer. */
 void coder_advise_hugepages(void *p, size_t n);
+/* Drops the 4 KiB pages wholly inside [p, p + n) of a private read-only file mapping from this
+ * process (MADV_DONTNEED): they refault from the page cache if read again. */
+void coder_release_pages(void *p, size_t n);
 
 /* Test hook: after `n` more successful allocations, every allocation fails (-1 disables).
  * Not exported; tests link the static archive. */

@@ -10,9 +10,6 @@
 #define GV(T) FN(gemv_x4_##T)
 #define BT(T) block_##T##_s4
 #define GEMV_PF_DIST(rb) ((size_t)GEMV_PF_BYTES)   /* one stream */
-#undef GEMV_PREFETCH_BLOCK                          /* each row its own block of the column */
-#define GEMV_PREFETCH_BLOCK(p)                                                                           \
-    for (size_t o_ = 0; o_ < sizeof *(p) / 4; o_ += 64) GEMV_PREFETCH((const char *)(p) + o_)
 #else
 #define GB(T) FN(gb_##T)
 #define GP(T) FN(gp_##T)
@@ -494,8 +491,3 @@ GKFI void GB(q6_k)(int64_t n, const void *w, size_t rb, const int NR, const void
 #undef BT
 #undef GEMV_PF_DIST
 #undef GEMV_ROWS
-#if GEMV_S4   /* back to cpu_gemv_impl.h's */
-#undef GEMV_PREFETCH_BLOCK
-#define GEMV_PREFETCH_BLOCK(p)                                                                           \
-    for (size_t o_ = 0; o_ < sizeof *(p); o_ += 64) GEMV_PREFETCH((const char *)(p) + o_)
-#endif

@@ -73,8 +73,10 @@ GKFI size_t FN(gemv_pf_dist)(size_t rb) {
     return group >= GEMV_PF_BYTES ? group : group * ((GEMV_PF_BYTES + group - 1) / group);
 }
 /* Every line of a block larger than a cache line (the K-quants). */
+/* Used only in cpu_gemv_body.h: a repacked (GEMV_S4) pointer's type spans its column's 4 blocks,
+ * and each row prefetches its own. */
 #define GEMV_PREFETCH_BLOCK(p)                                                                           \
-    for (size_t o_ = 0; o_ < sizeof *(p); o_ += 64) GEMV_PREFETCH((const char *)(p) + o_)
+    for (size_t o_ = 0; o_ < sizeof *(p) / (GEMV_S4 ? 4 : 1); o_ += 64) GEMV_PREFETCH((const char *)(p) + o_)
 
 /* f16 scale d broadcast to 8 floats (vpbroadcastw + vcvtph2ps: no scalar-to-vector move). */
 GKFI __m256 FN(h2f8)(f16_t d) { return _mm256_cvtph_ps(_mm_set1_epi16((short)d)); }
@@ -288,55 +290,33 @@ KFN void FN(gemv_x4_q8_0)(int64_t n, const void *w, size_t row_bytes, int64_t nr
 }
 
 #else /* CPU_LEVEL == 0 */
-/* Block-interleaved rows (repack.c) at the scalar level: each row gathered back, then the scalar
- * kernel (its bits by construction). Rows up to 64 KiB gather on the stack (every model we know:
- * a 28672-column Q8_0 row is 30 KiB); longer ones into the heap, NaN if that fails. */
-static void FN(gemv_x4_gather)(cpu_qdot_fn dot, size_t bs, int64_t n, const void *w, size_t row_bytes, int64_t nr, const void *x,
-                               float *out) {
+/* Repacked rows (repack.c) at the scalar level: each row gathered back by weight_row, then the
+ * scalar kernel (its bits by construction). Rows up to 64 KiB gather on the stack (every model we
+ * know: a 28672-column Q8_0 row is 30 KiB); longer ones into the heap, NaN if that fails. */
+static void FN(gemv_x4_gather)(uint32_t type, cpu_qdot_fn dot, int64_t n, const void *w, size_t row_bytes, int64_t nr,
+                               const void *x, float *out) {
     uint8_t stack_row[65536];
     uint8_t *row = row_bytes <= sizeof stack_row ? stack_row : malloc(row_bytes);
-    const size_t nb = row_bytes / bs;
-    for (int64_t r = 0; r + 4 <= nr; r += 4) {
-        const uint8_t *g = (const uint8_t *)w + (size_t)r * row_bytes;
-        for (int i = 0; i < 4; i++) {
-            if (!row) {
-                out[r + i] = NAN;
-                continue;
-            }
-            for (size_t b = 0; b < nb; b++) memcpy(row + b * bs, g + (4 * b + (size_t)i) * bs, bs);
-            dot(n, row, x, 0, 1, out + r + i);
-        }
+    const weight W = {.type = type, .rows = nr, .cols = n, .row_bytes = row_bytes, .data = w, .x4 = true};
+    for (int64_t r = 0; r < nr - nr % 4; r++) {
+        if (row) dot(n, weight_row(&W, r, row), x, 0, 1, out + r);
+        else out[r] = NAN;
     }
     if (row != stack_row) free(row);
 }
-#define GEMV_X4_GATHER(TYPE)                                                                             \
+#define GEMV_X4_GATHER(TYPE, QT)                                                                         \
     KFN void FN(gemv_x4_##TYPE)(int64_t n, const void *w, size_t row_bytes, int64_t nr, const void *x, float *out) { \
-        FN(gemv_x4_gather)(FN(qdot_##TYPE), sizeof(block_##TYPE), n, w, row_bytes, nr, x, out);        \
+        FN(gemv_x4_gather)(QT, FN(qdot_##TYPE), n, w, row_bytes, nr, x, out);                          \
     }
-GEMV_X4_GATHER(q4_0)
-GEMV_X4_GATHER(q4_1)
-GEMV_X4_GATHER(q5_0)
-GEMV_X4_GATHER(q5_1)
-GEMV_X4_GATHER(q4_k)
-GEMV_X4_GATHER(q5_k)
-GEMV_X4_GATHER(q6_k)
+GEMV_X4_GATHER(q8_0, QT_Q8_0)
+GEMV_X4_GATHER(q4_0, QT_Q4_0)
+GEMV_X4_GATHER(q4_1, QT_Q4_1)
+GEMV_X4_GATHER(q5_0, QT_Q5_0)
+GEMV_X4_GATHER(q5_1, QT_Q5_1)
+GEMV_X4_GATHER(q4_k, QT_Q4_K)
+GEMV_X4_GATHER(q5_k, QT_Q5_K)
+GEMV_X4_GATHER(q6_k, QT_Q6_K)
 #undef GEMV_X4_GATHER
-/* The scalar reference's arithmetic (sd_q8_0) on the repacked layout, row by row. */
-KFN void FN(gemv_x4_q8_0)(int64_t n, const void *w, size_t row_bytes, int64_t nr, const void *x, float *out) {
-    const cpu_q8a *a = x;
-    for (int64_t r = 0; r + 4 <= nr; r += 4) {
-        const block_q8_0x4 *b = (const block_q8_0x4 *)((const char *)w + (size_t)r * row_bytes);
-        for (int i = 0; i < 4; i++) {
-            float s = 0;
-            for (int64_t ib = 0; ib < n / 32; ib++) {
-                int sumi = 0;
-                for (int l = 0; l < 32; l++) sumi += b[ib].qs[i][l] * a[ib].qs[l];
-                s += FN(h2f)(b[ib].d[i]) * a[ib].d * (float)sumi;
-            }
-            out[r + i] = s;
-        }
-    }
-}
 GEMV_ROWWISE(q8_0)
 GEMV_ROWWISE(q4_0)
 GEMV_ROWWISE(q5_0)

@@ -101,6 +101,9 @@ size_t cpu_act_row_bytes(cpu_act a, int64_t n) {
 
 /* Row stride of quantized activations: 64-byte multiples, so every row starts a cache line. */
 static size_t mm_act_stride(cpu_act a, int64_t cols) { return (cpu_act_row_bytes(a, cols) + 63) & ~(size_t)63; }
+/* Elements per activation block of format a, and the byte stride of one x row in it. */
+static int64_t mm_act_block(cpu_act a) { return a == CPU_ACT_Q8A ? 32 : a == CPU_ACT_Q8K ? QK_K : 1; }
+static size_t mm_x_stride(cpu_act a, int64_t cols) { return a == CPU_ACT_F32 ? (size_t)cols * sizeof(float) : mm_act_stride(a, cols); }
 
 size_t cpu_matmul_scratch_bytes(int64_t max_cols, int n_rows) {
     size_t a = mm_act_stride(CPU_ACT_Q8A, max_cols), b = mm_act_stride(CPU_ACT_Q8K, max_cols);
@@ -171,7 +174,7 @@ coder_status cpu_matmul(threadpool *tp, const cpu_kernels *k, const weight *W, c
         return coder_fail(CODER_ERR_UNSUPPORTED, "matmul: weight type %u (%s) has no CPU kernel", W->type,
                           quant_type_name(W->type));
     const cpu_act act = cpu_act_format(W->type);
-    const int64_t blk = act == CPU_ACT_Q8A ? 32 : act == CPU_ACT_Q8K ? QK_K : 1;
+    const int64_t blk = mm_act_block(act);
     if (W->cols % blk != 0)
         return coder_fail(CODER_ERR_FORMAT, "matmul: %lld columns of %s are not a multiple of %lld", (long long)W->cols,
                           quant_type_name(W->type), (long long)blk);
@@ -179,7 +182,7 @@ coder_status cpu_matmul(threadpool *tp, const cpu_kernels *k, const weight *W, c
     /* Repacked rows (repack.c): only the AVX-512 GEMM packs them (AVX2's GEMM is for floats). */
     if (n > CPU_QDOT_NT && (!W->x4 || k->isa == CPU_ISA_AVX512) && cpu_gemm_use(k, W->type, n))
         return cpu_gemm(tp, k, W, x, n, y, qbuf, qbuf_bytes);
-    const size_t xs = act == CPU_ACT_F32 ? (size_t)W->cols * sizeof(float) : mm_act_stride(act, W->cols);
+    const size_t xs = mm_x_stride(act, W->cols);
     int cap = n;   /* rows per pass */
     if (act != CPU_ACT_F32) {
         if (qbuf_bytes < xs)
@@ -214,8 +217,8 @@ coder_status cpu_matmul_many(threadpool *tp, const cpu_kernels *k, const weight 
                              float *const *y, void *qbuf, size_t qbuf_bytes) {
     bool one = count >= 1 && count <= CPU_MATVEC_MAX && n <= CPU_QDOT_NT;
     const cpu_act act = count >= 1 ? cpu_act_format(W[0]->type) : CPU_ACT_F32;
-    const int64_t blk = act == CPU_ACT_Q8A ? 32 : act == CPU_ACT_Q8K ? QK_K : 1;
-    const size_t xs = count >= 1 ? (act == CPU_ACT_F32 ? (size_t)W[0]->cols * sizeof(float) : mm_act_stride(act, W[0]->cols)) : 0;
+    const int64_t blk = mm_act_block(act);
+    const size_t xs = count >= 1 ? mm_x_stride(act, W[0]->cols) : 0;
     if (act != CPU_ACT_F32 && qbuf_bytes < xs * (size_t)n) one = false;
     for (int i = 0; one && i < count; i++)
         one = W[i]->type < QT_COUNT && k->qdot[W[i]->type] && cpu_act_format(W[i]->type) == act && W[i]->cols == W[0]->cols &&

@@ -69,10 +69,11 @@ uint32_t gguf_alignment(const gguf_file *f);
 uint64_t gguf_data_offset(const gguf_file *f);  /* file offset of the data section               */
 uint64_t gguf_file_size(const gguf_file *f);
 const void *gguf_file_bytes(const gguf_file *f);/* the whole file (mapped or read)                */
-/* How the bytes are held: GGUF_BYTES_MAPPED (a private read-only file mapping), GGUF_BYTES_HEAP
- * (read into memory the gguf_file owns: writable), GGUF_BYTES_BORROWED (the caller's). */
-enum { GGUF_BYTES_BORROWED = 0, GGUF_BYTES_MAPPED = 1, GGUF_BYTES_HEAP = 2 };
-int gguf_bytes_kind(const gguf_file *f);
+/* How the bytes are held (and released): GGUF_STORE_MMAP (a private read-only file mapping),
+ * GGUF_STORE_HEAP (read into memory the gguf_file owns: writable), GGUF_STORE_BORROWED (the
+ * caller's). */
+enum { GGUF_STORE_BORROWED = 0, GGUF_STORE_MMAP = 1, GGUF_STORE_HEAP = 2 };
+int gguf_storage(const gguf_file *f);
 
 /* --- metadata ---
  * Typed getters by key. When the key is absent: required -> CODER_ERR_FORMAT "missing key K";

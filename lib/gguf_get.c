@@ -15,10 +15,7 @@ uint32_t gguf_alignment(const gguf_file *f) { return f ? f->alignment : 0; }
 uint64_t gguf_data_offset(const gguf_file *f) { return f ? f->data_offset : 0; }
 uint64_t gguf_file_size(const gguf_file *f) { return f ? f->size : 0; }
 const void *gguf_file_bytes(const gguf_file *f) { return f ? f->bytes : NULL; }
-int gguf_bytes_kind(const gguf_file *f) {
-    return !f ? GGUF_BYTES_BORROWED : f->storage == GGUF_STORE_MMAP ? GGUF_BYTES_MAPPED
-         : f->storage == GGUF_STORE_HEAP ? GGUF_BYTES_HEAP : GGUF_BYTES_BORROWED;
-}
+int gguf_storage(const gguf_file *f) { return f ? f->storage : GGUF_STORE_BORROWED; }
 
 size_t gguf_type_size(uint32_t type) {
     switch (type) {

@@ -20,8 +20,6 @@ typedef struct gguf_kv {
     gguf_str *strs;           /* ARRAY of STRING: count items (owned)                              */
 } gguf_kv;
 
-enum { GGUF_STORE_BORROWED = 0, GGUF_STORE_MMAP = 1, GGUF_STORE_HEAP = 2 };
-
 struct gguf_file {
     const uint8_t *bytes;
     uint64_t size;

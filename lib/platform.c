@@ -76,14 +76,21 @@ void coder_mfree_aligned(void *p) {
     free(p);
 }
 
+/* madvise over the whole `unit`-aligned units inside [p, p + n); a hint, errors change nothing. */
+static void advise_inside(void *p, size_t n, uintptr_t unit, int advice) {
+    const uintptr_t b = ((uintptr_t)p + unit - 1) & ~(unit - 1), e = ((uintptr_t)p + n) & ~(unit - 1);
+    if (e > b) (void)madvise((void *)b, e - b, advice);
+}
+
 void coder_advise_hugepages(void *p, size_t n) {
 #ifdef MADV_HUGEPAGE
-    const uintptr_t huge = (uintptr_t)2 << 20, b = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + n) & ~(huge - 1);
-    if (e > b) (void)madvise((void *)b, e - b, MADV_HUGEPAGE);   /* a hint: EINVAL (no THP) changes nothing */
+    advise_inside(p, n, (uintptr_t)2 << 20, MADV_HUGEPAGE);
 #else
     (void)p, (void)n;
 #endif
 }
+
+void coder_release_pages(void *p, size_t n) { advise_inside(p, n, 4096, MADV_DONTNEED); }
 
 coder_status coder_params_copy(void *dst, size_t dst_size, const void *src, size_t min_size,
                                const char *what) {

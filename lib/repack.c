@@ -28,14 +28,13 @@
  * Every consumer of a repacked weight: the decode GEMV (cpu_kernels.gemv_x4), the other matmul
  * paths (cpu_matmul.c, cpu_matvec.c: gemv_x4 per token), the AVX-512 GEMM's panel packing
  * (cpu_gemm.c) and the embedding lookup of a tied output (cpu_backend.c, weight_row). */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "cpu.h"
 #include "model.h"
+#include "threadpool.h"
 
 static bool repack_type(uint32_t t) {
     switch (t) {
@@ -81,14 +80,14 @@ const void *weight_row(const weight *W, int64_t r, void *tmp) {
 }
 
 #define REPACK_MAX 1024        /* matrices repacked (7 per layer + the output); more stay as they are */
-#define REPACK_CHUNK 64         /* groups per claim                                             */
+#define REPACK_CHUNK 64        /* groups per claim                                              */
 #define REPACK_THREADS 8
 
 typedef struct repack_item {
     weight *w;
     const uint8_t *src;
     uint8_t *dst;             /* == src: in place                                             */
-    int64_t chunks;
+    int64_t first, chunks;    /* its chunks are job chunks first .. first + chunks - 1         */
     atomic_llong chunks_done; /* the thread that finishes the last one releases src             */
 } repack_item;
 
@@ -97,14 +96,16 @@ typedef struct repack_job {
     int n;
     bool release_src;         /* mapped: drop each source's pages once copied (peak RSS ~1x)   */
     size_t max_group;         /* bytes of the largest group (the in-place copy)               */
-    _Atomic int64_t next;     /* item << 32 | chunk, claimed in order                          */
+    atomic_llong next;        /* next chunk to claim, over all items in order                  */
+    uint8_t *tmp[REPACK_THREADS];   /* per pool task: one group (in place), else NULL          */
 } repack_job;
 
 static void repack_add(repack_job *j, weight *w) {
     if (!repack_eligible(w) || j->n == REPACK_MAX) return;
     for (int i = 0; i < j->n; i++)
         if (j->item[i].src == w->data) return;   /* the same tensor bound twice (tied output) */
-    j->item[j->n++] = (repack_item){.w = w, .src = w->data, .chunks = (w->rows / 4 + REPACK_CHUNK - 1) / REPACK_CHUNK};
+    const int64_t first = j->n ? j->item[j->n - 1].first + j->item[j->n - 1].chunks : 0;
+    j->item[j->n++] = (repack_item){.w = w, .src = w->data, .first = first, .chunks = (w->rows / 4 + REPACK_CHUNK - 1) / REPACK_CHUNK};
     if (4 * w->row_bytes > j->max_group) j->max_group = (size_t)(4 * w->row_bytes);
 }
 
@@ -119,33 +120,18 @@ static void repack_chunk(const repack_item *it, int64_t chunk, uint8_t *tmp) {
     }
 }
 
-typedef struct repack_thread {
-    repack_job *job;
-    uint8_t *tmp;             /* one group (in place), else NULL                              */
-    pthread_t id;
-} repack_thread;
-
-static void *repack_worker(void *arg) {
-    repack_thread *t = arg;
-    repack_job *j = t->job;
-    int64_t cur = atomic_load(&j->next);
-    for (;;) {
-        const int i = (int)(cur >> 32);
-        const int64_t c = cur & 0xFFFFFFFF;
-        if (i >= j->n) break;
-        const int64_t nxt = c + 1 < j->item[i].chunks ? cur + 1 : (int64_t)(i + 1) << 32;
-        if (!atomic_compare_exchange_weak(&j->next, &cur, nxt)) continue;
+/* Pool task ith: claims chunks in order (the chunk sizes differ by matrix) until none is left. */
+static void repack_task(void *arg, int ith, int nth) {
+    repack_job *j = arg;
+    (void)nth;
+    int i = 0;
+    for (int64_t c; j->n > 0 && (c = atomic_fetch_add(&j->next, 1)) < j->item[j->n - 1].first + j->item[j->n - 1].chunks;) {
+        while (c >= j->item[i].first + j->item[i].chunks) i++;   /* claims only grow */
         repack_item *it = &j->item[i];
-        repack_chunk(it, c, t->tmp);
-        if (j->release_src && atomic_fetch_add(&it->chunks_done, 1) + 1 == it->chunks) {
-            /* the pages wholly inside the tensor */
-            const uintptr_t page = 4096, b = ((uintptr_t)it->src + page - 1) & ~(page - 1),
-                            e = ((uintptr_t)it->src + (uint64_t)it->w->rows * it->w->row_bytes) & ~(page - 1);
-            if (e > b) (void)madvise((void *)b, e - b, MADV_DONTNEED);
-        }
-        cur = atomic_load(&j->next);
+        repack_chunk(it, c - it->first, j->tmp[ith]);
+        if (j->release_src && atomic_fetch_add(&it->chunks_done, 1) + 1 == it->chunks)
+            coder_release_pages((void *)(uintptr_t)it->src, (size_t)((uint64_t)it->w->rows * it->w->row_bytes));
     }
-    return NULL;
 }
 
 void model_repack(coder_model *m) {
@@ -166,8 +152,8 @@ void model_repack(coder_model *m) {
     }
     uint64_t total = 0;
     for (int i = 0; i < j->n; i++) total += (uint64_t)j->item[i].w->rows * j->item[i].w->row_bytes;
-    const int kind = gguf_bytes_kind(m->file);
-    if (total > 0 && kind != GGUF_BYTES_HEAP) {
+    const int kind = gguf_storage(m->file);
+    if (total > 0 && kind != GGUF_STORE_HEAP) {
         m->repacked = coder_malloc_aligned((size_t)total, (size_t)2 << 20);
         if (!m->repacked) {
             LOG_WARN("no memory to repack %.1f MiB of weights; decode keeps the standard layout", (double)total / 1048576.0);
@@ -180,32 +166,23 @@ void model_repack(coder_model *m) {
         it->dst = m->repacked ? (uint8_t *)m->repacked + at : (uint8_t *)(uintptr_t)it->src;
         at += (uint64_t)it->w->rows * it->w->row_bytes;
     }
-    j->release_src = kind == GGUF_BYTES_MAPPED && m->repacked;
-    const double t0 = coder_time_now();
-    repack_thread th[REPACK_THREADS] = {0};
+    j->release_src = kind == GGUF_STORE_MMAP && m->repacked;
     int nth = m->params.n_threads > 0 ? m->params.n_threads : coder_cpu_count();
     if (nth > REPACK_THREADS) nth = REPACK_THREADS;
-    int started = 0;
-    for (int t = 0; t < nth && j->n > 0; t++) {
-        th[t].job = j;
-        if (!m->repacked && !(th[t].tmp = coder_malloc(j->max_group))) {
-            if (t == 0) {
-                LOG_WARN("no memory to repack the weights in place; decode keeps the standard layout");
-                j->n = 0;
-            }
-            break;
-        }
-        if (t > 0 && pthread_create(&th[t].id, NULL, repack_worker, &th[t]) != 0) {
-            coder_mfree(th[t].tmp);
-            break;
-        }
-        started = t + 1;
+    threadpool *tp = NULL;
+    if (j->n > 0 && threadpool_new(nth, &tp) != CODER_OK) {
+        LOG_WARN("no threads to repack the weights: %s; decode keeps the standard layout", coder_last_error());
+        j->n = 0;
     }
-    if (started > 0) repack_worker(&th[0]);   /* the caller is thread 0 */
-    for (int t = 0; t < started; t++) {
-        if (t > 0) pthread_join(th[t].id, NULL);
-        coder_mfree(th[t].tmp);
-    }
+    for (int t = 0; t < nth && j->n > 0 && !m->repacked; t++)
+        if (!(j->tmp[t] = coder_malloc(j->max_group))) {
+            LOG_WARN("no memory to repack the weights in place; decode keeps the standard layout");
+            j->n = 0;
+        }
+    const double t0 = coder_time_now();
+    if (j->n > 0) threadpool_run(tp, repack_task, j);
+    threadpool_free(tp);
+    for (int t = 0; t < nth; t++) coder_mfree(j->tmp[t]);
     for (int i = 0; i < j->n; i++) {
         repack_item *it = &j->item[i];
         weight *ws[3] = {it->w, &m->tok_embd, &m->output};
@@ -214,6 +191,6 @@ void model_repack(coder_model *m) {
     }
     if (j->n > 0)
         LOG_INFO("repacked %d quantized matrices (%.1f MiB) 4 rows at a time for decode (%s, %d threads, %.0f ms)", j->n,
-                 (double)total / 1048576.0, m->repacked ? "new buffer" : "in place", started, (coder_time_now() - t0) * 1e3);
+                 (double)total / 1048576.0, m->repacked ? "new buffer" : "in place", nth, (coder_time_now() - t0) * 1e3);
     coder_mfree(j);
 }
