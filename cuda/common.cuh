@@ -18,11 +18,6 @@ extern "C" void coder_log(coder_log_level level, const char *fmt, ...);
 extern "C" void *coder_calloc(size_t count, size_t size);
 extern "C" void coder_mfree(void *p);
 
-/* Split-KV attention partials: up to CUDA_ATT_MAX_SPLITS splits for up to CUDA_ATT_PART_TOKENS
- * query tokens of every head, each (m, l, acc[head_dim]); larger batches use fewer splits. */
-#define CUDA_ATT_PART_TOKENS 8
-#define CUDA_ATT_MAX_SPLITS 64
-
 /* The status a CUDA error maps to: sticky faults lose the context (the session must be freed). */
 static inline coder_status cuda_status_of(cudaError_t e) {
     switch (e) {

@@ -52,6 +52,27 @@ typedef struct cuda_ctx_params {
     int32_t head_dim;
 } cuda_ctx_params;
 
+/* Split-KV attention partials: up to CUDA_ATT_MAX_SPLITS splits for up to CUDA_ATT_PART_TOKENS
+ * query tokens of every head, each (m, l, acc[head_dim]); larger batches use fewer splits. */
+#define CUDA_ATT_PART_TOKENS 8
+#define CUDA_ATT_MAX_SPLITS 64
+/* The prefill's dequantized-weight scratch: the largest matrix, at most this many f16 elements
+ * (larger matrices go through it in row chunks), at least one row of the widest input. */
+#define CUDA_DEQ_MAX_ELEMS ((int64_t)64 << 20)
+static inline int64_t cuda_deq_elems(int64_t largest_matrix, int64_t max_cols) {
+    if (largest_matrix < max_cols) largest_matrix = max_cols;
+    if (largest_matrix <= CUDA_DEQ_MAX_ELEMS) return largest_matrix;
+    return max_cols > CUDA_DEQ_MAX_ELEMS ? max_cols : CUDA_DEQ_MAX_ELEMS;
+}
+/* Device bytes cuda_ctx_new allocates for p (the plan counts them; plain arithmetic, so builds
+ * without CUDA can plan for a device): the f16 activation and weight scratch of the GEMM path
+ * (batches above 8 only) and the attention partials. */
+static inline uint64_t cuda_ctx_scratch_bytes(const cuda_ctx_params *p) {
+    uint64_t b = (uint64_t)CUDA_ATT_MAX_SPLITS * CUDA_ATT_PART_TOKENS * (uint64_t)p->max_heads * (uint64_t)(p->head_dim + 2) * 4u;
+    if (p->max_tokens > 8) b += ((uint64_t)p->max_tokens * (uint64_t)p->max_cols + (uint64_t)p->deq_elems) * 2u;
+    return b;
+}
+
 typedef struct cuda_ctx cuda_ctx;
 coder_status cuda_ctx_new(const cuda_ctx_params *p, cuda_ctx **out);
 void cuda_ctx_free(cuda_ctx *c);

@@ -150,7 +150,9 @@ typedef struct coder_model_params {
                                  for decode at load (in place when read; mapped: copied into a new
                                  buffer and their file pages released, so that part is neither
                                  shared nor loaded faster). $CODER_REPACK=0 turns it off.       */
-    int n_gpu_layers;         /* -1 (default): as many as fit ("auto"); 0: CPU only; N: N layers */
+    int n_gpu_layers;         /* -1 (default): as many as fit ("auto"); 0: CPU only; N: the last
+                                 N layers and the output on the GPU, the rest on the CPU (N at
+                                 least the layer count: all). No GPU: the CPU runs everything.   */
     int n_threads;            /* threads used while loading/validating; 0 (default): all cores  */
     int validate_weights;     /* 1: scan weights for NaN/Inf at load (slower); default 0         */
     int vocab_only;           /* 1: load only the tokenizer and prompt formats (also accepts the

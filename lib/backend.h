@@ -32,6 +32,10 @@ typedef struct backend_params {
     int32_t n_batch;          /* the most tokens one forward call passes to an op               */
     int32_t n_threads;        /* >= 1                                                           */
     int32_t kv_type;          /* CODER_KV_F16, CODER_KV_F32 or CODER_KV_Q8_0                    */
+    /* The layers this backend runs (a stage of a split model, see backend_stages): its KV cache
+     * holds layers layer0 .. layer0+n_layers-1 only. Ops still take the model's layer numbers.
+     * n_layers 0: every layer. */
+    int32_t layer0, n_layers;
 } backend_params;
 
 typedef struct backend_ops {
@@ -90,9 +94,10 @@ typedef struct backend_ops {
     coder_status (*kv_read)(backend *b, int layer, int32_t pos0, int n, void *k, void *v);
     coder_status (*kv_load)(backend *b, int layer, int32_t pos0, int n, const void *k, const void *v);
 
-    /* ---- optional ops (NULL where a backend lacks them; the CPU backend sets neither) ---- */
-    /* Copies n host floats into buf at float offset off (tests fill device buffers with it).  */
+    /* Copies n host floats into buf at float offset off (a split model's stage hand-over).   */
     coder_status (*buf_write)(backend *b, backend_buf *buf, size_t off, size_t n, const float *src);
+
+    /* ---- optional ops (NULL where a backend lacks them; the CPU backend sets none) ---- */
     /* *out = index of the largest value of row `row` of x [.][width] (first on ties), computed
      * where x lives, so a greedy step copies back 4 bytes instead of the logits.             */
     coder_status (*argmax)(backend *b, const backend_buf *x, int row, int width, int32_t *out);
@@ -107,25 +112,45 @@ struct backend {
 /* The CPU backend (cpu_backend.c). */
 coder_status cpu_backend_new(const coder_model *m, const backend_params *p, backend **out);
 
-/* ---- backend selection (cuda_glue.c; built with and without CUDA) ---------------------------
+/* The range of layers [*first, *first + *count) of a backend's KV cache (n_layers 0: all). */
+void backend_kv_layers(const backend *b, int32_t *first, int32_t *count);
+
+/* A session's backends. With m->gpu_layers = g, 0 < g < n_layers (partial offload), layers
+ * 0 .. n_layers-g-1 run on the CPU (stage 0, which also embeds the tokens) and the last g layers
+ * on the GPU (stage 1, which also computes the logits: the output matrix is the largest), as in
+ * llama.cpp. Otherwise there is one stage. forward.c hands the hidden state from one stage to the
+ * next through host memory (buf_read, buf_write): dim floats per token, once per evaluation. */
+#define BACKEND_MAX_STAGES 2
+typedef struct backend_stages {
+    int n;
+    backend *b[BACKEND_MAX_STAGES];
+    int32_t first[BACKEND_MAX_STAGES + 1];   /* stage i runs layers first[i] .. first[i+1]-1 */
+} backend_stages;
+
+coder_status backend_stages_new(const coder_model *m, const backend_params *p, backend_stages *out);
+void backend_stages_free(backend_stages *s);
+/* The backend that runs (and caches) `layer`. */
+backend *backend_stage_of_layer(const backend_stages *s, int layer);
+
+/* ---- weight placement (cuda_glue.c; built with and without CUDA) ---------------------------
  * backend_model_place runs once at the end of coder_model_load. With params.n_gpu_layers != 0 and
- * a usable device it uploads every weight to the GPU in its GGUF format (m->backend_data, freed by
- * m->backend_free) and sets m->gpu_layers = n_layers. Partial offload is not implemented: 0 <
- * n_gpu_layers < n_layers places all layers on the GPU (logged). When the upload fails and the
- * request was -1 (auto) or partial, the model stays on the CPU with a LOG_WARN; an explicit
- * full request (n_gpu_layers >= n_layers) returns the error (CODER_ERR_DEVICE_NOMEM etc.), having
- * freed everything. progress is reported in [lo, hi]. */
+ * a usable device it uploads the weights of the last g layers, the output head (and token_embd
+ * when g is every layer) to the GPU in their GGUF formats (m->backend_data, freed by
+ * m->backend_free) and sets m->gpu_layers = g: g = n_gpu_layers (at most n_layers), or for -1
+ * (auto) the most layers that fit in the free device memory with a default-context F16 cache
+ * (logged when not all). When an auto upload fails the model stays on the CPU with a LOG_WARN;
+ * an explicit request returns the error (CODER_ERR_DEVICE_NOMEM etc.), having freed everything.
+ * progress is reported in [lo, hi]. */
 coder_status backend_model_place(coder_model *m, float lo, float hi);
-/* A session's backend: CUDA when m's weights are on the device, the CPU otherwise. */
-coder_status backend_new_for_model(const coder_model *m, const backend_params *p, backend **out);
 
 #ifdef CODER_HAVE_CUDA
-/* The CUDA backend (cuda_glue.c over cuda/). Requires cuda_model_upload(m) to have succeeded.
- * The KV cache is F16 on the device whatever p->kv_type says. */
+/* The CUDA backend (cuda_glue.c over cuda/). Requires cuda_model_upload to have succeeded.
+ * The device cache takes p->kv_type, except F32, kept as F16. */
 coder_status cuda_backend_new(const coder_model *m, const backend_params *p, backend **out);
-/* Uploads every bound weight of m (sets backend_data, backend_free, gpu_layers). All device
- * memory is planned first: CODER_ERR_DEVICE_NOMEM names the bytes needed and free. */
-coder_status cuda_model_upload(coder_model *m, float lo, float hi);
+/* Uploads the weights of m's last g layers and its output head (every bound weight when g is
+ * n_layers or out of range); sets backend_data, backend_free, gpu_layers = g. All device memory
+ * is planned first: CODER_ERR_DEVICE_NOMEM names the bytes needed and free. */
+coder_status cuda_model_upload(coder_model *m, int32_t g, float lo, float hi);
 #else
 static inline coder_status cuda_backend_new(const coder_model *m, const backend_params *p, backend **out) {
     (void)m;
@@ -133,8 +158,9 @@ static inline coder_status cuda_backend_new(const coder_model *m, const backend_
     *out = NULL;
     return coder_fail(CODER_ERR_UNSUPPORTED, "built without CUDA (make CUDA=1 where nvcc is installed)");
 }
-static inline coder_status cuda_model_upload(coder_model *m, float lo, float hi) {
+static inline coder_status cuda_model_upload(coder_model *m, int32_t g, float lo, float hi) {
     (void)m;
+    (void)g;
     (void)lo;
     (void)hi;
     return coder_fail(CODER_ERR_UNSUPPORTED, "built without CUDA (make CUDA=1 where nvcc is installed)");

@@ -69,6 +69,14 @@ static coder_status cpu_buf_read(backend *b, const backend_buf *buf, size_t off,
     return CODER_OK;
 }
 
+static coder_status cpu_buf_write(backend *b, backend_buf *buf, size_t off, size_t n, const float *src) {
+    (void)b;
+    if (off > buf->n_floats || n > buf->n_floats - off)
+        return coder_fail(CODER_ERR_INTERNAL, "buf_write: [%zu, +%zu) outside a buffer of %zu floats", off, n, buf->n_floats);
+    memcpy(F(buf) + off, src, n * sizeof(float));
+    return CODER_OK;
+}
+
 /* A small weight (norm, bias) as f32: the data itself if F32, else dequantized into wtmp. */
 static const float *small_weight(cpu_backend *c, const weight *w, int64_t n) {
     if (!w || !w->data) return NULL;
@@ -125,19 +133,34 @@ static coder_status cpu_rope_op(backend *b, backend_buf *x, int n, int n_heads, 
     return CODER_OK;
 }
 
+/* The cache's index of the model's `layer` (a split model's stage caches only its own layers). */
+static coder_status cpu_kv_layer(const cpu_backend *c, int layer, const char *op, int *out) {
+    int32_t first, count;
+    backend_kv_layers(&c->base, &first, &count);
+    if (layer < first || layer >= first + count)
+        return coder_fail(CODER_ERR_INTERNAL, "%s: layer %d is not in this backend's layers %d..%d", op, layer, (int)first,
+                          (int)(first + count - 1));
+    *out = layer - first;
+    return CODER_OK;
+}
+
 static coder_status cpu_kv_write_op(backend *b, int layer, const backend_buf *k, const backend_buf *v, int n, int32_t pos0) {
     cpu_backend *c = (cpu_backend *)b;
+    int kl;
+    TRY(cpu_kv_layer(c, layer, "kv_write", &kl));
     if (pos0 < 0 || pos0 + n > c->kv->n_ctx)
         return coder_fail(CODER_ERR_INTERNAL, "kv_write: positions %d..%d outside n_ctx %d", (int)pos0, (int)(pos0 + n),
                           (int)c->kv->n_ctx);
-    cpu_kv_write(c->k, c->kv, layer, CF(k), CF(v), n, pos0);
+    cpu_kv_write(c->k, c->kv, kl, CF(k), CF(v), n, pos0);
     return CODER_OK;
 }
 
 static coder_status cpu_attention_op(backend *b, int layer, const backend_buf *q, int n, int32_t pos0, backend_buf *out) {
     cpu_backend *c = (cpu_backend *)b;
     const model_hparams *hp = &b->model->hp;
-    cpu_attention_args a = {.kv = c->kv, .layer = layer, .n = n, .n_heads = hp->n_heads, .n_kv_heads = hp->n_kv_heads,
+    int kl;
+    TRY(cpu_kv_layer(c, layer, "attention", &kl));
+    cpu_attention_args a = {.kv = c->kv, .layer = kl, .n = n, .n_heads = hp->n_heads, .n_kv_heads = hp->n_kv_heads,
                             .head_dim = hp->head_dim, .pos0 = pos0, .q = CF(q), .out = F(out),
                             .window = model_layer_is_swa(hp, layer) ? hp->swa_window : 0, .scale = hp->attn_scale,
                             .scratch = c->att_scratch, .k = c->k};
@@ -209,10 +232,14 @@ static coder_status cpu_kv_truncate(backend *b, int32_t n_keep) {
 
 /* Raw KV rows for session state files and forks (kv_cache.c does the copy). */
 static coder_status cpu_kv_read(backend *b, int layer, int32_t pos0, int n, void *k, void *v) {
-    return kv_cache_read(((cpu_backend *)b)->kv, layer, pos0, n, k, v);
+    int kl;
+    TRY(cpu_kv_layer((cpu_backend *)b, layer, "kv_read", &kl));
+    return kv_cache_read(((cpu_backend *)b)->kv, kl, pos0, n, k, v);
 }
 static coder_status cpu_kv_load(backend *b, int layer, int32_t pos0, int n, const void *k, const void *v) {
-    return kv_cache_load(((cpu_backend *)b)->kv, layer, pos0, n, k, v);
+    int kl;
+    TRY(cpu_kv_layer((cpu_backend *)b, layer, "kv_load", &kl));
+    return kv_cache_load(((cpu_backend *)b)->kv, kl, pos0, n, k, v);
 }
 
 /* Whether any matrix takes the GEMM's F16/BF16/F32 kind (it alone needs transposed f32 activations). */
@@ -233,6 +260,7 @@ static const backend_ops cpu_ops = {
     .buf_alloc = cpu_buf_alloc,
     .buf_free = cpu_buf_free,
     .buf_read = cpu_buf_read,
+    .buf_write = cpu_buf_write,
     .embed = cpu_embed,
     .rms_norm = cpu_rms_norm_op,
     .matmul = cpu_matmul_op,
@@ -264,7 +292,14 @@ coder_status cpu_backend_new(const coder_model *m, const backend_params *p, back
     c->k = cpu_kernels_best();
     coder_status st;
     if ((st = threadpool_new(p->n_threads, &c->tp)) != CODER_OK) goto fail;
-    if ((st = kv_cache_new(p->kv_type, hp->n_layers, p->n_ctx, hp->n_kv_heads * hp->head_dim, &c->kv)) != CODER_OK) goto fail;
+    int32_t kv_first, kv_layers;
+    backend_kv_layers(&c->base, &kv_first, &kv_layers);
+    if (kv_first < 0 || kv_layers < 1 || kv_first + kv_layers > hp->n_layers) {
+        st = coder_fail(CODER_ERR_INTERNAL, "cpu backend: layers %d..+%d outside the model's %d", (int)kv_first,
+                        (int)kv_layers, (int)hp->n_layers);
+        goto fail;
+    }
+    if ((st = kv_cache_new(p->kv_type, kv_layers, p->n_ctx, hp->n_kv_heads * hp->head_dim, &c->kv)) != CODER_OK) goto fail;
 
     const int64_t max_cols = max64(max64(hp->dim, hp->ffn_dim), (int64_t)hp->n_heads * hp->head_dim);
     {   /* quantized activations of a batch, and the prefill GEMM's panels: nothing is allocated per matmul */

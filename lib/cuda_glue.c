@@ -9,7 +9,7 @@
  *   session: the KV cache (F16, 2 x n_layers x n_ctx x kv_width), activation buffers (forward.c
  *     asks buf_alloc), and the context's scratch (f16 activations, f16 weight chunk for prefill
  *     GEMMs, attention split partials) - all allocated in cuda_backend_new.
- * Built without CUDA, only backend_model_place / backend_new_for_model exist (CPU always). */
+ * Built without CUDA, only backend_model_place exists (CPU always). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +17,7 @@
 #include "cpu.h"
 #include "device.h"
 #include "kv_cache.h"
+#include "plan.h"
 #include "quant.h"
 
 #ifdef CODER_HAVE_CUDA
@@ -25,7 +26,6 @@
 #define CUDA_GLUE_ALIGN 256u
 #define CUDA_GLUE_STAGING (32u << 20)          /* bytes per pinned staging buffer (two)      */
 #define CUDA_GLUE_RESERVE ((size_t)256 << 20)  /* left free for cuBLAS, contexts, the KV     */
-#define CUDA_GLUE_DEQ_MAX ((int64_t)64 << 20)  /* f16 elements of the prefill weight scratch */
 
 typedef struct cuda_wentry {
     const void *host;         /* weight.data: the key                                         */
@@ -66,20 +66,22 @@ static void cuda_model_free(coder_model *m) {
     m->gpu_layers = 0;
 }
 
-/* Every weight slot of the model, data or not (tok_embd, output_norm, output, rope_freqs, then
- * 14 per layer); *n gets the count. */
-static coder_status cuda_glue_slots(const coder_model *m, const weight ***out, size_t *n) {
+/* The weight slots that go to the GPU with its last g layers, data or not: tok_embd only when
+ * every layer does (with a split, the CPU stage embeds), output_norm, output, rope_freqs, then 14
+ * per layer; *n gets the count. */
+static coder_status cuda_glue_slots(const coder_model *m, int32_t g, const weight ***out, size_t *n) {
     const size_t per = sizeof(layer_weights) / sizeof(weight);
     _Static_assert(sizeof(layer_weights) % sizeof(weight) == 0, "layer_weights is an array of weights");
-    size_t total = 4 + per * (size_t)m->hp.n_layers;
+    const int32_t L = m->hp.n_layers;
+    size_t total = 4 + per * (size_t)g;
     const weight **s = coder_calloc(total, sizeof *s);
     if (!s) return coder_fail(CODER_ERR_NOMEM, "cuda upload: table of %zu weights", total);
     size_t k = 0;
-    s[k++] = &m->tok_embd;
+    if (g >= L) s[k++] = &m->tok_embd;
     s[k++] = &m->output_norm;
     s[k++] = &m->output;
     s[k++] = &m->rope_freqs;
-    for (int32_t l = 0; l < m->hp.n_layers; l++) {
+    for (int32_t l = L - g; l < L; l++) {
         const weight *lw = (const weight *)&m->layers[l];
         for (size_t i = 0; i < per; i++) s[k++] = &lw[i];
     }
@@ -88,11 +90,12 @@ static coder_status cuda_glue_slots(const coder_model *m, const weight ***out, s
     return CODER_OK;
 }
 
-coder_status cuda_model_upload(coder_model *m, float lo, float hi) {
+coder_status cuda_model_upload(coder_model *m, int32_t g, float lo, float hi) {
     if (m->backend_data) return CODER_OK;
+    if (g < 1 || g > m->hp.n_layers) g = m->hp.n_layers;
     const weight **slots = NULL;
     size_t n_slots = 0;
-    TRY(cuda_glue_slots(m, &slots, &n_slots));
+    TRY(cuda_glue_slots(m, g, &slots, &n_slots));
     coder_status st = CODER_OK;
     cuda_uploader *up = NULL;
     cuda_model *cm = coder_calloc(1, sizeof *cm);
@@ -183,9 +186,9 @@ coder_status cuda_model_upload(coder_model *m, float lo, float hi) {
     coder_mfree(slots);
     m->backend_data = cm;
     m->backend_free = cuda_model_free;
-    m->gpu_layers = m->hp.n_layers;
-    LOG_INFO("CUDA: %zu weight tensors, %.1f MiB uploaded (device had %.1f MiB free)", cm->n_w,
-             (double)total / 1048576.0, (double)dev_free / 1048576.0);
+    m->gpu_layers = g;
+    LOG_INFO("CUDA: %d of %d layers, %zu weight tensors, %.1f MiB uploaded (device had %.1f MiB free)", (int)g,
+             (int)m->hp.n_layers, cm->n_w, (double)total / 1048576.0, (double)dev_free / 1048576.0);
     return CODER_OK;
 fail:
     if (up) cuda_upload_end(up);
@@ -207,6 +210,7 @@ typedef struct cuda_backend {
     void *kv;                 /* K of every layer, then V: [n_ctx] rows each, kv_fmt's layout   */
     size_t k_layer_bytes, v_layer_bytes, k_row, v_row;
     int32_t n_ctx, kv_width;
+    int32_t kv_first, kv_layers;   /* the layers of this stage (backend_kv_layers)                */
     int kv_fmt;               /* CUDA_KVF_*: the session's kv_type (F32 is kept as F16)         */
     cuda_rope_params rope;
 } cuda_backend;
@@ -214,9 +218,16 @@ typedef struct cuda_backend {
 #define CB(b) ((cuda_backend *)(b))
 #define DF(buf) ((float *)(buf)->data)
 
-static void *cuda_glue_k(cuda_backend *c, int layer) { return (char *)c->kv + (size_t)layer * c->k_layer_bytes; }
+/* K and V of the model's `layer`: the cache holds the stage's layers kv_first .. kv_first+kv_layers-1. */
+static void *cuda_glue_k(cuda_backend *c, int layer) { return (char *)c->kv + (size_t)(layer - c->kv_first) * c->k_layer_bytes; }
 static void *cuda_glue_v(cuda_backend *c, int layer) {
-    return (char *)c->kv + (size_t)c->base.model->hp.n_layers * c->k_layer_bytes + (size_t)layer * c->v_layer_bytes;
+    return (char *)c->kv + (size_t)c->kv_layers * c->k_layer_bytes + (size_t)(layer - c->kv_first) * c->v_layer_bytes;
+}
+/* CODER_ERR_INTERNAL for a layer that is not this stage's. */
+static coder_status cuda_glue_own(const cuda_backend *c, int layer, const char *op) {
+    if (layer >= c->kv_first && layer < c->kv_first + c->kv_layers) return CODER_OK;
+    return coder_fail(CODER_ERR_INTERNAL, "%s: layer %d is not in this backend's layers %d..%d", op, layer, (int)c->kv_first,
+                      (int)(c->kv_first + c->kv_layers - 1));
 }
 static cuda_kv_layer cuda_glue_layer(cuda_backend *c, int layer) {
     return (cuda_kv_layer){.k = cuda_glue_k(c, layer), .v = cuda_glue_v(c, layer), .fmt = c->kv_fmt, .k_row = c->k_row,
@@ -309,6 +320,7 @@ static coder_status cuda_glue_rope(backend *b, backend_buf *x, int n, int n_head
 
 static coder_status cuda_glue_kv_write(backend *b, int layer, const backend_buf *k, const backend_buf *v, int n, int32_t pos0) {
     cuda_backend *c = CB(b);
+    TRY(cuda_glue_own(c, layer, "kv_write"));
     if (pos0 < 0 || pos0 + n > c->n_ctx)
         return coder_fail(CODER_ERR_INTERNAL, "kv_write: positions %d..%d outside n_ctx %d", (int)pos0, (int)(pos0 + n),
                           (int)c->n_ctx);
@@ -319,6 +331,7 @@ static coder_status cuda_glue_kv_write(backend *b, int layer, const backend_buf 
 static coder_status cuda_glue_attention(backend *b, int layer, const backend_buf *q, int n, int32_t pos0, backend_buf *out) {
     cuda_backend *c = CB(b);
     const model_hparams *hp = &b->model->hp;
+    TRY(cuda_glue_own(c, layer, "attention"));
     const cuda_kv_layer kl = cuda_glue_layer(c, layer);
     return cuda_attention(c->ctx, &kl, DF(q), n, pos0, hp->n_heads, hp->n_kv_heads, hp->head_dim, DF(out));
 }
@@ -354,7 +367,8 @@ static coder_status cuda_glue_kv_range(cuda_backend *c, int layer, int32_t pos0,
     if (c->base.params.kv_type == CODER_KV_F32)
         return coder_fail(CODER_ERR_UNSUPPORTED, "%s: the CUDA KV cache has no F32 rows (kept as F16); use kv_type F16, "
                           "Q8_0 or Q8_0_Q4_0 for session state on the GPU", what);
-    if (layer < 0 || layer >= c->base.model->hp.n_layers || pos0 < 0 || n < 0 || (int64_t)pos0 + n > c->n_ctx)
+    TRY(cuda_glue_own(c, layer, what));
+    if (pos0 < 0 || n < 0 || (int64_t)pos0 + n > c->n_ctx)
         return coder_fail(CODER_ERR_INTERNAL, "%s: layer %d positions %d..+%d outside n_ctx %d", what, layer, (int)pos0, n,
                           (int)c->n_ctx);
     return CODER_OK;
@@ -412,7 +426,13 @@ coder_status cuda_backend_new(const coder_model *m, const backend_params *p, bac
     c->cm = cm;
     c->n_ctx = p->n_ctx;
     c->kv_width = hp->n_kv_heads * hp->head_dim;
+    backend_kv_layers(&c->base, &c->kv_first, &c->kv_layers);
     coder_status st;
+    if (c->kv_first < 0 || c->kv_layers < 1 || c->kv_first + c->kv_layers > hp->n_layers) {
+        st = coder_fail(CODER_ERR_INTERNAL, "cuda backend: layers %d..+%d outside the model's %d", (int)c->kv_first,
+                        (int)c->kv_layers, (int)hp->n_layers);
+        goto fail;
+    }
 
     /* the widest matmul input, and the largest matrix (prefill dequantization chunk) */
     int64_t max_cols = cuda_glue_max64(cuda_glue_max64(hp->dim, hp->ffn_dim), (int64_t)hp->n_heads * hp->head_dim);
@@ -422,7 +442,7 @@ coder_status cuda_backend_new(const coder_model *m, const backend_params *p, bac
         if (w->rows > 1) max_elems = cuda_glue_max64(max_elems, w->rows * w->cols);
     }
     cuda_ctx_params cp = {.max_tokens = p->n_batch, .max_cols = max_cols,
-                          .deq_elems = max_elems < CUDA_GLUE_DEQ_MAX ? max_elems : cuda_glue_max64(CUDA_GLUE_DEQ_MAX, max_cols),
+                          .deq_elems = cuda_deq_elems(max_elems, max_cols),
                           .max_heads = hp->n_heads, .head_dim = hp->head_dim};
     if ((st = cuda_ctx_new(&cp, &c->ctx)) != CODER_OK) goto fail;
 
@@ -438,7 +458,7 @@ coder_status cuda_backend_new(const coder_model *m, const backend_params *p, bac
         goto fail;
     }
     if (ck_mul_size(c->k_row, (size_t)p->n_ctx, &c->k_layer_bytes) || ck_mul_size(c->v_row, (size_t)p->n_ctx, &c->v_layer_bytes) ||
-        ck_mul_size(c->k_layer_bytes, (size_t)hp->n_layers, &all_k) || ck_mul_size(c->v_layer_bytes, (size_t)hp->n_layers, &all_v) ||
+        ck_mul_size(c->k_layer_bytes, (size_t)c->kv_layers, &all_k) || ck_mul_size(c->v_layer_bytes, (size_t)c->kv_layers, &all_v) ||
         ck_add_size(all_k, all_v, &kv_bytes)) {
         st = coder_fail(CODER_ERR_LIMIT, "cuda KV cache: n_ctx %d x width %d overflows", (int)p->n_ctx, (int)c->kv_width);
         goto fail;
@@ -483,6 +503,25 @@ fail:
 
 /* ---- selection (both builds) ---------------------------------------------------------------- */
 
+#ifdef CODER_HAVE_CUDA
+/* `auto` (n_gpu_layers -1): the most layers whose device plan (plan.c, for a default session:
+ * weights, KV cache, scratch) fits the free device memory less PLAN_DEVICE_RESERVE, as
+ * coder_plan_fit chooses; 0 when not even one does. */
+static int32_t cuda_glue_auto_layers(const coder_model *m, size_t dev_free, uint64_t *need_all) {
+    plan_input in = {.f = m->file, .hp = m->hp, .mp = m->params};
+    coder_session_params_init(&in.sp);
+    int32_t g = m->hp.n_layers;
+    for (; g > 0; g--) {
+        coder_plan p;
+        plan_compute(&in, 0, g, true, &p);
+        const uint64_t need = p.device_bytes + PLAN_DEVICE_RESERVE;
+        if (g == m->hp.n_layers) *need_all = need;
+        if (need <= dev_free) break;
+    }
+    return g;
+}
+#endif
+
 coder_status backend_model_place(coder_model *m, float lo, float hi) {
     m->gpu_layers = 0;
     const int want = m->params.n_gpu_layers;
@@ -494,7 +533,7 @@ coder_status backend_model_place(coder_model *m, float lo, float hi) {
         LOG_WARN("the CUDA backend does not support %s models yet; running this model on the CPU", m->hp.arch_name);
         return CODER_OK;
     }
-    const int n_layers = m->hp.n_layers;
+    const int32_t n_layers = m->hp.n_layers;
     const bool partial = want > 0 && want < n_layers;
     if (cuda_blas_available() != CODER_OK) {   /* sessions need cuBLAS for prefill: decide here */
         if (want != -1 && !partial) {
@@ -504,26 +543,36 @@ coder_status backend_model_place(coder_model *m, float lo, float hi) {
         LOG_WARN("%s; running this model on the CPU", coder_last_error());
         return CODER_OK;
     }
-    if (partial)
-        LOG_WARN("n_gpu_layers = %d of %d: partial offload is not implemented yet; trying all %d layers on the GPU",
-                 want, n_layers, n_layers);
-    coder_status st = cuda_model_upload(m, lo, hi);
+    int32_t g = want == -1 || want > n_layers ? n_layers : want;
+    if (want == -1) {
+        size_t dev_free = 0, dev_total = 0;
+        uint64_t need_all = 0;
+        if (cuda_mem_info(&dev_free, &dev_total) != CODER_OK) {
+            LOG_WARN("%s; running this model on the CPU", coder_last_error());
+            return CODER_OK;
+        }
+        g = cuda_glue_auto_layers(m, dev_free, &need_all);
+        if (g == 0) {
+            LOG_WARN("auto: not one layer fits in the GPU's %.0f MiB free (all would need %.0f MiB); running on the CPU",
+                     (double)dev_free / 1048576.0, (double)need_all / 1048576.0);
+            return CODER_OK;
+        }
+        if (g < n_layers)
+            LOG_INFO("auto: %d of %d layers on the GPU: all would need %.0f MiB with a default session (context %d), "
+                     "%.0f MiB is free", (int)g, (int)n_layers, (double)need_all / 1048576.0, (int)plan_default_ctx(&m->hp),
+                     (double)dev_free / 1048576.0);
+    }
+    coder_status st = cuda_model_upload(m, g, lo, hi);
     if (st == CODER_OK || st == CODER_ERR_CANCELLED) return st;
-    if (want == -1 || partial) {
+    if (want == -1) {
         LOG_WARN("GPU offload failed (%s); running this model on the CPU", coder_last_error());
         return CODER_OK;
     }
+    coder_fail_context("n_gpu_layers = %d", want);
     return st;
 #else
     (void)lo;
     (void)hi;
     return CODER_OK;
 #endif
-}
-
-coder_status backend_new_for_model(const coder_model *m, const backend_params *p, backend **out) {
-#ifdef CODER_HAVE_CUDA
-    if (m->backend_data) return cuda_backend_new(m, p, out);
-#endif
-    return cpu_backend_new(m, p, out);
 }

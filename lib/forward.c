@@ -8,25 +8,38 @@
  *               cache <- k, v;  att = attention(q, cache)   x += Wo att
  *               h = rmsnorm(x) * ffn_norm;  x += Wdown (silu(Wgate h) * Wup h)
  *   logits = Wout (rmsnorm(x_last) * output_norm)                      [vocab]
+ * A split model (partial offload) runs the layers of each stage on its backend and hands x over
+ * between them; the first stage embeds, the last computes the logits.
  */
 #include <stdio.h>
 
 #include "forward.h"
 
-struct forward_state {
+/* The activations of one stage (backend.h: backend_stages), in its backend's memory. */
+typedef struct fwd_stage {
     backend *b;
+    int32_t first, end;       /* layers first .. end-1                                          */
+    backend_buf *x, *h, *q, *k, *v, *att, *gate, *up;
+} fwd_stage;
+
+struct forward_state {
     const coder_model *m;
     int32_t n_batch;
-    backend_buf *x, *h, *q, *k, *v, *att, *gate, *up, *logits;
+    int n_stages;
+    fwd_stage st[BACKEND_MAX_STAGES];
+    backend_buf *logits;      /* on the last stage                                              */
     int32_t logits_rows;      /* rows the logits buffer holds (1, more in the logits_all path) */
+    float *handover;          /* [n_batch][dim] host copy of x between stages (split models)  */
     forward_debug_fn dbg;
     void *dbg_ud;
     float *dbg_host;
     size_t dbg_cap;
 };
 
-static coder_status debug_emit(forward_state *f, const char *name, int layer, const char *op, const backend_buf *buf,
-                               int64_t rows, int64_t cols) {
+static backend *fwd_last(const forward_state *f) { return f->st[f->n_stages - 1].b; }
+
+static coder_status debug_emit(forward_state *f, backend *b, const char *name, int layer, const char *op,
+                               const backend_buf *buf, int64_t rows, int64_t cols) {
     size_t n = (size_t)rows * (size_t)cols;
     if (n > f->dbg_cap) {
         float *p = coder_realloc(f->dbg_host, n * sizeof(float));
@@ -34,7 +47,7 @@ static coder_status debug_emit(forward_state *f, const char *name, int layer, co
         f->dbg_host = p;
         f->dbg_cap = n;
     }
-    TRY(f->b->ops->buf_read(f->b, buf, 0, n, f->dbg_host));
+    TRY(b->ops->buf_read(b, buf, 0, n, f->dbg_host));
     char full[64];
     if (layer >= 0) snprintf(full, sizeof full, "%s-%d", name, layer);
     else snprintf(full, sizeof full, "%s", name);
@@ -42,47 +55,68 @@ static coder_status debug_emit(forward_state *f, const char *name, int layer, co
     return CODER_OK;
 }
 
-/* Reports buf to the debug hook, if one is installed. */
-#define DBG(name, layer, op, buf, rows, cols)                                                      \
+/* Reports buf (of backend b) to the debug hook, if one is installed. */
+#define DBG(b, name, layer, op, buf, rows, cols)                                                   \
     do {                                                                                           \
-        if (f->dbg) TRY(debug_emit(f, name, layer, op, buf, rows, cols));                          \
+        if (f->dbg) TRY(debug_emit(f, b, name, layer, op, buf, rows, cols));                       \
     } while (0)
 
 void forward_free(forward_state *f) {
     if (!f) return;
-    backend *b = f->b;
-    backend_buf *bufs[] = {f->x, f->h, f->q, f->k, f->v, f->att, f->gate, f->up, f->logits};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) b->ops->buf_free(b, bufs[i]);
+    for (int i = 0; i < f->n_stages; i++) {
+        fwd_stage *s = &f->st[i];
+        backend_buf *bufs[] = {s->x, s->h, s->q, s->k, s->v, s->att, s->gate, s->up};
+        for (size_t j = 0; j < sizeof bufs / sizeof bufs[0]; j++) s->b->ops->buf_free(s->b, bufs[j]);
+    }
+    if (f->n_stages) fwd_last(f)->ops->buf_free(fwd_last(f), f->logits);
+    coder_mfree(f->handover);
     coder_mfree(f->dbg_host);
     coder_mfree(f);
 }
 
-static coder_status alloc_rows(forward_state *f, int64_t rows, int64_t width, backend_buf **out) {
+static coder_status alloc_rows(backend *b, int64_t rows, int64_t width, backend_buf **out) {
     uint64_t n;
     if (ck_mul((uint64_t)rows, (uint64_t)width, &n) || n > SIZE_MAX / sizeof(float))
         return coder_fail(CODER_ERR_LIMIT, "activation buffer %lld x %lld overflows", (long long)rows, (long long)width);
-    return f->b->ops->buf_alloc(f->b, (size_t)n, out);
+    return b->ops->buf_alloc(b, (size_t)n, out);
 }
 
-coder_status forward_new(backend *b, int32_t n_batch, forward_state **out) {
-    *out = NULL;
-    const model_hparams *hp = &b->model->hp;
-    forward_state *f = coder_calloc(1, sizeof *f);
-    if (!f) return coder_fail(CODER_ERR_NOMEM, "forward state");
-    f->b = b;
-    f->m = b->model;
-    f->n_batch = n_batch;
-    f->logits_rows = 1;
+static coder_status stage_alloc(fwd_stage *s, const model_hparams *hp, int32_t n_batch) {
     const int64_t qw = (int64_t)hp->n_heads * hp->head_dim, kw = (int64_t)hp->n_kv_heads * hp->head_dim;
     /* h also holds the attention input of width dim and, in qwen3, is the scratch for per-head norms. */
     const int64_t hw = hp->dim > qw ? hp->dim : qw;
-    coder_status st;
-    if ((st = alloc_rows(f, n_batch, hp->dim, &f->x)) != CODER_OK || (st = alloc_rows(f, n_batch, hw, &f->h)) != CODER_OK ||
-        (st = alloc_rows(f, n_batch, qw, &f->q)) != CODER_OK || (st = alloc_rows(f, n_batch, kw, &f->k)) != CODER_OK ||
-        (st = alloc_rows(f, n_batch, kw, &f->v)) != CODER_OK || (st = alloc_rows(f, n_batch, qw, &f->att)) != CODER_OK ||
-        (st = alloc_rows(f, n_batch, hp->ffn_dim, &f->gate)) != CODER_OK ||
-        (st = alloc_rows(f, n_batch, hp->ffn_dim, &f->up)) != CODER_OK ||
-        (st = alloc_rows(f, 1, hp->vocab_size, &f->logits)) != CODER_OK) {
+    backend *b = s->b;
+    TRY(alloc_rows(b, n_batch, hp->dim, &s->x));
+    TRY(alloc_rows(b, n_batch, hw, &s->h));
+    TRY(alloc_rows(b, n_batch, qw, &s->q));
+    TRY(alloc_rows(b, n_batch, kw, &s->k));
+    TRY(alloc_rows(b, n_batch, kw, &s->v));
+    TRY(alloc_rows(b, n_batch, qw, &s->att));
+    TRY(alloc_rows(b, n_batch, hp->ffn_dim, &s->gate));
+    return alloc_rows(b, n_batch, hp->ffn_dim, &s->up);
+}
+
+coder_status forward_new(const backend_stages *stages, int32_t n_batch, forward_state **out) {
+    *out = NULL;
+    if (stages->n < 1 || stages->n > BACKEND_MAX_STAGES)
+        return coder_fail(CODER_ERR_INTERNAL, "forward_new: %d stages", stages->n);
+    const coder_model *m = stages->b[0]->model;
+    const model_hparams *hp = &m->hp;
+    forward_state *f = coder_calloc(1, sizeof *f);
+    if (!f) return coder_fail(CODER_ERR_NOMEM, "forward state");
+    f->m = m;
+    f->n_batch = n_batch;
+    f->logits_rows = 1;
+    coder_status st = CODER_OK;
+    for (int i = 0; i < stages->n && st == CODER_OK; i++) {
+        f->st[i] = (fwd_stage){.b = stages->b[i], .first = stages->first[i], .end = stages->first[i + 1]};
+        f->n_stages = i + 1;
+        st = stage_alloc(&f->st[i], hp, n_batch);
+    }
+    if (st == CODER_OK) st = alloc_rows(fwd_last(f), 1, hp->vocab_size, &f->logits);
+    if (st == CODER_OK && f->n_stages > 1 && !(f->handover = coder_malloc((size_t)n_batch * (size_t)hp->dim * sizeof(float))))
+        st = coder_fail(CODER_ERR_NOMEM, "stage hand-over buffer of %d x %d floats", (int)n_batch, (int)hp->dim);
+    if (st != CODER_OK) {
         forward_free(f);
         return st;
     }
@@ -104,8 +138,8 @@ static coder_status fwd_matmuls(backend *b, const weight *const *ws, int count, 
     return CODER_OK;
 }
 
-static coder_status forward_layer(forward_state *f, int il, int n, int32_t pos0) {
-    backend *b = f->b;
+static coder_status forward_layer(forward_state *f, fwd_stage *S, int il, int n, int32_t pos0) {
+    backend *b = S->b;
     const backend_ops *o = b->ops;
     const model_hparams *hp = &f->m->hp;
     const layer_weights *L = &f->m->layers[il];
@@ -113,111 +147,124 @@ static coder_status forward_layer(forward_state *f, int il, int n, int32_t pos0)
     const int qw = nh * hd, kw = nkv * hd;
 
     /* attention block */
-    TRY(o->rms_norm(b, f->x, &L->attn_norm, n, dim, hp->rms_eps, f->h));
-    DBG("attn_norm", il, "MUL", f->h, n, dim);
+    TRY(o->rms_norm(b, S->x, &L->attn_norm, n, dim, hp->rms_eps, S->h));
+    DBG(b, "attn_norm", il, "MUL", S->h, n, dim);
     {
         const weight *ws[3] = {&L->wq, &L->wk, &L->wv};
-        backend_buf *ys[3] = {f->q, f->k, f->v};
-        TRY(fwd_matmuls(b, ws, 3, f->h, n, ys));
+        backend_buf *ys[3] = {S->q, S->k, S->v};
+        TRY(fwd_matmuls(b, ws, 3, S->h, n, ys));
     }
-    DBG("Qcur", il, "MUL_MAT", f->q, n, qw);
-    DBG("Kcur", il, "MUL_MAT", f->k, n, kw);
-    DBG("Vcur", il, "MUL_MAT", f->v, n, kw);
+    DBG(b, "Qcur", il, "MUL_MAT", S->q, n, qw);
+    DBG(b, "Kcur", il, "MUL_MAT", S->k, n, kw);
+    DBG(b, "Vcur", il, "MUL_MAT", S->v, n, kw);
     if (L->bq.data) {
-        TRY(o->add_bias(b, f->q, &L->bq, n));
-        DBG("Qcur", il, "ADD", f->q, n, qw);
+        TRY(o->add_bias(b, S->q, &L->bq, n));
+        DBG(b, "Qcur", il, "ADD", S->q, n, qw);
     }
     if (L->bk.data) {
-        TRY(o->add_bias(b, f->k, &L->bk, n));
-        DBG("Kcur", il, "ADD", f->k, n, kw);
+        TRY(o->add_bias(b, S->k, &L->bk, n));
+        DBG(b, "Kcur", il, "ADD", S->k, n, kw);
     }
     if (L->bv.data) {
-        TRY(o->add_bias(b, f->v, &L->bv, n));
-        DBG("Vcur", il, "ADD", f->v, n, kw);
+        TRY(o->add_bias(b, S->v, &L->bv, n));
+        DBG(b, "Vcur", il, "ADD", S->v, n, kw);
     }
     if (L->q_norm.data) {   /* qwen3: RMS-normalise each head before RoPE */
-        TRY(o->rms_norm(b, f->q, &L->q_norm, n * nh, hd, hp->rms_eps, f->q));
-        DBG("Qcur_normed", il, "MUL", f->q, n, qw);
+        TRY(o->rms_norm(b, S->q, &L->q_norm, n * nh, hd, hp->rms_eps, S->q));
+        DBG(b, "Qcur_normed", il, "MUL", S->q, n, qw);
     }
     if (L->k_norm.data) {
-        TRY(o->rms_norm(b, f->k, &L->k_norm, n * nkv, hd, hp->rms_eps, f->k));
-        DBG("Kcur_normed", il, "MUL", f->k, n, kw);
+        TRY(o->rms_norm(b, S->k, &L->k_norm, n * nkv, hd, hp->rms_eps, S->k));
+        DBG(b, "Kcur_normed", il, "MUL", S->k, n, kw);
     }
-    TRY(o->rope(b, f->q, n, nh, pos0, il));
-    DBG("Qcur", il, "ROPE", f->q, n, qw);
-    TRY(o->rope(b, f->k, n, nkv, pos0, il));
-    DBG("Kcur", il, "ROPE", f->k, n, kw);
-    TRY(o->kv_write(b, il, f->k, f->v, n, pos0));
-    TRY(o->attention(b, il, f->q, n, pos0, f->att));
-    DBG("kqv_out", il, "CONT", f->att, n, qw);
-    TRY(o->matmul(b, &L->wo, f->att, n, f->h));
-    DBG("attn_out", il, "MUL_MAT", f->h, n, dim);
+    TRY(o->rope(b, S->q, n, nh, pos0, il));
+    DBG(b, "Qcur", il, "ROPE", S->q, n, qw);
+    TRY(o->rope(b, S->k, n, nkv, pos0, il));
+    DBG(b, "Kcur", il, "ROPE", S->k, n, kw);
+    TRY(o->kv_write(b, il, S->k, S->v, n, pos0));
+    TRY(o->attention(b, il, S->q, n, pos0, S->att));
+    DBG(b, "kqv_out", il, "CONT", S->att, n, qw);
+    TRY(o->matmul(b, &L->wo, S->att, n, S->h));
+    DBG(b, "attn_out", il, "MUL_MAT", S->h, n, dim);
     if (L->post_attn_norm.data) {   /* gemma3 */
-        TRY(o->rms_norm(b, f->h, &L->post_attn_norm, n, dim, hp->rms_eps, f->h));
-        DBG("attn_post_norm", il, "MUL", f->h, n, dim);
+        TRY(o->rms_norm(b, S->h, &L->post_attn_norm, n, dim, hp->rms_eps, S->h));
+        DBG(b, "attn_post_norm", il, "MUL", S->h, n, dim);
     }
-    TRY(o->add(b, f->x, f->h, n, dim));
-    DBG("ffn_inp", il, "ADD", f->x, n, dim);
+    TRY(o->add(b, S->x, S->h, n, dim));
+    DBG(b, "ffn_inp", il, "ADD", S->x, n, dim);
 
     /* feed-forward block */
-    TRY(o->rms_norm(b, f->x, &L->ffn_norm, n, dim, hp->rms_eps, f->h));
-    DBG("ffn_norm", il, "MUL", f->h, n, dim);
+    TRY(o->rms_norm(b, S->x, &L->ffn_norm, n, dim, hp->rms_eps, S->h));
+    DBG(b, "ffn_norm", il, "MUL", S->h, n, dim);
     {
         const weight *ws[2] = {&L->w_gate, &L->w_up};
-        backend_buf *ys[2] = {f->gate, f->up};
-        TRY(fwd_matmuls(b, ws, 2, f->h, n, ys));
+        backend_buf *ys[2] = {S->gate, S->up};
+        TRY(fwd_matmuls(b, ws, 2, S->h, n, ys));
     }
-    DBG("ffn_gate", il, "MUL_MAT", f->gate, n, hp->ffn_dim);
-    DBG("ffn_up", il, "MUL_MAT", f->up, n, hp->ffn_dim);
+    DBG(b, "ffn_gate", il, "MUL_MAT", S->gate, n, hp->ffn_dim);
+    DBG(b, "ffn_up", il, "MUL_MAT", S->up, n, hp->ffn_dim);
     if (hp->act_gelu) {
-        TRY(o->geglu(b, f->gate, f->up, n, hp->ffn_dim));
-        DBG("ffn_geglu", il, "GEGLU", f->gate, n, hp->ffn_dim);
+        TRY(o->geglu(b, S->gate, S->up, n, hp->ffn_dim));
+        DBG(b, "ffn_geglu", il, "GEGLU", S->gate, n, hp->ffn_dim);
     } else {
-        TRY(o->swiglu(b, f->gate, f->up, n, hp->ffn_dim));
-        DBG("ffn_swiglu", il, "SWIGLU", f->gate, n, hp->ffn_dim);
+        TRY(o->swiglu(b, S->gate, S->up, n, hp->ffn_dim));
+        DBG(b, "ffn_swiglu", il, "SWIGLU", S->gate, n, hp->ffn_dim);
     }
-    TRY(o->matmul(b, &L->w_down, f->gate, n, f->h));
-    DBG("ffn_out", il, "MUL_MAT", f->h, n, dim);
+    TRY(o->matmul(b, &L->w_down, S->gate, n, S->h));
+    DBG(b, "ffn_out", il, "MUL_MAT", S->h, n, dim);
     if (L->post_ffw_norm.data) {   /* gemma3 */
-        TRY(o->rms_norm(b, f->h, &L->post_ffw_norm, n, dim, hp->rms_eps, f->h));
-        DBG("ffn_post_norm", il, "MUL", f->h, n, dim);
+        TRY(o->rms_norm(b, S->h, &L->post_ffw_norm, n, dim, hp->rms_eps, S->h));
+        DBG(b, "ffn_post_norm", il, "MUL", S->h, n, dim);
     }
-    TRY(o->add(b, f->x, f->h, n, dim));
-    DBG("l_out", il, "ADD", f->x, n, dim);
+    TRY(o->add(b, S->x, S->h, n, dim));
+    DBG(b, "l_out", il, "ADD", S->x, n, dim);
     return CODER_OK;
+}
+
+/* Copies rows [0, n) of x from one stage to the next through host memory. */
+static coder_status stage_handover(forward_state *f, const fwd_stage *from, fwd_stage *to, int n) {
+    const size_t count = (size_t)n * (size_t)f->m->hp.dim;
+    TRY(from->b->ops->buf_read(from->b, from->x, 0, count, f->handover));
+    return to->b->ops->buf_write(to->b, to->x, 0, count, f->handover);
 }
 
 coder_status forward_eval(forward_state *f, const int32_t *tokens, int n, int32_t pos0, const atomic_bool *cancel,
                           float *logits, float *logits_all) {
-    backend *b = f->b;
-    const backend_ops *o = b->ops;
     const model_hparams *hp = &f->m->hp;
     if (n < 1 || n > f->n_batch)
         return coder_fail(CODER_ERR_INTERNAL, "forward_eval: %d tokens for a batch of %d", n, (int)f->n_batch);
 
-    TRY(o->embed(b, &f->m->tok_embd, tokens, n, f->x));
-    DBG("embd", -1, "GET_ROWS", f->x, n, hp->dim);
-    if (hp->embed_scale != 1.0f) TRY(o->scale(b, f->x, n, hp->dim, hp->embed_scale));   /* gemma3 */
-    for (int il = 0; il < hp->n_layers; il++) {
-        if (cancel && atomic_load_explicit(cancel, memory_order_relaxed))
-            return coder_fail(CODER_ERR_CANCELLED, "evaluation cancelled before layer %d", il);
-        TRY(forward_layer(f, il, n, pos0));
+    fwd_stage *S = &f->st[0];
+    backend *b = S->b;
+    TRY(b->ops->embed(b, &f->m->tok_embd, tokens, n, S->x));
+    DBG(b, "embd", -1, "GET_ROWS", S->x, n, hp->dim);
+    if (hp->embed_scale != 1.0f) TRY(b->ops->scale(b, S->x, n, hp->dim, hp->embed_scale));   /* gemma3 */
+    for (int si = 0; si < f->n_stages; si++) {
+        if (si > 0) TRY(stage_handover(f, &f->st[si - 1], &f->st[si], n));
+        S = &f->st[si];
+        for (int il = S->first; il < S->end; il++) {
+            if (cancel && atomic_load_explicit(cancel, memory_order_relaxed))
+                return coder_fail(CODER_ERR_CANCELLED, "evaluation cancelled before layer %d", il);
+            TRY(forward_layer(f, S, il, n, pos0));
+        }
     }
 
-    /* Output head: the last row only, or every row for logits_all. */
+    /* Output head, on the last stage: the last row only, or every row for logits_all. */
+    b = S->b;
+    const backend_ops *o = b->ops;
     int n_out = logits_all ? n : 1;
     if (n_out > f->logits_rows) {
         backend_buf *nb;
-        TRY(alloc_rows(f, n_out, hp->vocab_size, &nb));
+        TRY(alloc_rows(b, n_out, hp->vocab_size, &nb));
         o->buf_free(b, f->logits);
         f->logits = nb;
         f->logits_rows = n_out;
     }
-    TRY(o->copy_rows(b, f->x, n - n_out, f->h, 0, n_out, hp->dim));
-    TRY(o->rms_norm(b, f->h, &f->m->output_norm, n_out, hp->dim, hp->rms_eps, f->h));
-    DBG("result_norm", -1, "MUL", f->h, n_out, hp->dim);
-    TRY(o->matmul(b, &f->m->output, f->h, n_out, f->logits));
-    DBG("result_output", -1, "MUL_MAT", f->logits, n_out, hp->vocab_size);
+    TRY(o->copy_rows(b, S->x, n - n_out, S->h, 0, n_out, hp->dim));
+    TRY(o->rms_norm(b, S->h, &f->m->output_norm, n_out, hp->dim, hp->rms_eps, S->h));
+    DBG(b, "result_norm", -1, "MUL", S->h, n_out, hp->dim);
+    TRY(o->matmul(b, &f->m->output, S->h, n_out, f->logits));
+    DBG(b, "result_output", -1, "MUL_MAT", f->logits, n_out, hp->vocab_size);
     if (logits_all) TRY(o->buf_read(b, f->logits, 0, (size_t)n_out * (size_t)hp->vocab_size, logits_all));
     if (logits)
         TRY(o->buf_read(b, f->logits, (size_t)(n_out - 1) * (size_t)hp->vocab_size, (size_t)hp->vocab_size, logits));

@@ -1,5 +1,6 @@
 /* forward.h - the transformer forward pass (qwen2, qwen3, llama), written once over the backend
- * op table (backend.h). Owns the activation buffers of one session, sized for n_batch tokens. */
+ * op table (backend.h). Owns the activation buffers of one session, sized for n_batch tokens, on
+ * each of its backends (a split model runs its layers on two: backend_stages). */
 #ifndef CODER_FORWARD_H
 #define CODER_FORWARD_H
 
@@ -16,7 +17,7 @@ typedef void (*forward_debug_fn)(void *user_data, const char *name, const char *
 
 typedef struct forward_state forward_state;
 
-coder_status forward_new(backend *b, int32_t n_batch, forward_state **out);
+coder_status forward_new(const backend_stages *stages, int32_t n_batch, forward_state **out);
 void forward_free(forward_state *f);
 
 /* Installs (fn != NULL) or removes the debug hook. Allocates a host copy buffer on first use. */

@@ -101,7 +101,8 @@ coder_status model_bind_weights(coder_model *m);
  * return gives CODER_ERR_CANCELLED. */
 coder_status model_validate_weights(const coder_model *m, float lo, float hi);
 
-/* Repacks the quantized matrices of a CPU-only model (gpu_layers == 0) 4 rows at a time for
+/* Repacks the quantized matrices the CPU runs (every layer and the output when gpu_layers is 0,
+ * the first n_layers - gpu_layers layers of a split model) 4 rows at a time for
  * decode (repack.c says which, when and why). Not an error when it cannot: logs and keeps the
  * layout. $CODER_REPACK=0 turns it off. */
 void model_repack(coder_model *m);

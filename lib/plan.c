@@ -12,8 +12,10 @@
  *   scratch           what coder_session_new allocates besides the cache: forward.c's activation
  *                     buffers for n_batch tokens, cpu_backend.c's per-thread matmul tiles and
  *                     attention scores, the token and logit arrays.
- * The GPU columns follow the CUDA backend's layout when one is present: offloaded layers' weights
- * and KV on the device (no GPU: all zero). */
+ * The GPU columns follow the CUDA backend's layout when one is present: the last gpu_layers
+ * layers' weights and KV, the output head, activations and the CUDA context's scratch on the
+ * device (no GPU: all zero); what the plan does not itemise (the CUDA context itself, cuBLAS's
+ * workspace) is PLAN_DEVICE_RESERVE (plan.h). */
 #include <stdio.h>
 #include <string.h>
 
@@ -22,6 +24,7 @@
 #include "device.h"
 #include "kv_cache.h"
 #include "plan.h"
+#include "../cuda/cuda_api.h"   /* plain C: the device scratch arithmetic */
 
 #define PLAN_DEFAULT_CTX 4096
 /* Tokenizer tables per vocabulary entry (id<->piece maps, hash slots, scores, merges ranks) and
@@ -32,16 +35,15 @@
 
 static uint64_t plan_max(uint64_t a, uint64_t b) { return a > b ? a : b; }
 
-/* Bytes of the tensors whose name starts with "blk.<layer>." */
-static uint64_t plan_layer_bytes(const gguf_file *f, int layer) {
-    char pre[32];
-    int n = snprintf(pre, sizeof pre, "blk.%d.", layer);
-    uint64_t sum = 0;
-    for (size_t i = 0; i < gguf_tensor_count(f); i++) {
-        const gguf_tensor *t = gguf_tensor_at(f, i);
-        if (strncmp(t->name, pre, (size_t)n) == 0) sum += t->nbytes;
-    }
-    return sum;
+/* Whether tensor t goes to the GPU with its last g of L layers (cuda_glue.c's cuda_glue_slots):
+ * the layers' tensors, the output head (output.weight, or token_embd when the output is tied to it)
+ * and rope_freqs; token_embd itself only when every layer does. */
+static bool plan_on_device(const gguf_tensor *t, int32_t L, int32_t g, bool tied) {
+    if (g <= 0) return false;
+    int layer = -1;
+    if (sscanf(t->name, "blk.%d.", &layer) == 1) return layer >= L - g && layer < L;
+    if (!strcmp(t->name, "token_embd.weight")) return g >= L || tied;
+    return !strcmp(t->name, "output.weight") || !strcmp(t->name, "output_norm.weight") || !strcmp(t->name, "rope_freqs.weight");
 }
 
 coder_status plan_open(const char *path, const coder_model_params *mp_in, const coder_session_params *sp_in,
@@ -131,14 +133,26 @@ void plan_compute(const plan_input *in, int32_t n_ctx_req, int32_t gpu_req, bool
     p.scratch_bytes = (act + cpu + hp.vocab_size) * 4u + mm_bytes + (uint64_t)n_ctx * 4u;
     p.model_bytes = (uint64_t)hp.vocab_size * PLAN_TABLE_BYTES_PER_TOKEN + header + PLAN_PROCESS_BYTES;
 
-    /* GPU layers: only when a device exists (the CPU backend otherwise runs everything) */
+    /* GPU layers: only when a device exists (the CPU backend otherwise runs everything). The
+     * device holds the last `gpu` layers' weights and KV, the output head, the GPU stage's
+     * activation buffers and the CUDA context's scratch (cuda_glue.c, cuda_api.h). */
     int32_t gpu = 0;
     if (gpu_req != 0 && have_device) gpu = gpu_req < 0 || gpu_req > hp.n_layers ? hp.n_layers : gpu_req;
     p.gpu_layers = gpu;
+    const bool tied = !gguf_find_tensor(f, "output.weight");
     uint64_t dev_w = 0;
-    for (int l = 0; l < gpu; l++) dev_w += plan_layer_bytes(f, l);
+    int64_t largest = 0;
+    for (size_t i = 0; gpu && i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        if (!plan_on_device(t, hp.n_layers, gpu, tied)) continue;
+        dev_w += t->nbytes;
+        if (t->n_dims >= 2 && t->ne[1] > 1 && (int64_t)(t->ne[0] * t->ne[1]) > largest) largest = (int64_t)(t->ne[0] * t->ne[1]);
+    }
     const uint64_t kv_layer = p.kv_bytes / (uint64_t)hp.n_layers;
-    p.device_bytes = gpu ? dev_w + kv_layer * (uint64_t)gpu + (act + hp.vocab_size) * 4u : 0;
+    const cuda_ctx_params cp = {.max_tokens = (int32_t)n_batch, .max_cols = (int64_t)max_cols,
+                                .deq_elems = cuda_deq_elems(largest, (int64_t)max_cols), .max_heads = hp.n_heads,
+                                .head_dim = hp.head_dim};
+    p.device_bytes = gpu ? dev_w + kv_layer * (uint64_t)gpu + (act + hp.vocab_size) * 4u + cuda_ctx_scratch_bytes(&cp) : 0;
 
     /* token_embd pages in one row per distinct token: at most n_ctx rows (or the whole table) */
     uint64_t embd_resident = embd_row ? embd_row * (uint64_t)n_ctx : embd;

@@ -16,6 +16,10 @@ typedef struct plan_input {
 coder_status plan_open(const char *path, const coder_model_params *mp, const coder_session_params *sp, plan_input *in);
 void plan_close(plan_input *in);
 
+/* Device memory the plan does not itemise (the CUDA context, cuBLAS's workspace): kept free by
+ * coder_plan_fit's measured budget and by `auto` GPU layers at load. */
+#define PLAN_DEVICE_RESERVE (768ull << 20)
+
 /* The context a session gets for n_ctx 0: min(training context, 4096). */
 int32_t plan_default_ctx(const model_hparams *hp);
 

@@ -6,13 +6,12 @@
  * with n_ctx auto, the largest context that still fits both budgets with those layers: the training
  * context if it fits, otherwise the largest multiple of FIT_CTX_STEP below it.
  *
- * Layers move all or none while the CUDA backend cannot split a model between devices (issue 6:
- * partial offload); FIT_PARTIAL_OFFLOAD turns on the per-layer search when it can.
+ * GPU layers are the last ones (the CPU runs the first n_layers - g, backend.h): the search takes
+ * the most that fit, one layer at a time.
  *
  * Measured budgets (a budget argument of 0): host = /proc/meminfo MemAvailable less
  * min(10%, 1 GiB) for everything else on the machine; device = the free device memory less
- * FIT_DEVICE_RESERVE for what the plan does not itemise (CUDA context, cuBLAS workspace, the
- * prefill dequantisation buffer). */
+ * PLAN_DEVICE_RESERVE for what the plan does not itemise (CUDA context, cuBLAS workspace). */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,8 +25,6 @@
 #define FIT_CTX_STEP 256
 #define FIT_CTX_CAP_UNKNOWN 32768        /* no training context in the file: do not guess past this  */
 #define FIT_HOST_RESERVE_MAX (1ull << 30)
-#define FIT_DEVICE_RESERVE (768ull << 20)
-#define FIT_PARTIAL_OFFLOAD 0
 
 static double fit_mib(uint64_t b) { return (double)b / 1048576.0; }
 
@@ -55,7 +52,7 @@ static uint64_t fit_device_free(void) {
 #ifdef CODER_HAVE_CUDA
     size_t free_b = 0, total_b = 0;
     if (device_count() > 0 && cuda_mem_info(&free_b, &total_b) == CODER_OK)
-        return free_b > FIT_DEVICE_RESERVE ? (uint64_t)free_b - FIT_DEVICE_RESERVE : 0;
+        return free_b > PLAN_DEVICE_RESERVE ? (uint64_t)free_b - PLAN_DEVICE_RESERVE : 0;
 #endif
     return 0;
 }
@@ -106,21 +103,18 @@ coder_status plan_fit(const char *path, coder_model_params *mp, coder_session_pa
         gpu = in.mp.n_gpu_layers > L ? L : in.mp.n_gpu_layers;
         snprintf(gpu_why, sizeof gpu_why, "%d of %d layers on the GPU (as asked)", (int)gpu, (int)L);
     } else {
-        const int32_t step = FIT_PARTIAL_OFFLOAD ? 1 : (L > 0 ? L : 1);
         uint64_t need_all = 0;
-        for (gpu = L; gpu > 0; gpu -= step) {
+        for (gpu = L; gpu > 0; gpu--) {
             plan_compute(&in, ctx0, gpu, true, &p);
             if (gpu == L) need_all = p.device_bytes;
             if (p.device_bytes <= devb) break;
         }
-        if (gpu < 0) gpu = 0;
         if (gpu == L)
             snprintf(gpu_why, sizeof gpu_why, "all %d layers on the GPU (%.0f MiB of %.0f MiB at context %d)", (int)L,
                      fit_mib(need_all), fit_mib(devb), (int)ctx0);
         else
             snprintf(gpu_why, sizeof gpu_why, "%d of %d layers on the GPU: all would need %.0f MiB of device memory at "
-                     "context %d, %.0f MiB available%s", (int)gpu, (int)L, fit_mib(need_all), (int)ctx0, fit_mib(devb),
-                     FIT_PARTIAL_OFFLOAD ? "" : " (layers move all or none until partial offload exists)");
+                     "context %d, %.0f MiB available", (int)gpu, (int)L, fit_mib(need_all), (int)ctx0, fit_mib(devb));
     }
 
     int32_t ctx = ctx0;

@@ -135,7 +135,8 @@ static void repack_task(void *arg, int ith, int nth) {
 }
 
 void model_repack(coder_model *m) {
-    if (!m || m->vocab_only || !m->layers || m->gpu_layers != 0) return;
+    if (!m || m->vocab_only || !m->layers || m->gpu_layers >= m->hp.n_layers) return;
+    const int32_t cpu_layers = m->hp.n_layers - m->gpu_layers;   /* a split model: the GPU has the rest and the output */
     const char *env = getenv("CODER_REPACK");
     if (env && strcmp(env, "0") == 0) return;
     if (cpu_kernels_best()->isa < CPU_ISA_AVX2) return;
@@ -144,8 +145,8 @@ void model_repack(coder_model *m) {
         LOG_WARN("no memory to plan the weight repacking; decode keeps the standard layout");
         return;
     }
-    repack_add(j, &m->output);
-    for (int l = 0; l < m->hp.n_layers; l++) {
+    if (m->gpu_layers == 0) repack_add(j, &m->output);
+    for (int l = 0; l < cpu_layers; l++) {
         layer_weights *L = &m->layers[l];
         weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) repack_add(j, ws[i]);

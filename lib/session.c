@@ -43,7 +43,7 @@ static coder_status session_read_params(const coder_session_params *in, coder_se
 CODER_EXPORT void coder_session_free(coder_session *s) {
     if (!s) return;
     forward_free(s->engine);
-    if (s->backend) s->backend->ops->free(s->backend);
+    backend_stages_free(&s->stages);
     coder_mfree(s->tokens);
     coder_mfree(s->logits);
     if (s->model) atomic_fetch_sub(&s->model->n_sessions, 1);
@@ -96,10 +96,10 @@ CODER_EXPORT coder_status coder_session_new(coder_model *model, const coder_sess
         goto fail;
     }
     backend_params bp = {.n_ctx = s->n_ctx, .n_batch = s->n_batch, .n_threads = s->n_threads, .kv_type = s->kv_type};
-    /* CUDA when the model's weights were uploaded at load, the CPU otherwise (cuda_glue.c) */
-    if ((st = backend_new_for_model(model, &bp, &s->backend)) != CODER_OK) goto fail;
+    /* CUDA for the layers whose weights were uploaded at load, the CPU for the rest (backend.h) */
+    if ((st = backend_stages_new(model, &bp, &s->stages)) != CODER_OK) goto fail;
     forward_state *fs;
-    if ((st = forward_new(s->backend, s->n_batch, &fs)) != CODER_OK) goto fail;
+    if ((st = forward_new(&s->stages, s->n_batch, &fs)) != CODER_OK) goto fail;
     s->engine = fs;
     *out = s;
     return CODER_OK;
@@ -159,7 +159,7 @@ coder_status session_truncate(coder_session *s, int32_t n_past) {
     if (n_past < 0 || n_past > s->n_past)
         return coder_fail(CODER_ERR_INVALID_ARG, "truncate to n_past %d: must be in [0, %d]", (int)n_past, (int)s->n_past);
     if (n_past == s->n_past) return CODER_OK;
-    TRY(s->backend->ops->kv_truncate(s->backend, n_past));
+    for (int i = 0; i < s->stages.n; i++) TRY(s->stages.b[i]->ops->kv_truncate(s->stages.b[i], n_past));
     s->n_past = n_past;
     s->has_logits = false;
     return CODER_OK;

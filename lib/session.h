@@ -7,10 +7,8 @@
 
 #include <stdatomic.h>
 
-#include "model.h"
+#include "backend.h"
 
-struct kv_cache;
-struct backend;
 
 struct coder_session {
     coder_model *model;
@@ -22,8 +20,7 @@ struct coder_session {
     bool has_logits;
     atomic_bool cancel;           /* set by coder_session_cancel from any thread           */
     atomic_flag busy;             /* held for the duration of every public call            */
-    struct kv_cache *kv;          /* engine-owned                                          */
-    struct backend *backend;      /* engine-owned op table + state                         */
+    backend_stages stages;        /* engine-owned: the backends running the layers          */
     void *engine;                 /* engine-owned scratch                                  */
 };
 

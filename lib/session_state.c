@@ -110,13 +110,27 @@ static uint64_t get64(const unsigned char *p) {
     return v;
 }
 
-/* The payload size for n tokens, or CODER_ERR_FORMAT/LIMIT on overflow. */
-/* The CUDA backend does not have the raw KV row ops yet: say so instead of calling NULL. */
+/* A backend without the raw KV row ops: say so instead of calling NULL. */
 static coder_status state_backend_ok(const coder_session *s, const char *what) {
-    if (s->backend->ops->kv_read && s->backend->ops->kv_load) return CODER_OK;
-    return coder_fail(CODER_ERR_UNSUPPORTED, "%s: the %s backend cannot copy its KV cache yet (CPU sessions can)", what,
-                      s->backend->ops->name);
+    for (int i = 0; i < s->stages.n; i++) {
+        const backend *b = s->stages.b[i];
+        if (!b->ops->kv_read || !b->ops->kv_load)
+            return coder_fail(CODER_ERR_UNSUPPORTED, "%s: the %s backend cannot copy its KV cache", what, b->ops->name);
+    }
+    return CODER_OK;
 }
+
+/* The raw KV rows of `layer`, positions pos0.., through the backend that caches it. */
+static coder_status state_kv_read(const coder_session *s, int layer, int32_t pos0, int n, void *k, void *v) {
+    backend *b = backend_stage_of_layer(&s->stages, layer);
+    return b->ops->kv_read(b, layer, pos0, n, k, v);
+}
+static coder_status state_kv_load(coder_session *s, int layer, int32_t pos0, int n, const void *k, const void *v) {
+    backend *b = backend_stage_of_layer(&s->stages, layer);
+    return b->ops->kv_load(b, layer, pos0, n, k, v);
+}
+
+/* The payload size for n tokens, or CODER_ERR_FORMAT/LIMIT on overflow. */
 
 static coder_status state_raw_bytes(const coder_session *s, int32_t n, bool logits, uint64_t *out) {
     const model_hparams *hp = &s->model->hp;
@@ -160,8 +174,8 @@ CODER_EXPORT coder_status coder_session_fork(coder_session *src, coder_session *
         for (int32_t p = 0; p < src->n_past && st == CODER_OK; p += chunk) {
             int n = src->n_past - p < chunk ? src->n_past - p : chunk;
             char *k = buf, *v = (char *)buf + (size_t)chunk * krow;
-            st = src->backend->ops->kv_read(src->backend, l, p, n, k, v);
-            if (st == CODER_OK) st = dst->backend->ops->kv_load(dst->backend, l, p, n, k, v);
+            st = state_kv_read(src, l, p, n, k, v);
+            if (st == CODER_OK) st = state_kv_load(dst, l, p, n, k, v);
         }
     if (st != CODER_OK) goto done;
     memcpy(dst->tokens, src->tokens, (size_t)src->n_past * sizeof *src->tokens);
@@ -219,7 +233,7 @@ static coder_status state_serialize(coder_session *s, int32_t n, unsigned char *
         p += (size_t)hp->vocab_size * 4;
     }
     for (int l = 0; l < hp->n_layers && st == CODER_OK && n > 0; l++) {
-        st = s->backend->ops->kv_read(s->backend, l, 0, n, p, p + (size_t)n * krow);
+        st = state_kv_read(s, l, 0, n, p, p + (size_t)n * krow);
         p += (size_t)n * (krow + vrow);
     }
     if (st != CODER_OK) goto done;
@@ -471,8 +485,9 @@ CODER_EXPORT coder_status coder_session_load(coder_session *s, const char *path)
     const size_t krow = (size_t)kv_row_bytes(s->kv_type, w), vrow = (size_t)kv_v_row_bytes(s->kv_type, w);
     const unsigned char *p = raw + (size_t)n * 4 + (logits ? (size_t)hp->vocab_size * 4 : 0);
     for (int l = 0; l < hp->n_layers && st == CODER_OK && n > 0; l++, p += (size_t)n * (krow + vrow))
-        st = s->backend->ops->kv_load(s->backend, l, 0, n, p, p + (size_t)n * krow);
-    if (st == CODER_OK && n < s->n_past) st = s->backend->ops->kv_truncate(s->backend, n);
+        st = state_kv_load(s, l, 0, n, p, p + (size_t)n * krow);
+    for (int i = 0; i < s->stages.n && st == CODER_OK && n < s->n_past; i++)
+        st = s->stages.b[i]->ops->kv_truncate(s->stages.b[i], n);
     if (st != CODER_OK) {   /* a backend failure half way: the cache is neither old nor new */
         s->n_past = 0;
         s->has_logits = false;

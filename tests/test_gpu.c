@@ -158,7 +158,7 @@ typedef struct pair {
 static coder_status pair_new_kv(coder_model *m, int n_ctx, int n_batch, int kv_type, pair *p) {
     memset(p, 0, sizeof *p);
     backend_params bp = {.n_ctx = n_ctx, .n_batch = n_batch, .n_threads = coder_cpu_count(), .kv_type = kv_type};
-    TRY(cuda_model_upload(m, 0.0f, 1.0f));
+    TRY(cuda_model_upload(m, m->hp.n_layers, 0.0f, 1.0f));
     TRY(cpu_backend_new(m, &bp, &p->cpu));
     return cuda_backend_new(m, &bp, &p->gpu);
 }
@@ -587,7 +587,8 @@ static int check_model(const char *preset, const char *type, char *msg, size_t c
     forward_state *fc = NULL, *fg = NULL;
     int ok = 1;
     if (open_weights(path, &m) != CODER_OK || pair_new(m, 256, 64, &p) != CODER_OK ||
-        forward_new(p.cpu, 64, &fc) != CODER_OK || forward_new(p.gpu, 64, &fg) != CODER_OK) {
+        forward_new(&(backend_stages){.n = 1, .b = {p.cpu}, .first = {0, m->hp.n_layers}}, 64, &fc) != CODER_OK ||
+        forward_new(&(backend_stages){.n = 1, .b = {p.gpu}, .first = {0, m->hp.n_layers}}, 64, &fg) != CODER_OK) {
         snprintf(msg, cap, "%s %s setup: %s", preset, type, coder_last_error());
         ok = 0;
     }
@@ -694,7 +695,7 @@ TEST(session_selection) {
         CHECK(info.gpu_layers == (gpu ? info.n_layers : 0));
         coder_session *s = NULL;
         CHECK_OK(coder_session_new(m, NULL, &s));
-        CHECK(strcmp(s->backend->ops->name, gpu ? "cuda" : "cpu") == 0);
+        CHECK(s->stages.n == 1 && strcmp(s->stages.b[0]->ops->name, gpu ? "cuda" : "cpu") == 0);
         int32_t toks[20];
         for (int i = 0; i < 20; i++) toks[i] = 100 + 37 * i;
         CHECK_OK(coder_session_eval(s, toks, 20));
@@ -735,7 +736,7 @@ TEST(session_state_gpu) {
     coder_session *a = NULL, *b = NULL, *f = NULL, *q8 = NULL;
     CHECK_OK(coder_session_new(m, &sp, &a));
     CHECK_OK(coder_session_new(m, &sp, &b));
-    CHECK(strcmp(a->backend->ops->name, "cuda") == 0);
+    CHECK(a->stages.n == 1 && strcmp(a->stages.b[0]->ops->name, "cuda") == 0);
     int32_t toks[100];
     for (int i = 0; i < 100; i++) toks[i] = 50 + 29 * i;
     CHECK_OK(coder_session_eval(a, toks, 60));
@@ -763,7 +764,7 @@ TEST(session_state_gpu) {
     coder_session *cs = NULL;
     CHECK_OK(coder_model_load(path, &mp, &mc));
     CHECK_OK(coder_session_new(mc, &sp, &cs));
-    CHECK(strcmp(cs->backend->ops->name, "cpu") == 0);
+    CHECK(cs->stages.n == 1 && strcmp(cs->stages.b[0]->ops->name, "cpu") == 0);
     CHECK_OK(coder_session_load(cs, state));
     CHECK(coder_session_n_past(cs) == 8);
     coder_session_free(cs);
@@ -780,6 +781,66 @@ TEST(session_state_gpu) {
     coder_session_free(f);
     coder_session_free(q8);
     CHECK_OK(coder_model_free(m));
+    unlink(path);
+    unlink(state);
+}
+
+/* Partial offload: n_gpu_layers = 2 of the tiny model's 4 puts layers 0-1 on the CPU and 2-3 with
+ * the output on the GPU (two stages); its logits after a prefill and a decode step match the
+ * CPU-only model's (rel rms <= 1e-2); a state saved by the split session loads into a CPU-only
+ * session. */
+TEST(session_partial_offload) {
+    NEED_GPU();
+    char vocab[1024];
+    if (!gpu_vocab(vocab, sizeof vocab)) SKIP("no vocabulary file: set CODER_GPU_VOCAB (e.g. a copy of refdata's ggml-vocab-qwen3.gguf)");
+    char path[256], state[256];
+    snprintf(path, sizeof path, "/tmp/coder_gpu_%d_split.gguf", (int)getpid());
+    snprintf(state, sizeof state, "/tmp/coder_gpu_%d_split.state", (int)getpid());
+    mkmodel_opts o = {.preset = "tiny-qwen3", .ftype = MKMODEL_Q4_K_M, .vocab_path = vocab, .out_path = path, .seed = 9,
+                      .mode = MKMODEL_MODE_RANDOM};
+    CHECK_OK(mkmodel_write(&o, NULL));
+    coder_model *ms = NULL, *mc = NULL;
+    coder_model_params mp;
+    coder_model_params_init(&mp);
+    mp.n_gpu_layers = 0;
+    CHECK_OK(coder_model_load(path, &mp, &mc));
+    const int L = mc->hp.n_layers, g = L / 2;
+    mp.n_gpu_layers = g;
+    CHECK_OK(coder_model_load(path, &mp, &ms));
+    coder_model_info info = {.size = sizeof info};
+    CHECK_OK(coder_model_get_info(ms, &info));
+    CHECK(info.gpu_layers == g);
+    coder_session_params sp;
+    coder_session_params_init(&sp);
+    sp.n_ctx = 256;
+    sp.kv_type = CODER_KV_Q8_0;   /* raw rows the CPU and GPU caches share (state moves between them) */
+    coder_session *ss = NULL, *cs = NULL;
+    CHECK_OK(coder_session_new(ms, &sp, &ss));
+    CHECK_OK(coder_session_new(mc, &sp, &cs));
+    CHECK(ss->stages.n == 2 && ss->stages.first[1] == L - g);
+    CHECK(strcmp(ss->stages.b[0]->ops->name, "cpu") == 0 && strcmp(ss->stages.b[1]->ops->name, "cuda") == 0);
+    int32_t toks[41];
+    for (int i = 0; i < 41; i++) toks[i] = 70 + 31 * i;
+    const float *ls, *lc;
+    int32_t nv;
+    for (int step = 0; step < 2; step++) {   /* a 40-token prefill, then one decode step */
+        const int32_t *t = step ? toks + 40 : toks;
+        const size_t n = step ? 1 : 40;
+        CHECK_OK(coder_session_eval(ss, t, n));
+        CHECK_OK(coder_session_eval(cs, t, n));
+        CHECK_OK(coder_session_logits(ss, &ls, &nv));
+        CHECK_OK(coder_session_logits(cs, &lc, &nv));
+        double e = rel_rms(ls, lc, (size_t)nv);
+        printf("  info: split %d+%d layers, %s logits rel_rms %.3g\n", L - g, g, step ? "decode" : "prefill", e);
+        CHECK_MSG(e <= 1e-2, "split logits rel rms %.3g", e);
+    }
+    CHECK_OK(coder_session_save(ss, state, -1));
+    CHECK_OK(coder_session_load(cs, state));
+    CHECK(coder_session_n_past(cs) == 41);
+    coder_session_free(ss);
+    coder_session_free(cs);
+    CHECK_OK(coder_model_free(ms));
+    CHECK_OK(coder_model_free(mc));
     unlink(path);
     unlink(state);
 }
@@ -821,6 +882,7 @@ int main(int argc, char **argv) {
     if (group_on("model_small")) RUN(model_small_logits);
     if (group_on("session")) RUN(session_selection);
     if (group_on("session")) RUN(session_state_gpu);
+    if (group_on("session")) RUN(session_partial_offload);
     if (group_on("model_7b")) RUN(model_7b_logits);
     return test_summary();
 }

@@ -1,6 +1,7 @@
 /* test_plan.c - coder_plan_memory against hand-computed sizes of the refdata models and against what
  * coder_session_new really allocates (the allocation counters of core.h), plus bad arguments. */
 #include "core.h"
+#include "gguf.h"
 #include "plan.h"
 #include "test.h"
 
@@ -166,9 +167,22 @@ TEST(fit_context_to_host_budget) {
     CHECK(strstr(coder_last_error(), "coder_plan_fit"));
 }
 
+/* The bytes of the GGUF tensors whose names start with prefix (a hand sum over the header). */
+static uint64_t tensor_bytes_with_prefix(const char *file, const char *prefix) {
+    gguf_file *f = NULL;
+    gguf_open_opts oo = {.use_mmap = true};
+    if (gguf_open(model_path(file), &oo, &f) != CODER_OK) return 0;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < gguf_tensor_count(f); i++)
+        if (!strncmp(gguf_tensor_at(f, i)->name, prefix, strlen(prefix))) sum += gguf_tensor_at(f, i)->nbytes;
+    gguf_close(f);
+    return sum;
+}
+
 /* GPU layers auto with a simulated device (plan_fit's have_device): all layers when the device
- * budget holds them, none otherwise (all or none until partial offload exists), and the context is
- * then fitted to both budgets. */
+ * budget holds them; one byte short, layer 0 moves back to the CPU (partial offload: the GPU has
+ * the last layers) and the device plan shrinks by exactly that layer's weights and KV; without
+ * room for any layer's weights and KV, none. The context is then fitted to both budgets. */
 TEST(fit_gpu_layers_simulated_device) {
     if (!test_refdata()) SKIP("refdata not found (set CODER_REFDATA)");
     const char *file = "tiny-qwen2-q4_k_m.gguf";
@@ -183,15 +197,26 @@ TEST(fit_gpu_layers_simulated_device) {
     all.size = sizeof all;
     CHECK_OK(plan_fit(model_path(file), &mp, &sp, (uint64_t)1 << 40, (uint64_t)1 << 40, true, &all, why, sizeof why));
     printf("  ample device: %s\n", why);
-    CHECK(mp.n_gpu_layers == all.n_layers && all.gpu_layers == all.n_layers && all.device_bytes > 0);
+    const int32_t L = all.n_layers;
+    CHECK(mp.n_gpu_layers == L && all.gpu_layers == L && all.device_bytes > 0);
     CHECK(strstr(why, "all ") && strstr(why, "context 1024 (as asked)"));
     coder_model_params_init(&mp);
     memset(&p, 0, sizeof p);
     p.size = sizeof p;
     CHECK_OK(plan_fit(model_path(file), &mp, &sp, (uint64_t)1 << 40, all.device_bytes - 1, true, &p, why, sizeof why));
     printf("  device one byte short: %s\n", why);
+    const uint64_t layer_w = tensor_bytes_with_prefix(file, "blk.0."), layer_kv = all.kv_bytes / (uint64_t)L,
+                   layers_w = tensor_bytes_with_prefix(file, "blk.");
+    CHECK(layer_w > 0 && layers_w > layer_w);
+    CHECK(mp.n_gpu_layers == L - 1 && p.gpu_layers == L - 1 && strstr(why, " of "));
+    CHECK_MSG(all.device_bytes - p.device_bytes == layer_w + layer_kv, "device plan shrank by %llu, want %llu + %llu",
+              (unsigned long long)(all.device_bytes - p.device_bytes), (unsigned long long)layer_w, (unsigned long long)layer_kv);
+    CHECK(p.host_bytes == all.host_bytes + layer_kv);   /* that layer's KV cache moved back to the host */
+    coder_model_params_init(&mp);
+    CHECK_OK(plan_fit(model_path(file), &mp, &sp, (uint64_t)1 << 40, all.device_bytes - layers_w - (uint64_t)L * layer_kv, true,
+                      &p, why, sizeof why));
+    printf("  device short of every layer: %s\n", why);
     CHECK(mp.n_gpu_layers == 0 && p.gpu_layers == 0 && p.device_bytes == 0 && strstr(why, "0 of"));
-    CHECK(p.host_bytes > all.host_bytes);   /* the KV cache moved back to the host */
     /* both auto: the layers are fitted at the default context (here the training context, 4096) */
     coder_model_params_init(&mp);
     sp.n_ctx = 0;
@@ -204,7 +229,7 @@ TEST(fit_gpu_layers_simulated_device) {
         CHECK_OK(plan_fit(model_path(file), &mp, &sp, (uint64_t)1 << 40, all.device_bytes - (uint64_t)shorter, true, &p,
                           why, sizeof why));
         printf("  both auto, device budget %s: %s\n", shorter ? "one byte short" : "exact", why);
-        CHECK(mp.n_gpu_layers == (shorter ? 0 : p.n_layers) && p.device_bytes <= all.device_bytes);
+        CHECK(mp.n_gpu_layers == (shorter ? p.n_layers - 1 : p.n_layers) && p.device_bytes <= all.device_bytes);
         CHECK_MSG(sp.n_ctx == 4096, "n_ctx %d", (int)sp.n_ctx);
     }
     /* explicit 0 keeps the GPU off */
