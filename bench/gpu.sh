@@ -4,7 +4,9 @@
 #   sh bench/gpu.sh test    test_gpu (CUDA vs CPU per op, whole-model logits) + compute-sanitizer
 #   sh bench/gpu.sh bench   qwen2.5-coder-7b synthetic models (Q4_K_M, Q6_K, Q8_0) made here:
 #                           decode tok/s at depth 0 / 4096 / 16384, prefill 512 / 2048, and the
-#                           fraction of the device bandwidth measured in the same run
+#                           fraction of the device bandwidth measured in the same run; then
+#                           decode with CODER_CUDA_GRAPH=0 (the graphs' gain) and with 14 of 28
+#                           layers on the GPU (partial offload)
 #   sh bench/gpu.sh all     both (about 15-20 minutes on an H100; see docs/CUDA.md)
 #
 # Binaries come from $CODER_BIN (default build/: build/coder, build/test/bin/test_gpu,
@@ -75,13 +77,17 @@ run_bench() {
         f="$WORK/q7-$t.gguf"
         echo "== mkmodel qwen2.5-coder-7b $t"
         timeout 300 "$BIN/coder" mkmodel --preset qwen2.5-coder-7b --type "$t" --vocab "$v" -o "$f" --mode random >/dev/null || { echo "FAIL mkmodel $t"; continue; }
-        # (prefill tokens, decode depth, reps)
-        for spec in "512 1 $REPS" "2048 4096 $REPS" "512 16384 2"; do
+        # (prefill tokens, decode depth, reps, GPU layers, CODER_CUDA_GRAPH): the issue's rows, then
+        # decode without CUDA graphs (their gain, same run) and half the layers on the CPU
+        for spec in "512 1 $REPS all 1" "2048 4096 $REPS all 1" "512 16384 2 all 1" "512 1 $REPS all 0" "512 1 1 14 1"; do
             set -- $spec
-            echo "-- $t prefill $1, decode at depth $2"
-            timeout 400 "$BIN/coder" bench -m "$f" -p "$1" -n 64 -r "$3" --depth "$2" --gpu-layers all --bw-mib 64 --json \
-                >"$OUTDIR/one.json" 2>"$OUTDIR/one.err" || { echo "FAIL bench $t $1 $2"; tail -5 "$OUTDIR/one.err"; continue; }
-            sed "s/^{/{\"type\":\"$t\",\"gpu_read_gbs\":$read_gbs,\"gpu_copy_gbs\":$copy_gbs,/" "$OUTDIR/one.json" >>"$OUTDIR/gpu_bench.jsonl"
+            label="$t"
+            [ "$5" = 0 ] && label="$t no-graph"
+            [ "$4" = all ] || label="$t $4-layers"
+            echo "-- $label prefill $1, decode at depth $2"
+            CODER_CUDA_GRAPH=$5 timeout 400 "$BIN/coder" bench -m "$f" -p "$1" -n 64 -r "$3" --depth "$2" --gpu-layers "$4" --bw-mib 64 --json \
+                >"$OUTDIR/one.json" 2>"$OUTDIR/one.err" || { echo "FAIL bench $label $1 $2"; tail -5 "$OUTDIR/one.err"; continue; }
+            sed "s/^{/{\"type\":\"$label\",\"gpu_read_gbs\":$read_gbs,\"gpu_copy_gbs\":$copy_gbs,/" "$OUTDIR/one.json" >>"$OUTDIR/gpu_bench.jsonl"
         done
         rm -f "$f"
     done

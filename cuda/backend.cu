@@ -143,6 +143,7 @@ extern "C" coder_status cuda_upload(cuda_uploader *u, void *dst, const void *src
 extern "C" void cuda_ctx_free(cuda_ctx *c) {
     if (!c) return;
     if (c->stream) cudaStreamSynchronize(c->stream);
+    if (c->graph_exec) cudaGraphExecDestroy(c->graph_exec);
     if (c->blas) c->bl->destroy(c->blas);
     cudaFree(c->ids_dev);
     cudaFree(c->argmax_dev);
@@ -163,6 +164,8 @@ extern "C" coder_status cuda_ctx_new(const cuda_ctx_params *p, cuda_ctx **out) {
     c->p = *p;
     const char *env = getenv("CODER_CUDA_SYNC");
     c->sync_each = env && env[0] == '1';
+    const char *genv = getenv("CODER_CUDA_GRAPH");
+    c->graph_off = c->sync_each || (genv && genv[0] == '0');   /* a synchronising op cannot be captured */
     coder_status st = CODER_OK;
     cudaError_t e;
     int dev_sm = 0;

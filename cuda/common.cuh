@@ -92,6 +92,11 @@ struct cuda_ctx {
     __half *deq;              /* [deq_elems] f16 dequantized weight rows                        */
     float *att_part;          /* [att_part_floats] split-KV partial results                     */
     size_t att_part_floats;
+    /* decode steps as CUDA graphs (graph.cu) */
+    cudaGraphExec_t graph_exec; /* the last step's executable graph, updated in place each step  */
+    int graph_off;            /* CODER_CUDA_GRAPH=0, CODER_CUDA_SYNC=1 or a failed capture      */
+    int capturing;
+    unsigned long long graph_updates, graph_instantiations;   /* counted for tests and -vv  */
 };
 
 #define WARP 32

@@ -84,6 +84,22 @@ coder_status cuda_h2d(cuda_ctx *c, void *dst, const void *src, size_t bytes);
 /* Device -> device copy on the stream (asynchronous). */
 coder_status cuda_d2d(cuda_ctx *c, void *dst, const void *src, size_t bytes);
 
+/* ---- decode steps as CUDA graphs (graph.cu) ---------------------------------------------- */
+
+/* Starts recording the context's stream: the ops called until cuda_graph_end are captured, not
+ * run. CODER_ERR_UNSUPPORTED when graphs are off for this context ($CODER_CUDA_GRAPH=0,
+ * $CODER_CUDA_SYNC=1, or an earlier capture failed): the caller runs the ops directly. */
+coder_status cuda_graph_begin(cuda_ctx *c);
+/* Ends the recording. run != 0: the captured ops replace the parameters of the context's
+ * executable graph (cudaGraphExecUpdate; a new graph is instantiated when the shape changed, e.g.
+ * attention gaining its combine kernel) and it is launched, asynchronously like any op. run == 0
+ * (an op failed or was cancelled while recording): discarded. A capture that failed (an op that
+ * cannot be captured) turns graphs off for the context, logged once, and returns
+ * CODER_ERR_UNSUPPORTED: nothing ran, the caller runs the same ops directly. */
+coder_status cuda_graph_end(cuda_ctx *c, int run);
+/* How many steps updated the executable graph in place and how many instantiated a new one. */
+void cuda_graph_counts(const cuda_ctx *c, unsigned long long *updates, unsigned long long *instantiations);
+
 /* ---- matmul (mmvq.cu for n <= 8, mmq_prefill.cu above) ------------------------------------- */
 
 /* y[t] = W @ x[t] for t < n:  W (rows, cols) of ggml `type`, rows of row_bytes each, device

@@ -98,6 +98,14 @@ typedef struct backend_ops {
     coder_status (*buf_write)(backend *b, backend_buf *buf, size_t off, size_t n, const float *src);
 
     /* ---- optional ops (NULL where a backend lacks them; the CPU backend sets none) ---- */
+    /* A decode step recorded and launched as one unit (CUDA graphs): the ops called between
+     * step_begin and step_end(run true) may be recorded instead of run, then run together by
+     * step_end; they must not read results back (buf_read, argmax) in between. step_begin:
+     * CODER_ERR_UNSUPPORTED when the backend will not record (run the ops directly). step_end
+     * with run false discards the recording (an op failed or was cancelled); CODER_ERR_UNSUPPORTED
+     * from step_end means the recording failed and nothing ran: run the same ops directly. */
+    coder_status (*step_begin)(backend *b);
+    coder_status (*step_end)(backend *b, bool run);
     /* *out = index of the largest value of row `row` of x [.][width] (first on ties), computed
      * where x lives, so a greedy step copies back 4 bytes instead of the logits.             */
     coder_status (*argmax)(backend *b, const backend_buf *x, int row, int width, int32_t *out);
@@ -151,6 +159,8 @@ coder_status cuda_backend_new(const coder_model *m, const backend_params *p, bac
  * n_layers or out of range); sets backend_data, backend_free, gpu_layers = g. All device memory
  * is planned first: CODER_ERR_DEVICE_NOMEM names the bytes needed and free. */
 coder_status cuda_model_upload(coder_model *m, int32_t g, float lo, float hi);
+/* Decode steps of a CUDA backend b run as graphs: updated in place / newly instantiated. */
+void cuda_backend_graph_counts(const backend *b, unsigned long long *updates, unsigned long long *instantiations);
 #else
 static inline coder_status cuda_backend_new(const coder_model *m, const backend_params *p, backend **out) {
     (void)m;

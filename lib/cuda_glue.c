@@ -388,6 +388,13 @@ static coder_status cuda_glue_kv_load(backend *b, int layer, int32_t pos0, int n
     return cuda_h2d(c->ctx, (char *)cuda_glue_v(c, layer) + (size_t)pos0 * c->v_row, v, (size_t)n * c->v_row);
 }
 
+static coder_status cuda_glue_step_begin(backend *b) { return cuda_graph_begin(CB(b)->ctx); }
+static coder_status cuda_glue_step_end(backend *b, bool run) { return cuda_graph_end(CB(b)->ctx, run); }
+
+void cuda_backend_graph_counts(const backend *b, unsigned long long *updates, unsigned long long *instantiations) {
+    cuda_graph_counts(((const cuda_backend *)b)->ctx, updates, instantiations);
+}
+
 static const backend_ops cuda_glue_ops = {
     .name = "cuda",
     .free = cuda_glue_free,
@@ -409,6 +416,8 @@ static const backend_ops cuda_glue_ops = {
     .kv_load = cuda_glue_kv_load,
     .buf_write = cuda_glue_buf_write,
     .argmax = cuda_glue_argmax,
+    .step_begin = cuda_glue_step_begin,
+    .step_end = cuda_glue_step_end,
 };
 
 static int64_t cuda_glue_max64(int64_t a, int64_t b) { return a > b ? a : b; }

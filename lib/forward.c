@@ -228,17 +228,11 @@ static coder_status stage_handover(forward_state *f, const fwd_stage *from, fwd_
     return to->b->ops->buf_write(to->b, to->x, 0, count, f->handover);
 }
 
-coder_status forward_eval(forward_state *f, const int32_t *tokens, int n, int32_t pos0, const atomic_bool *cancel,
-                          float *logits, float *logits_all) {
+/* Everything after the embedding: the layers of every stage, then the output head on the last
+ * one into f->logits rows [0, n_out). Reads nothing back unless the debug hook is set. */
+static coder_status forward_body(forward_state *f, int n, int32_t pos0, const atomic_bool *cancel, int n_out) {
     const model_hparams *hp = &f->m->hp;
-    if (n < 1 || n > f->n_batch)
-        return coder_fail(CODER_ERR_INTERNAL, "forward_eval: %d tokens for a batch of %d", n, (int)f->n_batch);
-
     fwd_stage *S = &f->st[0];
-    backend *b = S->b;
-    TRY(b->ops->embed(b, &f->m->tok_embd, tokens, n, S->x));
-    DBG(b, "embd", -1, "GET_ROWS", S->x, n, hp->dim);
-    if (hp->embed_scale != 1.0f) TRY(b->ops->scale(b, S->x, n, hp->dim, hp->embed_scale));   /* gemma3 */
     for (int si = 0; si < f->n_stages; si++) {
         if (si > 0) TRY(stage_handover(f, &f->st[si - 1], &f->st[si], n));
         S = &f->st[si];
@@ -248,25 +242,59 @@ coder_status forward_eval(forward_state *f, const int32_t *tokens, int n, int32_
             TRY(forward_layer(f, S, il, n, pos0));
         }
     }
-
-    /* Output head, on the last stage: the last row only, or every row for logits_all. */
-    b = S->b;
+    backend *b = S->b;
     const backend_ops *o = b->ops;
-    int n_out = logits_all ? n : 1;
-    if (n_out > f->logits_rows) {
-        backend_buf *nb;
-        TRY(alloc_rows(b, n_out, hp->vocab_size, &nb));
-        o->buf_free(b, f->logits);
-        f->logits = nb;
-        f->logits_rows = n_out;
-    }
     TRY(o->copy_rows(b, S->x, n - n_out, S->h, 0, n_out, hp->dim));
     TRY(o->rms_norm(b, S->h, &f->m->output_norm, n_out, hp->dim, hp->rms_eps, S->h));
     DBG(b, "result_norm", -1, "MUL", S->h, n_out, hp->dim);
     TRY(o->matmul(b, &f->m->output, S->h, n_out, f->logits));
     DBG(b, "result_output", -1, "MUL_MAT", f->logits, n_out, hp->vocab_size);
-    if (logits_all) TRY(o->buf_read(b, f->logits, 0, (size_t)n_out * (size_t)hp->vocab_size, logits_all));
+    return CODER_OK;
+}
+
+/* A decode step on one backend that can record it (CUDA graphs): forward_body recorded and run as
+ * one unit. *done false: the backend did not record (or its recording failed and nothing ran), so
+ * the caller runs forward_body directly. */
+static coder_status forward_body_recorded(forward_state *f, int32_t pos0, const atomic_bool *cancel, bool *done) {
+    *done = false;
+    backend *b = f->st[0].b;
+    coder_status st = b->ops->step_begin(b);
+    if (st == CODER_ERR_UNSUPPORTED) return CODER_OK;
+    TRY(st);
+    const coder_status body = forward_body(f, 1, pos0, cancel, 1);
+    st = b->ops->step_end(b, body == CODER_OK);
+    if (st == CODER_ERR_UNSUPPORTED) return CODER_OK;
+    *done = true;
+    return st != CODER_OK ? st : body;
+}
+
+coder_status forward_eval(forward_state *f, const int32_t *tokens, int n, int32_t pos0, const atomic_bool *cancel,
+                          float *logits, float *logits_all) {
+    const model_hparams *hp = &f->m->hp;
+    if (n < 1 || n > f->n_batch)
+        return coder_fail(CODER_ERR_INTERNAL, "forward_eval: %d tokens for a batch of %d", n, (int)f->n_batch);
+
+    backend *b = f->st[0].b;
+    TRY(b->ops->embed(b, &f->m->tok_embd, tokens, n, f->st[0].x));
+    DBG(b, "embd", -1, "GET_ROWS", f->st[0].x, n, hp->dim);
+    if (hp->embed_scale != 1.0f) TRY(b->ops->scale(b, f->st[0].x, n, hp->dim, hp->embed_scale));   /* gemma3 */
+
+    /* Output head: the last row only, or every row for logits_all (its buffer grown first). */
+    b = fwd_last(f);
+    const int n_out = logits_all ? n : 1;
+    if (n_out > f->logits_rows) {
+        backend_buf *nb;
+        TRY(alloc_rows(b, n_out, hp->vocab_size, &nb));
+        b->ops->buf_free(b, f->logits);
+        f->logits = nb;
+        f->logits_rows = n_out;
+    }
+    bool done = false;
+    if (n == 1 && !logits_all && f->n_stages == 1 && b->ops->step_begin && !f->dbg)
+        TRY(forward_body_recorded(f, pos0, cancel, &done));
+    if (!done) TRY(forward_body(f, n, pos0, cancel, n_out));
+    if (logits_all) TRY(b->ops->buf_read(b, f->logits, 0, (size_t)n_out * (size_t)hp->vocab_size, logits_all));
     if (logits)
-        TRY(o->buf_read(b, f->logits, (size_t)(n_out - 1) * (size_t)hp->vocab_size, (size_t)hp->vocab_size, logits));
+        TRY(b->ops->buf_read(b, f->logits, (size_t)(n_out - 1) * (size_t)hp->vocab_size, (size_t)hp->vocab_size, logits));
     return CODER_OK;
 }

@@ -845,6 +845,56 @@ TEST(session_partial_offload) {
     unlink(state);
 }
 
+/* Decode steps as CUDA graphs: 200 greedy-fed decode steps (past the 128-token point where the
+ * attention gains its combine kernel) give the same logits bit for bit with graphs as with
+ * CODER_CUDA_GRAPH=0 (the same kernels and parameters, recorded then replayed), and the graphs
+ * were used: most steps updated the executable graph in place, a few instantiated one. */
+TEST(decode_graph_matches_direct) {
+    NEED_GPU();
+    char vocab[1024];
+    if (!gpu_vocab(vocab, sizeof vocab)) SKIP("no vocabulary file: set CODER_GPU_VOCAB (e.g. a copy of refdata's ggml-vocab-qwen3.gguf)");
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/coder_gpu_%d_graph.gguf", (int)getpid());
+    mkmodel_opts o = {.preset = "tiny-qwen3", .ftype = MKMODEL_Q4_K_M, .vocab_path = vocab, .out_path = path, .seed = 13,
+                      .mode = MKMODEL_MODE_RANDOM};
+    CHECK_OK(mkmodel_write(&o, NULL));
+    coder_model *m = NULL;
+    CHECK_OK(coder_model_load(path, NULL, &m));
+    coder_session_params sp;
+    coder_session_params_init(&sp);
+    sp.n_ctx = 512;
+    coder_session *s[2] = {NULL, NULL};
+    for (int direct = 0; direct < 2; direct++) {
+        if (direct) setenv("CODER_CUDA_GRAPH", "0", 1);   /* read when the session's context is made */
+        CHECK_OK(coder_session_new(m, &sp, &s[direct]));
+        unsetenv("CODER_CUDA_GRAPH");
+        CHECK(s[direct]->stages.n == 1 && strcmp(s[direct]->stages.b[0]->ops->name, "cuda") == 0);
+    }
+    int32_t tok = 300;
+    for (int step = 0; step < 200; step++) {
+        const float *l[2];
+        int32_t nv = 0;
+        for (int d = 0; d < 2; d++) {
+            CHECK_OK(coder_session_eval(s[d], &tok, 1));
+            CHECK_OK(coder_session_logits(s[d], &l[d], &nv));
+        }
+        CHECK_MSG(memcmp(l[0], l[1], (size_t)nv * 4) == 0, "step %d: graph logits differ from direct ones", step);
+        int32_t best = 0;
+        for (int32_t i = 1; i < nv; i++)
+            if (l[0][i] > l[0][best]) best = i;
+        tok = best;
+    }
+    unsigned long long up[2], inst[2];
+    for (int d = 0; d < 2; d++) cuda_backend_graph_counts(s[d]->stages.b[0], &up[d], &inst[d]);
+    printf("  info: 200 decode steps: %llu graph updates, %llu instantiations (direct session: %llu, %llu)\n", up[0], inst[0],
+           up[1], inst[1]);
+    CHECK(up[0] + inst[0] == 200 && inst[0] >= 1 && inst[0] <= 8 && up[1] + inst[1] == 0);
+    coder_session_free(s[0]);
+    coder_session_free(s[1]);
+    CHECK_OK(coder_model_free(m));
+    unlink(path);
+}
+
 /* cuBLAS is not linked (a process that links the library must not pay its ~155 MB at start-up):
  * it is dlopened on first GPU use. Without a device, check that the load itself works and that
  * this process did not map it before. */
@@ -883,6 +933,7 @@ int main(int argc, char **argv) {
     if (group_on("session")) RUN(session_selection);
     if (group_on("session")) RUN(session_state_gpu);
     if (group_on("session")) RUN(session_partial_offload);
+    if (group_on("session")) RUN(decode_graph_matches_direct);
     if (group_on("model_7b")) RUN(model_7b_logits);
     return test_summary();
 }
