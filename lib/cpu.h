@@ -58,6 +58,7 @@ typedef struct cpu_kernels {
     void (*axpy_f16)(float *y, float a, const uint16_t *x, int64_t n);
     void (*to_f16)(const float *x, uint16_t *y, int64_t n);             /* round to nearest even */
     void (*swiglu)(float *gate, const float *up, int64_t n);            /* gate = silu(gate)*up */
+    void (*softmax)(float *x, int64_t n);           /* x = exp(x - max) / sum, in place        */
     cpu_quant_fn quant[3];                          /* [CPU_ACT_Q8A], [CPU_ACT_Q8K]           */
     cpu_qdot_fn qdot[QT_COUNT];                     /* NULL where the type is unsupported     */
     cpu_gemv_fn gemv[QT_COUNT];                     /* NULL exactly where qdot is             */

@@ -85,7 +85,18 @@ ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_heads_body)(c
     const kv_cache *kv = a->kv;
     const int hd = a->head_dim;
     const int32_t n_ctx = kv->n_ctx;
+    size_t k_at, k_len, v_at, v_len;
+    att_segment(kt, off, hd, &k_at, &k_len);
+    att_segment(vt, off, hd, &v_at, &v_len);
     for (int32_t p = p0; p <= pos; p++) {
+        if (p + ATT_PF <= pos) {
+            const char *kp = (const char *)kv_cache_k_row(kv, a->layer, p + ATT_PF) + k_at,
+                       *vp = (const char *)kv_cache_v_row(kv, a->layer, p + ATT_PF) + v_at;
+            for (size_t o = 0; o < k_len; o += 64) _mm_prefetch(kp + o, _MM_HINT_T0);
+            _mm_prefetch(kp + k_len - 1, _MM_HINT_T0);
+            for (size_t o = 0; o < v_len; o += 64) _mm_prefetch(vp + o, _MM_HINT_T0);
+            _mm_prefetch(vp + v_len - 1, _MM_HINT_T0);
+        }
         const void *row = kv_cache_k_row(kv, a->layer, p);
         att_vec acc[ATT_MAX_GROUP];
         _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) acc[i] = V_ZERO();
@@ -95,7 +106,7 @@ ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_heads_body)(c
         }
         _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) sc[(size_t)i * n_ctx + (p - p0)] = V_SUM(acc[i]) * a->scale;
     }
-    for (int i = 0; i < nh; i++) cpu_softmax(sc + (size_t)i * n_ctx, pos - p0 + 1);
+    for (int i = 0; i < nh; i++) a->k->softmax(sc + (size_t)i * n_ctx, pos - p0 + 1);
     /* V in blocks of ATT_PB positions (their rows stay in L1/L2) and, within a block, one vector of
      * output dims at a time over its positions: the accumulators stay in registers and every row
      * is read from memory once */

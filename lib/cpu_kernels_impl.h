@@ -341,7 +341,8 @@ KFN void FN(to_f16)(const float *x, uint16_t *y, int64_t n) {
 #endif
 #if CPU_LEVEL == 2
 KFN inline __m512 FN(exp16)(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(89.0f));
+    /* constants first: min/max return their second operand for a NaN, so NaN stays NaN */
+    x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
     const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
@@ -353,7 +354,7 @@ KFN inline __m512 FN(exp16)(__m512 x) {
 KFN inline __m256 FN(exp8)(__m256 x) {
     /* 2^n is built in the exponent field: n must stay in [-126, 127]; past 88.7 expf is inf */
     const __m256 over = _mm256_cmp_ps(x, _mm256_set1_ps(88.7f), _CMP_GT_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+    x = _mm256_min_ps(_mm256_set1_ps(88.0f), _mm256_max_ps(_mm256_set1_ps(-87.0f), x));   /* NaN stays NaN */
     const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -384,6 +385,67 @@ KFN void FN(swiglu)(float *gate, const float *up, int64_t n) {
     cpu_swiglu(gate + i, up + i, n - i);
 }
 
+/* ---- softmax: x[i] = exp(x[i] - max) / sum -------------------------------------------------
+ * The attention's score rows (up to n_ctx long). Exponentials as in swiglu, their sum in double
+ * as at the scalar level (cpu_softmax), so a 16K-position row keeps the reference's accuracy.
+ * Measured: libm's expf was a third of a 0.5B decode's samples at 4K context. */
+KFN void FN(softmax)(float *x, int64_t n) {
+#if CPU_LEVEL == 2
+    if (n < 16) {
+        cpu_softmax(x, n);
+        return;
+    }
+    __m512 vm = _mm512_loadu_ps(x);
+    int64_t i = 16;
+    for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(x + i));
+    float mx = _mm512_reduce_max_ps(vm);
+    for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    const __m512 m = _mm512_set1_ps(mx);
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (i = 0; i + 16 <= n; i += 16) {
+        const __m512 e = FN(exp16)(_mm512_sub_ps(_mm512_loadu_ps(x + i), m));
+        _mm512_storeu_ps(x + i, e);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    }
+    double sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    for (; i < n; i++) sum += (x[i] = expf(x[i] - mx));
+    const __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
+    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
+    for (; i < n; i++) x[i] *= (float)(1.0 / sum);
+#elif CPU_LEVEL == 1
+    if (n < 8) {
+        cpu_softmax(x, n);
+        return;
+    }
+    __m256 vm = _mm256_loadu_ps(x);
+    int64_t i = 8;
+    for (; i + 8 <= n; i += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + i));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, vm);
+    float mx = lanes[0];
+    for (int j = 1; j < 8; j++) mx = lanes[j] > mx ? lanes[j] : mx;
+    for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    const __m256 m = _mm256_set1_ps(mx);
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m256 e = FN(exp8)(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
+        _mm256_storeu_ps(x + i, e);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double d[4];
+    _mm256_storeu_pd(d, _mm256_add_pd(s0, s1));
+    double sum = (d[0] + d[1]) + (d[2] + d[3]);
+    for (; i < n; i++) sum += (x[i] = expf(x[i] - mx));
+    const __m256 inv = _mm256_set1_ps((float)(1.0 / sum));
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+    for (; i < n; i++) x[i] *= (float)(1.0 / sum);
+#else
+    cpu_softmax(x, n);
+#endif
+}
+
 #include "cpu_qdot_impl.h"
 #include "cpu_gemv_impl.h"
 
@@ -403,6 +465,7 @@ static const cpu_kernels FN(kernels) = {
     .axpy_f16 = FN(axpy_f16),
     .to_f16 = FN(to_f16),
     .swiglu = FN(swiglu),
+    .softmax = FN(softmax),
     .quant = {[CPU_ACT_Q8A] = FN(quant_q8a), [CPU_ACT_Q8K] = FN(quant_q8k)},
     .qdot = {
         [QT_F32] = FN(qdot_f32), [QT_F16] = FN(qdot_f16), [QT_BF16] = FN(qdot_bf16),

@@ -192,11 +192,46 @@ TEST(threaded_matmul) {
     }
 }
 
+/* softmax of every level against a float64 softmax: rows of every tail length and a 16K-position
+ * row (the sum is kept in double at every level), scores from -60 to 60, within 2e-6 relative +
+ * 1e-12; a NaN score makes the whole row NaN (the session's NUMERIC check must see it), a -inf
+ * score gets probability ~0. */
+TEST(softmax_every_level) {
+    enum { N = 16384 };
+    static float in[N], out[N];
+    static double ref[N];
+    const int lens[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 1003, N};
+    for (int isa = CPU_ISA_SCALAR; isa <= CPU_ISA_AVX512; isa++) {
+        const cpu_kernels *k = cpu_kernels_for((cpu_isa)isa);
+        if (!k) continue;
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+            const int n = lens[li];
+            for (int i = 0; i < n; i++) in[i] = (float)(rnd() % 1200001) * 1e-4f - 60.0f;
+            if (n > 5) in[5] = -INFINITY;
+            double mx = -INFINITY, sum = 0;
+            for (int i = 0; i < n; i++) mx = in[i] > mx ? in[i] : mx;
+            for (int i = 0; i < n; i++) sum += (ref[i] = exp((double)in[i] - mx));
+            memcpy(out, in, (size_t)n * sizeof *in);
+            k->softmax(out, n);
+            for (int i = 0; i < n; i++)
+                CHECK_MSG(fabs(out[i] - ref[i] / sum) <= 2e-6 * ref[i] / sum + 1e-12, "%s n %d: p[%d] = %.9g, want %.9g", k->name,
+                          n, i, out[i], ref[i] / sum);
+            if (n > 5) CHECK_MSG(out[5] < 1e-30f, "%s: p(-inf) = %g", k->name, out[5]);   /* AVX2's exp floors at e^-87 */
+            if (n < 3) continue;
+            memcpy(out, in, (size_t)n * sizeof *in);
+            out[n / 2] = NAN;
+            k->softmax(out, n);
+            for (int i = 0; i < n; i++) CHECK_MSG(isnan(out[i]), "%s n %d: a NaN score left p[%d] = %g", k->name, n, i, out[i]);
+        }
+    }
+}
+
 int main(void) {
     RUN(scalar_dequant_matches_quant_c);
     RUN(simd_matches_scalar);
     RUN(f16_conversions);
     RUN(swiglu_every_level);
+    RUN(softmax_every_level);
     RUN(threaded_matmul);
     return test_summary();
 }
