@@ -77,9 +77,10 @@ run_bench() {
         f="$WORK/q7-$t.gguf"
         echo "== mkmodel qwen2.5-coder-7b $t"
         timeout 300 "$BIN/coder" mkmodel --preset qwen2.5-coder-7b --type "$t" --vocab "$v" -o "$f" --mode random >/dev/null || { echo "FAIL mkmodel $t"; continue; }
-        # (prefill tokens, decode depth, reps, GPU layers, CODER_CUDA_GRAPH): the issue's rows, then
+        # (prefill tokens, depth, reps, GPU layers, CODER_CUDA_GRAPH): prefill and decode after depth
+        # tokens of context (1: prefill from empty), the issue's rows, then
         # decode without CUDA graphs (their gain, same run) and half the layers on the CPU
-        for spec in "512 1 $REPS all 1" "2048 4096 $REPS all 1" "512 16384 2 all 1" "512 1 $REPS all 0" "512 1 1 14 1"; do
+        for spec in "512 1 $REPS all 1" "2048 1 $REPS all 1" "512 4096 $REPS all 1" "512 16384 2 all 1" "512 1 $REPS all 0" "512 1 1 14 1"; do
             set -- $spec
             label="$t"
             [ "$5" = 0 ] && label="$t no-graph"
@@ -96,14 +97,14 @@ run_bench() {
     python3 - "$OUTDIR/gpu_bench.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print("\n| type | prefill tok | prefill tok/s | decode depth | decode tok/s | GB/s (weights+KV) | of read bw | GPU layers |")
+print("\n| type | prefill tok | depth | prefill tok/s | decode tok/s | GB/s (weights+KV) | of read bw | GPU layers |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     depth = r.get("depth", 1)
     kv = (depth if depth > 1 else 0) * 28 * 2 * 512 * 2
     gbs = r["decode_tps"] * (r["bytes_per_token"] + kv) / 1e9
-    print("| %s | %d | %.0f | %d | %.1f | %.0f | %.0f%% | %d |" % (r["type"], r["prefill_tokens"], r["prefill_tps"],
-          0 if depth <= 1 else depth, r["decode_tps"], gbs, 100 * gbs / r["gpu_read_gbs"], r.get("gpu_layers", -1)))
+    print("| %s | %d | %d | %.0f | %.1f | %.0f | %.0f%% | %d |" % (r["type"], r["prefill_tokens"], 0 if depth <= 1 else depth,
+          r["prefill_tps"], r["decode_tps"], gbs, 100 * gbs / r["gpu_read_gbs"], r.get("gpu_layers", -1)))
 if rows:
     print("\ndevice read bandwidth %.0f GB/s, copy %.0f GB/s (bench_gpu_bw, same run)" % (rows[0]["gpu_read_gbs"], rows[0]["gpu_copy_gbs"]))
 PY

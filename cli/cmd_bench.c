@@ -109,7 +109,8 @@ static void usage(void) {
           "  -r REPS       repetitions, the median is reported (default 3)\n"
           "  --bw-mib M    buffer for the bandwidth measurement (default 1024)\n"
           "  --gpu-layers N|auto|all\n"
-          "  --depth D     decode after D tokens of context (default 1; prefilled untimed)\n"
+          "  --depth D     prefill and decode after D tokens of context, evaluated once untimed\n"
+          "                (default 1: prefill from an empty context, as llama-bench's pp @ d0)\n"
           "  --no-mmap     read the model into memory instead of mapping it\n"
           "  --json        print one JSON object on stdout\n",
           stderr);
@@ -157,7 +158,7 @@ int cmd_bench(int argc, char **argv) {
     mp.n_threads = threads;
     cli_model_mmap(&mp, no_mmap);
     coder_model *model = NULL;
-    coder_session *s = NULL;
+    coder_session *s = NULL, *run = NULL;
     int32_t *ids = NULL;
     double *pre = NULL, *dec = NULL;
     int rc = EXIT_OK;
@@ -168,7 +169,11 @@ int cmd_bench(int argc, char **argv) {
     }
     coder_session_params sp;
     coder_session_params_init(&sp);
-    sp.n_ctx = (n_prompt > depth + n_gen ? n_prompt : depth + n_gen) + 8;
+    /* The timed prefill and decode both start from a fork of a session holding `ctx_len` tokens
+     * (evaluated once, untimed): prefill after depth tokens of context (none for the default
+     * depth 1), as llama-bench's pp @ d, and decode after depth. */
+    const int32_t ctx_len = depth > 1 ? depth : 0;
+    sp.n_ctx = ctx_len + (n_prompt > n_gen + 1 ? n_prompt : n_gen + 1) + 8;
     sp.n_threads = threads;
     if ((st = coder_session_new(model, &sp, &s)) != CODER_OK) {
         fprintf(stderr, "coder bench: cannot create a session: %s\n", coder_last_error());
@@ -176,7 +181,7 @@ int cmd_bench(int argc, char **argv) {
         goto done;
     }
     int32_t vocab = model->hp.vocab_size;
-    int32_t n_ids = n_prompt > depth + n_gen ? n_prompt : depth + n_gen;
+    int32_t n_ids = ctx_len + (n_prompt > n_gen + 1 ? n_prompt : n_gen + 1);
     ids = malloc((size_t)n_ids * sizeof *ids);
     pre = malloc((size_t)reps * sizeof *pre);
     dec = malloc((size_t)reps * sizeof *dec);
@@ -185,17 +190,23 @@ int cmd_bench(int argc, char **argv) {
 
     // one untimed warm-up pass (page faults of the mapped weights, thread start-up)
     if ((st = coder_session_eval(s, ids, (size_t)(n_prompt < 16 ? n_prompt : 16))) != CODER_OK) goto fail;
+    if ((st = coder_session_reset(s)) != CODER_OK) goto fail;
+    if (ctx_len > 0 && (st = coder_session_eval(s, ids, (size_t)ctx_len)) != CODER_OK) goto fail;
     for (int r = 0; r < reps; r++) {
-        if ((st = coder_session_reset(s)) != CODER_OK) goto fail;
+        if ((st = coder_session_fork(s, &run)) != CODER_OK) goto fail;
         double t0 = now_s();
-        if ((st = coder_session_eval(s, ids, (size_t)n_prompt)) != CODER_OK) goto fail;
+        if ((st = coder_session_eval(run, ids + ctx_len, (size_t)n_prompt)) != CODER_OK) goto fail;
         pre[r] = now_s() - t0;
-        if ((st = coder_session_reset(s)) != CODER_OK) goto fail;
-        if ((st = coder_session_eval(s, ids, (size_t)depth)) != CODER_OK) goto fail;
+        coder_session_free(run);
+        run = NULL;
+        if ((st = coder_session_fork(s, &run)) != CODER_OK) goto fail;
+        if (ctx_len == 0 && (st = coder_session_eval(run, ids, 1)) != CODER_OK) goto fail;   /* depth 1 */
         t0 = now_s();
         for (int32_t i = depth; i < depth + n_gen; i++)
-            if ((st = coder_session_eval(s, ids + i, 1)) != CODER_OK) goto fail;
+            if ((st = coder_session_eval(run, ids + i, 1)) != CODER_OK) goto fail;
         dec[r] = now_s() - t0;
+        coder_session_free(run);
+        run = NULL;
     }
     double pre_s = median(pre, reps), dec_s = median(dec, reps);
     int bw_threads = threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -224,7 +235,8 @@ int cmd_bench(int argc, char **argv) {
                (int)bw_mib, frac);
     } else {
         printf("model      %s (%s, %.1f MiB of weights)\n", path, info.arch, (double)info.weight_bytes / (1 << 20));
-        printf("prefill    %d tokens: %.2f ms, %.1f tok/s (median of %d)\n", (int)n_prompt, pre_s * 1e3, pre_tps, (int)reps);
+        printf("prefill    %d tokens after %d of context: %.2f ms, %.1f tok/s (median of %d)\n", (int)n_prompt, (int)ctx_len,
+               pre_s * 1e3, pre_tps, (int)reps);
         printf("decode     %d tokens after %d of context (%d layers on the GPU): %.2f ms, %.1f tok/s (median of %d)\n", (int)n_gen, (int)depth, (int)info.gpu_layers, dec_s * 1e3, dec_tps, (int)reps);
         printf("roofline   %.2f MiB read per token -> %.2f GB/s; memory read %.2f GB/s (%d threads, %d MiB)"
                " -> %.1f%% of roofline\n",
@@ -240,6 +252,7 @@ done:
     free(ids);
     free(pre);
     free(dec);
+    coder_session_free(run);
     coder_session_free(s);
     coder_model_free(model);
     return rc;

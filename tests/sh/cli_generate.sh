@@ -70,3 +70,8 @@ fi
 if [ $rc -eq 0 ] && { [ $have_py -eq 0 ] || [ "$(json_get "$tmp/bench" "all(d[k] > 0 for k in ('prefill_tps','decode_tps','bytes_per_token','mem_bw_gbs','roofline_fraction'))")" = True ]; }; then
     ok bench_json
 else bad bench_json "rc $rc: $(cat "$tmp/bench" "$tmp/err")"; fi
+# bench --depth: prefill and decode timed on forks of a session holding the context
+"$C" bench -m "$M" -p 16 -n 8 -r 2 --depth 40 --bw-mib 64 --json >"$tmp/bench" 2>"$tmp/err" </dev/null; rc=$?
+if [ $rc -eq 0 ] && { [ $have_py -eq 0 ] || [ "$(json_get "$tmp/bench" "d['depth'] == 40 and d['prefill_tps'] > 0 and d['decode_tps'] > 0")" = True ]; }; then
+    ok bench_depth
+else bad bench_depth "rc $rc: $(cat "$tmp/bench" "$tmp/err")"; fi
