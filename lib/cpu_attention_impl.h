@@ -76,8 +76,34 @@ ATT_T static inline __attribute__((always_inline)) att_vec ATT_FN(att_load)(cons
     }
 }
 
+/* s[j] = the sum of v_j's lanes, j < 4, each in one fixed order that depends on that vector alone
+ * (a score's bits do not depend on which positions share its block). */
+#if ATT_LEVEL == 2
+ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_sum4)(att_vec v0, att_vec v1, att_vec v2, att_vec v3,
+                                                                        float s[4]) {
+    const __m512 a = _mm512_add_ps(_mm512_shuffle_f32x4(v0, v1, 0x44), _mm512_shuffle_f32x4(v0, v1, 0xEE));
+    const __m512 b = _mm512_add_ps(_mm512_shuffle_f32x4(v2, v3, 0x44), _mm512_shuffle_f32x4(v2, v3, 0xEE));
+    __m512 c = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xDD));   /* lane j: v_j's 4 partials */
+    c = _mm512_add_ps(c, _mm512_permute_ps(c, 0x4E));
+    c = _mm512_add_ps(c, _mm512_permute_ps(c, 0xB1));
+    _mm_storeu_ps(s, _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), c)));
+}
+/* positions per block of the scores: nh x ATT_PJ accumulators, ATT_PJ K vectors and a q vector in
+ * the 32 registers */
+#define ATT_PJ(nh) ((nh) * 4 + 5 <= 32 ? 4 : 3)
+#else
+ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_sum4)(att_vec v0, att_vec v1, att_vec v2, att_vec v3,
+                                                                        float s[4]) {
+    const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(v0, v1), _mm256_hadd_ps(v2, v3));
+    _mm_storeu_ps(s, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
+}
+#define ATT_PJ(nh) ((nh) * 2 + 3 <= 16 ? 2 : 1)   /* 16 registers */
+#endif
+
 /* Written once with the head count as a constant (1..ATT_MAX_GROUP), so the accumulators live in
- * registers; att_heads_<level> picks the instance. */
+ * registers; att_heads_<level> picks the instance. Scores are computed ATT_PJ positions at a time:
+ * one load of each q vector serves them all, and their horizontal sums share the shuffles
+ * (att_sum4) instead of one full reduction per head and position. */
 ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_heads_body)(const cpu_attention_args *a, int32_t p0,
                                                                                int32_t pos, size_t off, int32_t kt,
                                                                                int32_t vt, const float *q, float *out,
@@ -85,26 +111,45 @@ ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_heads_body)(c
     const kv_cache *kv = a->kv;
     const int hd = a->head_dim;
     const int32_t n_ctx = kv->n_ctx;
+    enum { PJ = 4 };   /* array bound: ATT_PJ(nh) <= 4 positions are used */
+    const int pj = ATT_PJ(nh);
     size_t k_at, k_len, v_at, v_len;
     att_segment(kt, off, hd, &k_at, &k_len);
     att_segment(vt, off, hd, &v_at, &v_len);
-    for (int32_t p = p0; p <= pos; p++) {
-        if (p + ATT_PF <= pos) {
-            const char *kp = (const char *)kv_cache_k_row(kv, a->layer, p + ATT_PF) + k_at,
-                       *vp = (const char *)kv_cache_v_row(kv, a->layer, p + ATT_PF) + v_at;
-            for (size_t o = 0; o < k_len; o += 64) _mm_prefetch(kp + o, _MM_HINT_T0);
-            _mm_prefetch(kp + k_len - 1, _MM_HINT_T0);
-            for (size_t o = 0; o < v_len; o += 64) _mm_prefetch(vp + o, _MM_HINT_T0);
-            _mm_prefetch(vp + v_len - 1, _MM_HINT_T0);
+    /* V rows are fetched during the scores when they will still be in L2 for the V pass (up to
+     * ATT_V_EARLY bytes), otherwise ahead of the V pass itself */
+    const bool v_early = (uint64_t)(pos - p0 + 1) * v_len <= ATT_V_EARLY;
+    for (int32_t p = p0; p <= pos; p += pj) {
+        const int np = pos - p + 1 < pj ? pos - p + 1 : pj;   /* the last block may be short */
+        const void *row[PJ];
+        for (int j = 0; j < pj; j++) {
+            row[j] = kv_cache_k_row(kv, a->layer, j < np ? p + j : p);
+            if (p + j + ATT_PF <= pos) {
+                const char *kp = (const char *)kv_cache_k_row(kv, a->layer, p + j + ATT_PF) + k_at;
+                for (size_t o = 0; o < k_len; o += 64) _mm_prefetch(kp + o, _MM_HINT_T0);
+                _mm_prefetch(kp + k_len - 1, _MM_HINT_T0);
+                if (v_early) {
+                    const char *vp = (const char *)kv_cache_v_row(kv, a->layer, p + j + ATT_PF) + v_at;
+                    for (size_t o = 0; o < v_len; o += 64) _mm_prefetch(vp + o, _MM_HINT_T0);
+                    _mm_prefetch(vp + v_len - 1, _MM_HINT_T0);
+                }
+            }
         }
-        const void *row = kv_cache_k_row(kv, a->layer, p);
-        att_vec acc[ATT_MAX_GROUP];
-        _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) acc[i] = V_ZERO();
+        att_vec acc[ATT_MAX_GROUP][PJ];
+        _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) _Pragma("GCC unroll 4") for (int j = 0; j < PJ; j++) acc[i][j] = V_ZERO();
         for (int c = 0; c < hd; c += ATT_W) {
-            const att_vec k = ATT_FN(att_load)(row, kt, off, c);
-            _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) acc[i] = V_FMA(V_LD(q + (size_t)i * hd + c), k, acc[i]);
+            att_vec k[PJ];
+            _Pragma("GCC unroll 4") for (int j = 0; j < pj; j++) k[j] = ATT_FN(att_load)(row[j], kt, off, c);
+            _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) {
+                const att_vec qv = V_LD(q + (size_t)i * hd + c);
+                _Pragma("GCC unroll 4") for (int j = 0; j < pj; j++) acc[i][j] = V_FMA(qv, k[j], acc[i][j]);
+            }
         }
-        _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) sc[(size_t)i * n_ctx + (p - p0)] = V_SUM(acc[i]) * a->scale;
+        _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) {
+            float s4[4];
+            ATT_FN(att_sum4)(acc[i][0], pj > 1 ? acc[i][1] : V_ZERO(), pj > 2 ? acc[i][2] : V_ZERO(), pj > 3 ? acc[i][3] : V_ZERO(), s4);
+            for (int j = 0; j < np; j++) sc[(size_t)i * n_ctx + (p + j - p0)] = s4[j] * a->scale;
+        }
     }
     for (int i = 0; i < nh; i++) a->k->softmax(sc + (size_t)i * n_ctx, pos - p0 + 1);
     /* V in blocks of ATT_PB positions (their rows stay in L1/L2) and, within a block, one vector of
@@ -116,6 +161,11 @@ ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_heads_body)(c
             att_vec acc[ATT_MAX_GROUP];
             _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) acc[i] = pb == p0 ? V_ZERO() : V_LD(out + (size_t)i * hd + c);
             for (int32_t p = pb; p <= pe; p++) {
+                if (c == 0 && !v_early && p + ATT_PF <= pos) {   /* the first pass over a block brings its rows */
+                    const char *vp = (const char *)kv_cache_v_row(kv, a->layer, p + ATT_PF) + v_at;
+                    for (size_t o = 0; o < v_len; o += 64) _mm_prefetch(vp + o, _MM_HINT_T0);
+                    _mm_prefetch(vp + v_len - 1, _MM_HINT_T0);
+                }
                 const att_vec v = ATT_FN(att_load)(kv_cache_v_row(kv, a->layer, p), vt, off, c);
                 _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++)
                     acc[i] = V_FMA(V_SET1(sc[(size_t)i * n_ctx + (p - p0)]), v, acc[i]);
@@ -144,6 +194,7 @@ static void ATT_FN(att_heads)(const cpu_attention_args *a, int32_t p0, int32_t p
     by_n[nh - 1](a, p0, pos, off, kt, vt, q, out, sc);
 }
 
+#undef ATT_PJ
 #undef ATT_T
 #undef ATT_FN
 #undef ATT_W
