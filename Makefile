@@ -96,7 +96,7 @@ $(B)/coder: $(CLI_OBJ) $(B)/libcoderinfer.a
 # ---- tests: ASan + UBSan build of the library (CPU only), one binary per tests/test_*.c -------
 $(B)/test/%.o: lib/%.c $(wildcard lib/*.h include/*.h) | $(B)/test/bin
 	$(CC) $(CFLAGS_TEST) $(CPPFLAGS_ALL) -c $< -o $@
-$(B)/test/bin/test_%: tests/test_%.c tests/test.h $(TLIB_OBJ) | $(B)/test/bin
+$(B)/test/bin/test_%: tests/test_%.c $(wildcard tests/*.h) $(TLIB_OBJ) | $(B)/test/bin
 	$(CC) $(CFLAGS_TEST) $(CPPFLAGS_ALL) -Itests -o $@ $< $(TLIB_OBJ) $(LDLIBS_ALL)
 test-build: all $(TEST_BIN)
 test: test-build
@@ -154,7 +154,7 @@ TSLIB_OBJ    := $(patsubst lib/%.c,$(B)/tsan/obj/%.o,$(LIB_SRC))
 TSAN_BIN     := $(patsubst %,$(B)/tsan/%,$(TSAN_TESTS))
 $(B)/tsan/obj/%.o: lib/%.c $(wildcard lib/*.h include/*.h) | $(B)/tsan/obj
 	$(CC) $(TSAN_CFLAGS) $(CPPFLAGS_ALL) -c $< -o $@
-$(B)/tsan/test_%: tests/test_%.c tests/test.h $(TSLIB_OBJ)
+$(B)/tsan/test_%: tests/test_%.c $(wildcard tests/*.h) $(TSLIB_OBJ)
 	$(CC) $(TSAN_CFLAGS) $(CPPFLAGS_ALL) -Itests -o $@ $< $(TSLIB_OBJ) $(LDLIBS_ALL)
 test-tsan: $(TSAN_BIN)
 	@CODER_REFDATA=$${CODER_REFDATA:-$(REFDATA)} TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
@@ -210,7 +210,7 @@ NVCCFLAGS += -Xcompiler -Wextra
 $(B)/rel/cuda_glue.o: cuda/cuda_api.h
 # test_gpu links the release archive (with the CUDA objects when CUDA is on), not the sanitizer
 # objects: ASan and the CUDA runtime do not mix. Without CUDA or a device it SKIPs.
-$(B)/test/bin/test_gpu: tests/test_gpu.c tests/test.h $(B)/libcoderinfer.a | $(B)/test/bin
+$(B)/test/bin/test_gpu: tests/test_gpu.c $(wildcard tests/*.h) $(B)/libcoderinfer.a | $(B)/test/bin
 	$(CC) $(CSTD) -O1 -g -pthread $(WARN) $(CUDA_DEF) $(CPPFLAGS_ALL) -Itests -o $@ $< $(B)/libcoderinfer.a $(CUDA_LIBS) $(LDLIBS_ALL)
 SANITIZER ?= $(shell command -v compute-sanitizer 2>/dev/null || ls $(CUDA_HOME)/bin/compute-sanitizer 2>/dev/null)
 .PHONY: test-gpu

@@ -2,19 +2,12 @@
  * perplexity`) against llama.cpp's logits of every prompt position (refdata
  * logits/tiny-llama/f32/p1_code.all.f32), across batch boundaries and after a first call. */
 #include "test.h"
+#include "refmodel.h"
 
 #include "coderinfer.h"
 #include "core.h"   /* coder_alloc_fail_after */
 
-static coder_model *load_ref_model(const char *file) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/models/%s", test_refdata(), file);
-    coder_model_params mp;
-    coder_model_params_init(&mp);
-    coder_model *m = NULL;
-    if (coder_model_load(path, &mp, &m) != CODER_OK) fprintf(stderr, "load %s: %s\n", path, coder_last_error());
-    return m;
-}
+static coder_model *load_ref_model(const char *file) { return test_load_refmodel(file, -1); }
 
 TEST(every_position_matches_reference) {
     if (!test_refdata()) SKIP("refdata not found (set CODER_REFDATA)");

@@ -10,6 +10,7 @@
  *   - F16 KV cache vs `f32-kvf16-fa`                      : relative rms < 3e-3
  *   - Q4_K_M + F16 KV vs `q4_k_m-kvf16-fa`               : < 0.08 */
 #include "test.h"
+#include "refmodel.h"
 
 #include "forward.h"
 #include "session.h"
@@ -75,18 +76,7 @@ static int json_steps(const char *js, step_ref *steps, int cap) {
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-static coder_model *load_model(const char *file) {
-    coder_model_params mp;
-    coder_model_params_init(&mp);
-    coder_model *m = NULL;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/models/%s", test_refdata(), file);
-    if (coder_model_load(path, &mp, &m) != CODER_OK) {
-        fprintf(stderr, "load %s: %s\n", path, coder_last_error());
-        return NULL;
-    }
-    return m;
-}
+static coder_model *load_model(const char *file) { return test_load_refmodel(file, -1); }
 
 static coder_session *new_session(coder_model *m, int kv_type, int n_batch) {
     coder_session_params sp;

@@ -670,17 +670,25 @@ static bool gpu_vocab(char *vocab, size_t cap) {
     return true;
 }
 
+/* The start of the public-path tests: a GPU, a vocabulary, and a tiny-qwen3 model of type ftype
+ * written to path (a char array) as /tmp/coder_gpu_<pid>_<tag>.gguf. */
+#define GPU_TINY_MODEL(path_, tag_, ftype_, seed_)                                                     \
+    NEED_GPU();                                                                                    \
+    char vocab_[1024];                                                                             \
+    if (!gpu_vocab(vocab_, sizeof vocab_))                                                         \
+        SKIP("no vocabulary file: set CODER_GPU_VOCAB (e.g. a copy of refdata's ggml-vocab-qwen3.gguf)"); \
+    snprintf(path_, sizeof path_, "/tmp/coder_gpu_%d_%s.gguf", (int)getpid(), tag_);                \
+    do {                                                                                           \
+        mkmodel_opts mo_ = {.preset = "tiny-qwen3", .ftype = ftype_, .vocab_path = vocab_, .out_path = path_, \
+                           .seed = seed_, .mode = MKMODEL_MODE_RANDOM};                             \
+        CHECK_OK(mkmodel_write(&mo_, NULL));                                                       \
+    } while (0)
+
 /* The public path: coder_model_load places the weights on the GPU (gpu_layers = n_layers) and a
  * session evaluates there; n_gpu_layers = 0 gives the CPU. Needs a vocabulary file. */
 TEST(session_selection) {
-    NEED_GPU();
-    char vocab[1024];
-    if (!gpu_vocab(vocab, sizeof vocab)) SKIP("no vocabulary file: set CODER_GPU_VOCAB (e.g. a copy of refdata's ggml-vocab-qwen3.gguf)");
     char path[256];
-    snprintf(path, sizeof path, "/tmp/coder_gpu_%d_session.gguf", (int)getpid());
-    mkmodel_opts o = {.preset = "tiny-qwen3", .ftype = MKMODEL_Q8_0, .vocab_path = vocab, .out_path = path, .seed = 3,
-                      .mode = MKMODEL_MODE_RANDOM};
-    CHECK_OK(mkmodel_write(&o, NULL));
+    GPU_TINY_MODEL(path, "session", MKMODEL_Q8_0, 3);
     float *lv[2] = {NULL, NULL};
     int32_t vocab_n = 0;
     for (int gpu = 0; gpu < 2; gpu++) {
@@ -719,15 +727,9 @@ TEST(session_selection) {
  * fork, evaluate the rest in all three: the logits equal the uninterrupted session's bit for bit; a
  * Q8_0 state moves from the GPU to a CPU session; an F32 session on the GPU refuses (UNSUPPORTED). */
 TEST(session_state_gpu) {
-    NEED_GPU();
-    char vocab[1024];
-    if (!gpu_vocab(vocab, sizeof vocab)) SKIP("no vocabulary file: set CODER_GPU_VOCAB (e.g. a copy of refdata's ggml-vocab-qwen3.gguf)");
     char path[256], state[256];
-    snprintf(path, sizeof path, "/tmp/coder_gpu_%d_state.gguf", (int)getpid());
+    GPU_TINY_MODEL(path, "state", MKMODEL_Q8_0, 5);
     snprintf(state, sizeof state, "/tmp/coder_gpu_%d.state", (int)getpid());
-    mkmodel_opts o = {.preset = "tiny-qwen3", .ftype = MKMODEL_Q8_0, .vocab_path = vocab, .out_path = path, .seed = 5,
-                      .mode = MKMODEL_MODE_RANDOM};
-    CHECK_OK(mkmodel_write(&o, NULL));
     coder_model *m = NULL;
     CHECK_OK(coder_model_load(path, NULL, &m));
     coder_session_params sp;
@@ -790,15 +792,9 @@ TEST(session_state_gpu) {
  * CPU-only model's (rel rms <= 1e-2); a state saved by the split session loads into a CPU-only
  * session. */
 TEST(session_partial_offload) {
-    NEED_GPU();
-    char vocab[1024];
-    if (!gpu_vocab(vocab, sizeof vocab)) SKIP("no vocabulary file: set CODER_GPU_VOCAB (e.g. a copy of refdata's ggml-vocab-qwen3.gguf)");
     char path[256], state[256];
-    snprintf(path, sizeof path, "/tmp/coder_gpu_%d_split.gguf", (int)getpid());
+    GPU_TINY_MODEL(path, "split", MKMODEL_Q4_K_M, 9);
     snprintf(state, sizeof state, "/tmp/coder_gpu_%d_split.state", (int)getpid());
-    mkmodel_opts o = {.preset = "tiny-qwen3", .ftype = MKMODEL_Q4_K_M, .vocab_path = vocab, .out_path = path, .seed = 9,
-                      .mode = MKMODEL_MODE_RANDOM};
-    CHECK_OK(mkmodel_write(&o, NULL));
     coder_model *ms = NULL, *mc = NULL;
     coder_model_params mp;
     coder_model_params_init(&mp);
@@ -850,14 +846,8 @@ TEST(session_partial_offload) {
  * CODER_CUDA_GRAPH=0 (the same kernels and parameters, recorded then replayed), and the graphs
  * were used: most steps updated the executable graph in place, a few instantiated one. */
 TEST(decode_graph_matches_direct) {
-    NEED_GPU();
-    char vocab[1024];
-    if (!gpu_vocab(vocab, sizeof vocab)) SKIP("no vocabulary file: set CODER_GPU_VOCAB (e.g. a copy of refdata's ggml-vocab-qwen3.gguf)");
     char path[256];
-    snprintf(path, sizeof path, "/tmp/coder_gpu_%d_graph.gguf", (int)getpid());
-    mkmodel_opts o = {.preset = "tiny-qwen3", .ftype = MKMODEL_Q4_K_M, .vocab_path = vocab, .out_path = path, .seed = 13,
-                      .mode = MKMODEL_MODE_RANDOM};
-    CHECK_OK(mkmodel_write(&o, NULL));
+    GPU_TINY_MODEL(path, "graph", MKMODEL_Q4_K_M, 13);
     coder_model *m = NULL;
     CHECK_OK(coder_model_load(path, NULL, &m));
     coder_session_params sp;

@@ -10,22 +10,14 @@
 #include "cpu.h"
 #include "session.h"
 #include "test.h"
+#include "refmodel.h"
 
 /* Q8_0 K + Q4_0 V: Q4_0 rounds each V value to 1/15 of its block's range (vs 1/254 for Q8_0), and
  * these random-weight models amplify it: measured 0.12-0.29 rel rms against F16 KV, so the bound
  * is the Q8_0 one plus 0.30. On real models the effect is a perplexity change (docs/PERF.md). */
 #define Q4_0_V_EXTRA 0.30
 
-static coder_model *load(const char *file) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/models/%s", test_refdata(), file);
-    coder_model_params mp;
-    coder_model_params_init(&mp);
-    mp.n_gpu_layers = 0;
-    coder_model *m = NULL;
-    if (coder_model_load(path, &mp, &m) != CODER_OK) fprintf(stderr, "load %s: %s\n", path, coder_last_error());
-    return m;
-}
+static coder_model *load(const char *file) { return test_load_refmodel(file, 0); }
 
 static int read_prompt(const char *json_path, int32_t *ids, int cap) {
     char *js = test_read_file(json_path, NULL);

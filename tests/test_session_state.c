@@ -7,21 +7,11 @@
 
 #include "session.h"
 #include "test.h"
+#include "refmodel.h"
 
 static coder_model *model, *other_model;
 
-static coder_model *load(const char *file) {
-    const char *d = test_refdata();
-    if (!d) return NULL;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/models/%s", d, file);
-    coder_model_params mp;
-    coder_model_params_init(&mp);
-    mp.n_gpu_layers = 0;
-    coder_model *m = NULL;
-    if (coder_model_load(path, &mp, &m) != CODER_OK) fprintf(stderr, "load %s: %s\n", path, coder_last_error());
-    return m;
-}
+static coder_model *load(const char *file) { return test_load_refmodel(file, 0); }
 
 #define NEED_MODEL()                                                                               \
     do {                                                                                           \
