@@ -100,46 +100,45 @@ ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_sum4)(att_vec
 #define ATT_PJ(nh) ((nh) * 2 + 3 <= 16 ? 2 : 1)   /* 16 registers */
 #endif
 
-/* Written once with the head count as a constant (1..ATT_MAX_GROUP), so the accumulators live in
- * registers; att_heads_<level> picks the instance. Scores are computed ATT_PJ positions at a time:
- * one load of each q vector serves them all, and their horizontal sums share the shuffles
- * (att_sum4) instead of one full reduction per head and position. */
-ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_heads_body)(const cpu_attention_args *a, int32_t p0,
-                                                                               int32_t pos, size_t off, int32_t kt,
-                                                                               int32_t vt, const float *q, float *out,
-                                                                               const int nh, float *sc) {
+/* The pieces below are written once with the head count nh as a constant (1..ATT_MAX_GROUP), so
+ * the accumulators live in registers; att_heads_<level> / att_tile_<level> pick the instance. */
+
+/* Prefetches the row segment [at, at + len) of row. */
+#define ATT_PREFETCH(row, at, len)                                                                 \
+    do {                                                                                           \
+        const char *p_ = (const char *)(row) + (at);                                               \
+        for (size_t o_ = 0; o_ < (len); o_ += 64) _mm_prefetch(p_ + o_, _MM_HINT_T0);              \
+        _mm_prefetch(p_ + (len) - 1, _MM_HINT_T0);                                                 \
+    } while (0)
+
+/* Scores of positions p_lo..p_hi into sc[i * n_ctx + (p - p0)], ATT_PJ positions at a time: one
+ * load of each q vector serves them all and their horizontal sums share the shuffles (att_sum4),
+ * each score still a function of its own vector. With pf, the rows ATT_PF positions ahead (up to
+ * pf_end) are prefetched: K, and V when r->v_early. */
+ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_scores)(const cpu_attention_args *a, const att_rows *r,
+                                                                           int32_t p0, int32_t p_lo, int32_t p_hi,
+                                                                           int32_t pf_end, bool pf, const float *q,
+                                                                           const int nh, float *sc) {
     const kv_cache *kv = a->kv;
     const int hd = a->head_dim;
     const int32_t n_ctx = kv->n_ctx;
     enum { PJ = 4 };   /* array bound: ATT_PJ(nh) <= 4 positions are used */
     const int pj = ATT_PJ(nh);
-    size_t k_at, k_len, v_at, v_len;
-    att_segment(kt, off, hd, &k_at, &k_len);
-    att_segment(vt, off, hd, &v_at, &v_len);
-    /* V rows are fetched during the scores when they will still be in L2 for the V pass (up to
-     * ATT_V_EARLY bytes), otherwise ahead of the V pass itself */
-    const bool v_early = (uint64_t)(pos - p0 + 1) * v_len <= ATT_V_EARLY;
-    for (int32_t p = p0; p <= pos; p += pj) {
-        const int np = pos - p + 1 < pj ? pos - p + 1 : pj;   /* the last block may be short */
+    for (int32_t p = p_lo; p <= p_hi; p += pj) {
+        const int np = p_hi - p + 1 < pj ? p_hi - p + 1 : pj;   /* the last block may be short */
         const void *row[PJ];
         for (int j = 0; j < pj; j++) {
             row[j] = kv_cache_k_row(kv, a->layer, j < np ? p + j : p);
-            if (p + j + ATT_PF <= pos) {
-                const char *kp = (const char *)kv_cache_k_row(kv, a->layer, p + j + ATT_PF) + k_at;
-                for (size_t o = 0; o < k_len; o += 64) _mm_prefetch(kp + o, _MM_HINT_T0);
-                _mm_prefetch(kp + k_len - 1, _MM_HINT_T0);
-                if (v_early) {
-                    const char *vp = (const char *)kv_cache_v_row(kv, a->layer, p + j + ATT_PF) + v_at;
-                    for (size_t o = 0; o < v_len; o += 64) _mm_prefetch(vp + o, _MM_HINT_T0);
-                    _mm_prefetch(vp + v_len - 1, _MM_HINT_T0);
-                }
+            if (pf && p + j + ATT_PF <= pf_end) {
+                ATT_PREFETCH(kv_cache_k_row(kv, a->layer, p + j + ATT_PF), r->k_at, r->k_len);
+                if (r->v_early) ATT_PREFETCH(kv_cache_v_row(kv, a->layer, p + j + ATT_PF), r->v_at, r->v_len);
             }
         }
         att_vec acc[ATT_MAX_GROUP][PJ];
         _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) _Pragma("GCC unroll 4") for (int j = 0; j < PJ; j++) acc[i][j] = V_ZERO();
         for (int c = 0; c < hd; c += ATT_W) {
             att_vec k[PJ];
-            _Pragma("GCC unroll 4") for (int j = 0; j < pj; j++) k[j] = ATT_FN(att_load)(row[j], kt, off, c);
+            _Pragma("GCC unroll 4") for (int j = 0; j < pj; j++) k[j] = ATT_FN(att_load)(row[j], r->kt, r->off, c);
             _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) {
                 const att_vec qv = V_LD(q + (size_t)i * hd + c);
                 _Pragma("GCC unroll 4") for (int j = 0; j < pj; j++) acc[i][j] = V_FMA(qv, k[j], acc[i][j]);
@@ -151,49 +150,100 @@ ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_heads_body)(c
             for (int j = 0; j < np; j++) sc[(size_t)i * n_ctx + (p + j - p0)] = s4[j] * a->scale;
         }
     }
-    for (int i = 0; i < nh; i++) a->k->softmax(sc + (size_t)i * n_ctx, pos - p0 + 1);
-    /* V in blocks of ATT_PB positions (their rows stay in L1/L2) and, within a block, one vector of
-     * output dims at a time over its positions: the accumulators stay in registers and every row
-     * is read from memory once */
-    for (int32_t pb = p0; pb <= pos; pb += ATT_PB) {
-        const int32_t pe = pos - pb < ATT_PB ? pos : pb + ATT_PB - 1;
-        for (int c = 0; c < hd; c += ATT_W) {
-            att_vec acc[ATT_MAX_GROUP];
-            _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) acc[i] = pb == p0 ? V_ZERO() : V_LD(out + (size_t)i * hd + c);
-            for (int32_t p = pb; p <= pe; p++) {
-                if (c == 0 && !v_early && p + ATT_PF <= pos) {   /* the first pass over a block brings its rows */
-                    const char *vp = (const char *)kv_cache_v_row(kv, a->layer, p + ATT_PF) + v_at;
-                    for (size_t o = 0; o < v_len; o += 64) _mm_prefetch(vp + o, _MM_HINT_T0);
-                    _mm_prefetch(vp + v_len - 1, _MM_HINT_T0);
-                }
-                const att_vec v = ATT_FN(att_load)(kv_cache_v_row(kv, a->layer, p), vt, off, c);
-                _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++)
-                    acc[i] = V_FMA(V_SET1(sc[(size_t)i * n_ctx + (p - p0)]), v, acc[i]);
-            }
-            _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) V_ST(out + (size_t)i * hd + c, acc[i]);
+}
+
+/* out[i] += sum over p in pb..pe of sc[i][p - p0] V[p] (out[i] starts at 0 when pb == p0): one
+ * vector of output dims at a time over the block's positions, the accumulators in registers and
+ * every row read from memory once. With pf and late V (!r->v_early), the first pass prefetches
+ * the V rows ATT_PF positions ahead, up to pf_end. */
+ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_values)(const cpu_attention_args *a, const att_rows *r,
+                                                                           int32_t p0, int32_t pb, int32_t pe,
+                                                                           int32_t pf_end, bool pf, const float *sc,
+                                                                           float *out, const int nh) {
+    const kv_cache *kv = a->kv;
+    const int hd = a->head_dim;
+    const int32_t n_ctx = kv->n_ctx;
+    for (int c = 0; c < hd; c += ATT_W) {
+        att_vec acc[ATT_MAX_GROUP];
+        _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) acc[i] = pb == p0 ? V_ZERO() : V_LD(out + (size_t)i * hd + c);
+        for (int32_t p = pb; p <= pe; p++) {
+            if (pf && c == 0 && !r->v_early && p + ATT_PF <= pf_end)   /* the first pass over a block brings its rows */
+                ATT_PREFETCH(kv_cache_v_row(kv, a->layer, p + ATT_PF), r->v_at, r->v_len);
+            const att_vec v = ATT_FN(att_load)(kv_cache_v_row(kv, a->layer, p), r->vt, r->off, c);
+            _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) acc[i] = V_FMA(V_SET1(sc[(size_t)i * n_ctx + (p - p0)]), v, acc[i]);
         }
+        _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) V_ST(out + (size_t)i * hd + c, acc[i]);
     }
 }
 
-#define ATT_HEADS_FN(N)                                                                                       \
-    ATT_T static void ATT_FN(att_heads_##N)(const cpu_attention_args *a, int32_t p0, int32_t pos, size_t off,   \
-                                            int32_t kt, int32_t vt, const float *q, float *out, float *sc) {    \
-        ATT_FN(att_heads_body)(a, p0, pos, off, kt, vt, q, out, N, sc);                                        \
+/* One query position: scores over p0..pos, softmax, then V in blocks of ATT_PB positions. */
+ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_heads_body)(const cpu_attention_args *a, const att_rows *r,
+                                                                               int32_t p0, int32_t pos, const float *q,
+                                                                               float *out, const int nh, float *sc) {
+    const int32_t n_ctx = a->kv->n_ctx;
+    ATT_FN(att_scores)(a, r, p0, p0, pos, pos, true, q, nh, sc);
+    for (int i = 0; i < nh; i++) a->k->softmax(sc + (size_t)i * n_ctx, pos - p0 + 1);
+    for (int32_t pb = p0; pb <= pos; pb += ATT_PB)
+        ATT_FN(att_values)(a, r, p0, pb, pos - pb < ATT_PB ? pos : pb + ATT_PB - 1, pos, true, sc, out, nh);
+}
+
+/* nt consecutive query tokens t0.. (no window: p0 = 0 for all) with the arithmetic of
+ * att_heads_body for each, position block by position block: a block of K rows (ATT_KB) or V rows
+ * (ATT_PB) is read from memory once for the tile and from L1 by its other tokens. Token u's scores
+ * are at sc + u * sc_stride, its q and out rows a->n_heads * head_dim apart. */
+ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_tile_body)(const cpu_attention_args *a, const att_rows *r,
+                                                                              int t0, int nt, const float *q, float *out,
+                                                                              const int nh, float *sc, size_t sc_stride) {
+    const int32_t n_ctx = a->kv->n_ctx, first = a->pos0 + t0, last = first + nt - 1;
+    const size_t qs = (size_t)a->n_heads * a->head_dim;
+    for (int32_t kb = 0; kb <= last; kb += ATT_KB)
+        for (int u = 0; u < nt; u++) {
+            const int32_t pos = first + u, hi = pos - kb < ATT_KB ? pos : kb + ATT_KB - 1;
+            if (kb <= hi) ATT_FN(att_scores)(a, r, 0, kb, hi, last, u == 0, q + (size_t)u * qs, nh, sc + (size_t)u * sc_stride);
+        }
+    for (int u = 0; u < nt; u++)
+        for (int i = 0; i < nh; i++) a->k->softmax(sc + (size_t)u * sc_stride + (size_t)i * n_ctx, first + u + 1);
+    for (int32_t pb = 0; pb <= last; pb += ATT_PB)
+        for (int u = 0; u < nt; u++) {
+            const int32_t pos = first + u;
+            if (pb <= pos)
+                ATT_FN(att_values)(a, r, 0, pb, pos - pb < ATT_PB ? pos : pb + ATT_PB - 1, last, u == 0, sc + (size_t)u * sc_stride,
+                                   out + (size_t)u * qs, nh);
+        }
+}
+
+#define ATT_HEADS_FN(N)                                                                                         \
+    ATT_T static void ATT_FN(att_heads_##N)(const cpu_attention_args *a, const att_rows *r, int32_t p0, int32_t pos, \
+                                            const float *q, float *out, float *sc) {                              \
+        ATT_FN(att_heads_body)(a, r, p0, pos, q, out, N, sc);                                                    \
+    }                                                                                                             \
+    ATT_T static void ATT_FN(att_tile_##N)(const cpu_attention_args *a, const att_rows *r, int t0, int nt,         \
+                                           const float *q, float *out, float *sc, size_t sc_stride) {             \
+        ATT_FN(att_tile_body)(a, r, t0, nt, q, out, N, sc, sc_stride);                                           \
     }
 ATT_HEADS_FN(1) ATT_HEADS_FN(2) ATT_HEADS_FN(3) ATT_HEADS_FN(4)
 ATT_HEADS_FN(5) ATT_HEADS_FN(6) ATT_HEADS_FN(7) ATT_HEADS_FN(8)
 #undef ATT_HEADS_FN
 
-static void ATT_FN(att_heads)(const cpu_attention_args *a, int32_t p0, int32_t pos, size_t off, int32_t kt, int32_t vt,
-                              const float *q, float *out, int nh, float *sc) {
-    typedef void (*fn)(const cpu_attention_args *, int32_t, int32_t, size_t, int32_t, int32_t, const float *, float *,
-                       float *);
+static void ATT_FN(att_heads)(const cpu_attention_args *a, const att_rows *r, int32_t p0, int32_t pos, const float *q,
+                              float *out, int nh, float *sc) {
+    typedef void (*fn)(const cpu_attention_args *, const att_rows *, int32_t, int32_t, const float *, float *, float *);
     static const fn by_n[ATT_MAX_GROUP] = {ATT_FN(att_heads_1), ATT_FN(att_heads_2), ATT_FN(att_heads_3),
                                            ATT_FN(att_heads_4), ATT_FN(att_heads_5), ATT_FN(att_heads_6),
                                            ATT_FN(att_heads_7), ATT_FN(att_heads_8)};
-    by_n[nh - 1](a, p0, pos, off, kt, vt, q, out, sc);
+    by_n[nh - 1](a, r, p0, pos, q, out, sc);
 }
 
+static void ATT_FN(att_tile)(const cpu_attention_args *a, const att_rows *r, int t0, int nt, const float *q, float *out,
+                             int nh, float *sc, size_t sc_stride) {
+    typedef void (*fn)(const cpu_attention_args *, const att_rows *, int, int, const float *, float *, float *, size_t);
+    static const fn by_n[ATT_MAX_GROUP] = {ATT_FN(att_tile_1), ATT_FN(att_tile_2), ATT_FN(att_tile_3),
+                                           ATT_FN(att_tile_4), ATT_FN(att_tile_5), ATT_FN(att_tile_6),
+                                           ATT_FN(att_tile_7), ATT_FN(att_tile_8)};
+    by_n[nh - 1](a, r, t0, nt, q, out, sc, sc_stride);
+}
+
+#undef ATT_PREFETCH
 #undef ATT_PJ
 #undef ATT_T
 #undef ATT_FN
