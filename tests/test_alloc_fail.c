@@ -92,13 +92,10 @@ TEST(model_load_every_allocation) {
     }
 }
 
-TEST(session_new_every_allocation) {
-    NEED_MODEL();
-    coder_model_params mp;
-    coder_model_params_init(&mp);
-    mp.n_gpu_layers = 0;
-    coder_model *m = NULL;
-    CHECK_OK(coder_model_load(model_path, &mp, &m));
+/* Every allocation of coder_session_new fails in turn: NOMEM, nothing held, the model free of
+ * references. g > 0: a session split after the first n_layers - g layers (two CPU backends, as
+ * partial offload makes them: test_split.c), whose stages and hand-over buffer are freed too. */
+static void session_every_site(coder_model *m, int32_t g) {
     coder_session_params sp;
     coder_session_params_init(&sp);
     sp.n_ctx = 64;
@@ -107,6 +104,7 @@ TEST(session_new_every_allocation) {
     coder_session *s = NULL;
     bool ok = true;
     char fail_msg[512] = "";
+    m->gpu_layers = g;   /* read by backend_stages_new only */
     for (long k = 0; k < MAX_SITES && ok; k++) {
         size_t before = coder_alloc_current_bytes();
         s = (coder_session *)0x1;
@@ -125,16 +123,29 @@ TEST(session_new_every_allocation) {
             ok = false;
         }
     }
+    m->gpu_layers = 0;
     /* the session that finally succeeded works */
     int32_t ids[3] = {1, 100, 200};
     coder_status ev = s && ok ? coder_session_eval(s, ids, 3) : CODER_ERR_INTERNAL;
+    const int stages = s && ok ? s->stages.n : 0;
     coder_session_free(s);
-    coder_status fr = coder_model_free(m);   /* BUSY if a failed session_new kept a reference */
     CHECK_MSG(ok, "%s", fail_msg);
     CHECK_MSG(sites > 3, "session_new succeeded after %ld allocations", sites);
     CHECK_OK(ev);
-    CHECK_OK(fr);
-    printf("  session_new: %ld allocation sites, each failure NOMEM and clean\n", sites);
+    CHECK(stages == (g ? 2 : 1));
+    printf("  session_new (%d stage%s): %ld allocation sites, each failure NOMEM and clean\n", stages, stages > 1 ? "s" : "", sites);
+}
+
+TEST(session_new_every_allocation) {
+    NEED_MODEL();
+    coder_model_params mp;
+    coder_model_params_init(&mp);
+    mp.n_gpu_layers = 0;
+    coder_model *m = NULL;
+    CHECK_OK(coder_model_load(model_path, &mp, &m));
+    session_every_site(m, 0);
+    if (!test_state) session_every_site(m, m->hp.n_layers / 2);
+    CHECK_OK(coder_model_free(m));   /* BUSY if a failed session_new kept a reference */
 }
 
 /* Tokenize, chat and FIM builders: each allocation failure is NOMEM and frees what it took; the

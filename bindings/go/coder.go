@@ -72,7 +72,8 @@ type loadConfig struct {
 // keep the default for files that may change.
 func WithMmap(on bool) Option { return func(c *loadConfig) { c.mmap = on } }
 
-// WithGPULayers sets the number of layers placed on the GPU: -1 (default) as many as fit, 0 none.
+// WithGPULayers sets the number of layers placed on the GPU: -1 (default) as many as fit, 0 none,
+// N the last N layers (and the output head), the first ones running on the CPU.
 func WithGPULayers(n int) Option { return func(c *loadConfig) { c.gpuLayers = n } }
 
 // WithLoadThreads sets the threads used while loading (0, the default: all cores).
