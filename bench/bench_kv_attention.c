@@ -1,8 +1,9 @@
-/* bench_kv_attention.c - decode attention of one token over a long cache, F16 vs Q8_0 KV,
+/* bench_kv_attention.c - attention of the last tokens over a long cache, F16 vs Q8_0 KV,
  * interleaved repetitions. Head layout of qwen2.5-coder-7b (28 heads, 4 KV heads, head_dim 128)
- * unless given: bench_kv_attention [n_ctx [threads [heads kv_heads head_dim [layers]]]] (0.5B: 14 2 64
- * 24). With layers > 1 each repetition visits every layer in turn, as a decode step does, so the
- * cache is read from memory once it outgrows the L3; times are per layer. */
+ * unless given: bench_kv_attention [n_ctx [threads [heads kv_heads head_dim [layers [tokens]]]]]
+ * (0.5B: 14 2 64 24). With layers > 1 each repetition visits every layer in turn, as a decode step
+ * does, so the cache is read from memory once it outgrows the L3; times are per layer. tokens > 1:
+ * a prefill batch of that many query tokens ending at the last position. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,11 +12,11 @@
 int main(int argc, char **argv) {
     const int n_ctx = argc > 1 ? atoi(argv[1]) : 8192, threads = argc > 2 ? atoi(argv[2]) : 2,
               nh = argc > 5 ? atoi(argv[3]) : 28, nkv = argc > 5 ? atoi(argv[4]) : 4, hd = argc > 5 ? atoi(argv[5]) : 128,
-              w = nkv * hd, layers = argc > 6 ? atoi(argv[6]) : 1;
-    float *k = malloc((size_t)w * 4), *q = malloc((size_t)nh * hd * 4), *out = malloc((size_t)nh * hd * 4);
+              w = nkv * hd, layers = argc > 6 ? atoi(argv[6]) : 1, nq = argc > 7 ? atoi(argv[7]) : 1;
+    float *k = malloc((size_t)w * 4), *q = malloc((size_t)nq * nh * hd * 4), *out = malloc((size_t)nq * nh * hd * 4);
     float *scratch = malloc(cpu_attention_scratch_floats(n_ctx, nh, nkv, hd) * threads * sizeof(float));
     for (int i = 0; i < w; i++) k[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
-    for (int i = 0; i < nh * hd; i++) q[i] = (float)((i * 13) % 29) / 30.0f - 0.5f;
+    for (int i = 0; i < nq * nh * hd; i++) q[i] = (float)((i * 13) % 29) / 30.0f - 0.5f;
     kv_cache *kv[2];
     int types[2] = {CODER_KV_F16, CODER_KV_Q8_0};
     const cpu_kernels *kern = cpu_kernels_best();
@@ -31,15 +32,15 @@ int main(int argc, char **argv) {
         for (int t = 0; t < 2; t++) {
             double t0 = coder_time_now();
             for (int l = 0; l < layers; l++) {
-                cpu_attention_args a = {.kv = kv[t], .layer = l, .n = 1, .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd,
-                                        .pos0 = n_ctx - 1, .scale = 0.125f, .q = q, .out = out, .scratch = scratch, .k = kern};
+                cpu_attention_args a = {.kv = kv[t], .layer = l, .n = nq, .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd,
+                                        .pos0 = n_ctx - nq, .scale = 0.125f, .q = q, .out = out, .scratch = scratch, .k = kern};
                 cpu_attention(tp, &a);
             }
             double dt = (coder_time_now() - t0) / layers;
             if (dt < best[t]) best[t] = dt;
         }
-    printf("attention, 1 token over %d positions, %d/%d heads of %d, %d layers, %s kernels, %d threads: F16 KV %.3f ms, "
-           "Q8_0 KV %.3f ms a layer (best of 10)\n", n_ctx, nh, nkv, hd, layers, kern->name, threads, best[0] * 1e3, best[1] * 1e3);
+    printf("attention, %d token(s) up to %d positions, %d/%d heads of %d, %d layers, %s kernels, %d threads: F16 KV %.3f ms, "
+           "Q8_0 KV %.3f ms a layer (best of 10)\n", nq, n_ctx, nh, nkv, hd, layers, kern->name, threads, best[0] * 1e3, best[1] * 1e3);
     threadpool_free(tp);
     kv_cache_free(kv[0]);
     kv_cache_free(kv[1]);
