@@ -91,6 +91,8 @@ ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_sum4)(att_vec
 /* positions per block of the scores: nh x ATT_PJ accumulators, ATT_PJ K vectors and a q vector in
  * the 32 registers */
 #define ATT_PJ(nh) ((nh) * 4 + 5 <= 32 ? 4 : 3)
+/* vectors of output dims per pass of the V sum: nh x ATT_CB accumulators and ATT_CB V vectors */
+#define ATT_CB(nh) (28 / ((nh) + 1) < 4 ? 28 / ((nh) + 1) : 4)
 #else
 ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_sum4)(att_vec v0, att_vec v1, att_vec v2, att_vec v3,
                                                                         float s[4]) {
@@ -98,6 +100,7 @@ ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_sum4)(att_vec
     _mm_storeu_ps(s, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
 }
 #define ATT_PJ(nh) ((nh) * 2 + 3 <= 16 ? 2 : 1)   /* 16 registers */
+#define ATT_CB(nh) (14 / ((nh) + 1) < 4 ? 14 / ((nh) + 1) : 4)
 #endif
 
 /* The pieces below are written once with the head count nh as a constant (1..ATT_MAX_GROUP), so
@@ -163,16 +166,26 @@ ATT_T static inline __attribute__((always_inline)) void ATT_FN(att_values)(const
     const kv_cache *kv = a->kv;
     const int hd = a->head_dim;
     const int32_t n_ctx = kv->n_ctx;
-    for (int c = 0; c < hd; c += ATT_W) {
-        att_vec acc[ATT_MAX_GROUP];
-        _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) acc[i] = pb == p0 ? V_ZERO() : V_LD(out + (size_t)i * hd + c);
+    enum { CB = 4 };   /* array bound: ATT_CB(nh) <= 4 vectors of dims a pass */
+    const int cb = ATT_CB(nh);
+    for (int c0 = 0; c0 < hd; c0 += cb * ATT_W) {
+        const int nb = (hd - c0) / ATT_W < cb ? (hd - c0) / ATT_W : cb;
+        att_vec acc[ATT_MAX_GROUP][CB];
+        _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) _Pragma("GCC unroll 4") for (int b = 0; b < CB; b++)
+            acc[i][b] = pb == p0 || b >= nb ? V_ZERO() : V_LD(out + (size_t)i * hd + c0 + b * ATT_W);
         for (int32_t p = pb; p <= pe; p++) {
-            if (pf && c == 0 && !r->v_early && p + ATT_PF <= pf_end)   /* the first pass over a block brings its rows */
+            if (pf && c0 == 0 && !r->v_early && p + ATT_PF <= pf_end)   /* the first pass over a block brings its rows */
                 ATT_PREFETCH(kv_cache_v_row(kv, a->layer, p + ATT_PF), r->v_at, r->v_len);
-            const att_vec v = ATT_FN(att_load)(kv_cache_v_row(kv, a->layer, p), r->vt, r->off, c);
-            _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) acc[i] = V_FMA(V_SET1(sc[(size_t)i * n_ctx + (p - p0)]), v, acc[i]);
+            const void *row = kv_cache_v_row(kv, a->layer, p);
+            att_vec v[CB];
+            _Pragma("GCC unroll 4") for (int b = 0; b < CB; b++) v[b] = b < nb ? ATT_FN(att_load)(row, r->vt, r->off, c0 + b * ATT_W) : V_ZERO();
+            _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) {
+                const att_vec w = V_SET1(sc[(size_t)i * n_ctx + (p - p0)]);
+                _Pragma("GCC unroll 4") for (int b = 0; b < nb; b++) acc[i][b] = V_FMA(w, v[b], acc[i][b]);
+            }
         }
-        _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) V_ST(out + (size_t)i * hd + c, acc[i]);
+        _Pragma("GCC unroll 8") for (int i = 0; i < nh; i++) _Pragma("GCC unroll 4") for (int b = 0; b < nb; b++)
+            V_ST(out + (size_t)i * hd + c0 + b * ATT_W, acc[i][b]);
     }
 }
 
@@ -245,6 +258,7 @@ static void ATT_FN(att_tile)(const cpu_attention_args *a, const att_rows *r, int
 
 #undef ATT_PREFETCH
 #undef ATT_PJ
+#undef ATT_CB
 #undef ATT_T
 #undef ATT_FN
 #undef ATT_W
