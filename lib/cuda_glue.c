@@ -543,9 +543,8 @@ coder_status backend_model_place(coder_model *m, float lo, float hi) {
         return CODER_OK;
     }
     const int32_t n_layers = m->hp.n_layers;
-    const bool partial = want > 0 && want < n_layers;
     if (cuda_blas_available() != CODER_OK) {   /* sessions need cuBLAS for prefill: decide here */
-        if (want != -1 && !partial) {
+        if (want != -1) {   /* an explicit request fails, as below */
             coder_fail_context("n_gpu_layers = %d", want);
             return CODER_ERR_DEVICE;
         }
