@@ -1,4 +1,4 @@
-/* backend.h - the op table a compute backend implements (CPU now: cpu_backend.c; CUDA later).
+/* backend.h - the op table a compute backend implements (cpu_backend.c; cuda_glue.c over cuda/).
  *
  * forward.c runs ONE layer loop for every architecture over these ops, so a backend never sees
  * the architecture, only tensors. Activations live in backend buffers (backend_buf: device memory
@@ -145,8 +145,8 @@ backend *backend_stage_of_layer(const backend_stages *s, int layer);
  * a usable device it uploads the weights of the last g layers, the output head (and token_embd
  * when g is every layer) to the GPU in their GGUF formats (m->backend_data, freed by
  * m->backend_free) and sets m->gpu_layers = g: g = n_gpu_layers (at most n_layers), or for -1
- * (auto) the most layers that fit in the free device memory with a default-context F16 cache
- * (logged when not all). When an auto upload fails the model stays on the CPU with a LOG_WARN;
+ * (auto) the most layers whose device plan for a default session (plan.c) fits the free device
+ * memory less PLAN_DEVICE_RESERVE (logged when not all). When an auto upload fails the model stays on the CPU with a LOG_WARN;
  * an explicit request returns the error (CODER_ERR_DEVICE_NOMEM etc.), having freed everything.
  * progress is reported in [lo, hi]. */
 coder_status backend_model_place(coder_model *m, float lo, float hi);
