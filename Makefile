@@ -148,7 +148,7 @@ $(B)/fuzz/obj:
 	mkdir -p $@
 
 # ---- ThreadSanitizer: the concurrency tests (TSan cannot share a binary with ASan) ----------
-TSAN_TESTS   := test_generate test_bad_threads test_cpu_gemv
+TSAN_TESTS   := test_generate test_bad_threads test_cpu_gemv test_split test_attention_window
 TSAN_CFLAGS  := $(CSTD) -O1 -g -fsanitize=thread -pthread $(WARN)
 TSLIB_OBJ    := $(patsubst lib/%.c,$(B)/tsan/obj/%.o,$(LIB_SRC))
 TSAN_BIN     := $(patsubst %,$(B)/tsan/%,$(TSAN_TESTS))
