@@ -120,8 +120,17 @@ struct backend {
 /* The CPU backend (cpu_backend.c). */
 coder_status cpu_backend_new(const coder_model *m, const backend_params *p, backend **out);
 
-/* The range of layers [*first, *first + *count) of a backend's KV cache (n_layers 0: all). */
-void backend_kv_layers(const backend *b, int32_t *first, int32_t *count);
+/* The layers [*first, *first + *count) whose KV cache b holds (params n_layers 0: all);
+ * CODER_ERR_INTERNAL when the params name layers outside the model (backend creation). */
+coder_status backend_kv_layers(const backend *b, int32_t *first, int32_t *count);
+/* The index in b's KV cache of the model's `layer` (index may be NULL: only the check);
+ * CODER_ERR_INTERNAL naming op when b does not hold it (a split model's other stage). */
+coder_status backend_kv_index(const backend *b, int layer, const char *op, int *index);
+/* CODER_ERR_INTERNAL naming op unless floats [off, off + n) lie inside buf (buf_read, buf_write). */
+static inline coder_status backend_buf_range(const backend_buf *buf, size_t off, size_t n, const char *op) {
+    if (off <= buf->n_floats && n <= buf->n_floats - off) return CODER_OK;
+    return coder_fail(CODER_ERR_INTERNAL, "%s: [%zu, +%zu) outside a buffer of %zu floats", op, off, n, buf->n_floats);
+}
 
 /* A session's backends. With m->gpu_layers = g, 0 < g < n_layers (partial offload), layers
  * 0 .. n_layers-g-1 run on the CPU (stage 0, which also embeds the tokens) and the last g layers

@@ -4,10 +4,24 @@
 
 #include "backend.h"
 
-void backend_kv_layers(const backend *b, int32_t *first, int32_t *count) {
+coder_status backend_kv_layers(const backend *b, int32_t *first, int32_t *count) {
     const int32_t all = b->model->hp.n_layers;
     *first = b->params.n_layers ? b->params.layer0 : 0;
     *count = b->params.n_layers ? b->params.n_layers : all;
+    if (*first < 0 || *count < 1 || *first > all - *count)
+        return coder_fail(CODER_ERR_INTERNAL, "%s backend: layers %d..+%d outside the model's %d", b->ops->name, (int)*first,
+                          (int)*count, (int)all);
+    return CODER_OK;
+}
+
+coder_status backend_kv_index(const backend *b, int layer, const char *op, int *index) {
+    const int32_t first = b->params.n_layers ? b->params.layer0 : 0,
+                  count = b->params.n_layers ? b->params.n_layers : b->model->hp.n_layers;
+    if (layer < first || layer >= first + count)
+        return coder_fail(CODER_ERR_INTERNAL, "%s: layer %d is not in this backend's layers %d..%d", op, layer, (int)first,
+                          (int)(first + count - 1));
+    if (index) *index = layer - first;
+    return CODER_OK;
 }
 
 /* The backend of one stage: CUDA for the GPU's layers when the model's weights were uploaded. */

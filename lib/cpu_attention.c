@@ -60,12 +60,10 @@ static const float *att_row(const cpu_kernels *k, const void *row, int32_t type,
 
 /* Where the segment [off, off + hd) of a cache row of `type` lies: bytes [*at, *at + *len). */
 static inline void att_segment(int32_t type, size_t off, int hd, size_t *at, size_t *len) {
-    switch (type) {
-    case QT_F32: *at = off * 4, *len = (size_t)hd * 4; break;
-    case QT_F16: *at = off * 2, *len = (size_t)hd * 2; break;
-    case QT_Q8_0: *at = off / 32 * sizeof(block_q8_0), *len = (size_t)hd / 32 * sizeof(block_q8_0); break;
-    default: *at = off / 32 * sizeof(block_q4_0), *len = (size_t)hd / 32 * sizeof(block_q4_0); break;
-    }
+    const size_t bs = quant_block_size((uint32_t)type), ts = quant_type_size((uint32_t)type);
+    const size_t b0 = off / bs, b1 = (off + (size_t)hd + bs - 1) / bs;   /* the blocks holding it */
+    *at = b0 * ts;
+    *len = (b1 - b0) * ts;
 }
 
 #if defined(__x86_64__)

@@ -63,16 +63,14 @@ static void cpu_buf_free(backend *b, backend_buf *buf) {
 
 static coder_status cpu_buf_read(backend *b, const backend_buf *buf, size_t off, size_t n, float *dst) {
     (void)b;
-    if (off > buf->n_floats || n > buf->n_floats - off)
-        return coder_fail(CODER_ERR_INTERNAL, "buf_read: [%zu, +%zu) outside a buffer of %zu floats", off, n, buf->n_floats);
+    TRY(backend_buf_range(buf, off, n, "buf_read"));
     memcpy(dst, CF(buf) + off, n * sizeof(float));
     return CODER_OK;
 }
 
 static coder_status cpu_buf_write(backend *b, backend_buf *buf, size_t off, size_t n, const float *src) {
     (void)b;
-    if (off > buf->n_floats || n > buf->n_floats - off)
-        return coder_fail(CODER_ERR_INTERNAL, "buf_write: [%zu, +%zu) outside a buffer of %zu floats", off, n, buf->n_floats);
+    TRY(backend_buf_range(buf, off, n, "buf_write"));
     memcpy(F(buf) + off, src, n * sizeof(float));
     return CODER_OK;
 }
@@ -133,21 +131,10 @@ static coder_status cpu_rope_op(backend *b, backend_buf *x, int n, int n_heads, 
     return CODER_OK;
 }
 
-/* The cache's index of the model's `layer` (a split model's stage caches only its own layers). */
-static coder_status cpu_kv_layer(const cpu_backend *c, int layer, const char *op, int *out) {
-    int32_t first, count;
-    backend_kv_layers(&c->base, &first, &count);
-    if (layer < first || layer >= first + count)
-        return coder_fail(CODER_ERR_INTERNAL, "%s: layer %d is not in this backend's layers %d..%d", op, layer, (int)first,
-                          (int)(first + count - 1));
-    *out = layer - first;
-    return CODER_OK;
-}
-
 static coder_status cpu_kv_write_op(backend *b, int layer, const backend_buf *k, const backend_buf *v, int n, int32_t pos0) {
     cpu_backend *c = (cpu_backend *)b;
     int kl;
-    TRY(cpu_kv_layer(c, layer, "kv_write", &kl));
+    TRY(backend_kv_index(b, layer, "kv_write", &kl));
     if (pos0 < 0 || pos0 + n > c->kv->n_ctx)
         return coder_fail(CODER_ERR_INTERNAL, "kv_write: positions %d..%d outside n_ctx %d", (int)pos0, (int)(pos0 + n),
                           (int)c->kv->n_ctx);
@@ -159,7 +146,7 @@ static coder_status cpu_attention_op(backend *b, int layer, const backend_buf *q
     cpu_backend *c = (cpu_backend *)b;
     const model_hparams *hp = &b->model->hp;
     int kl;
-    TRY(cpu_kv_layer(c, layer, "attention", &kl));
+    TRY(backend_kv_index(b, layer, "attention", &kl));
     cpu_attention_args a = {.kv = c->kv, .layer = kl, .n = n, .n_heads = hp->n_heads, .n_kv_heads = hp->n_kv_heads,
                             .head_dim = hp->head_dim, .pos0 = pos0, .q = CF(q), .out = F(out),
                             .window = model_layer_is_swa(hp, layer) ? hp->swa_window : 0, .scale = hp->attn_scale,
@@ -233,12 +220,12 @@ static coder_status cpu_kv_truncate(backend *b, int32_t n_keep) {
 /* Raw KV rows for session state files and forks (kv_cache.c does the copy). */
 static coder_status cpu_kv_read(backend *b, int layer, int32_t pos0, int n, void *k, void *v) {
     int kl;
-    TRY(cpu_kv_layer((cpu_backend *)b, layer, "kv_read", &kl));
+    TRY(backend_kv_index(b, layer, "kv_read", &kl));
     return kv_cache_read(((cpu_backend *)b)->kv, kl, pos0, n, k, v);
 }
 static coder_status cpu_kv_load(backend *b, int layer, int32_t pos0, int n, const void *k, const void *v) {
     int kl;
-    TRY(cpu_kv_layer((cpu_backend *)b, layer, "kv_load", &kl));
+    TRY(backend_kv_index(b, layer, "kv_load", &kl));
     return kv_cache_load(((cpu_backend *)b)->kv, kl, pos0, n, k, v);
 }
 
@@ -293,12 +280,7 @@ coder_status cpu_backend_new(const coder_model *m, const backend_params *p, back
     coder_status st;
     if ((st = threadpool_new(p->n_threads, &c->tp)) != CODER_OK) goto fail;
     int32_t kv_first, kv_layers;
-    backend_kv_layers(&c->base, &kv_first, &kv_layers);
-    if (kv_first < 0 || kv_layers < 1 || kv_first + kv_layers > hp->n_layers) {
-        st = coder_fail(CODER_ERR_INTERNAL, "cpu backend: layers %d..+%d outside the model's %d", (int)kv_first,
-                        (int)kv_layers, (int)hp->n_layers);
-        goto fail;
-    }
+    if ((st = backend_kv_layers(&c->base, &kv_first, &kv_layers)) != CODER_OK) goto fail;
     if ((st = kv_cache_new(p->kv_type, kv_layers, p->n_ctx, hp->n_kv_heads * hp->head_dim, &c->kv)) != CODER_OK) goto fail;
 
     const int64_t max_cols = max64(max64(hp->dim, hp->ffn_dim), (int64_t)hp->n_heads * hp->head_dim);

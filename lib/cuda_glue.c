@@ -223,12 +223,6 @@ static void *cuda_glue_k(cuda_backend *c, int layer) { return (char *)c->kv + (s
 static void *cuda_glue_v(cuda_backend *c, int layer) {
     return (char *)c->kv + (size_t)c->kv_layers * c->k_layer_bytes + (size_t)(layer - c->kv_first) * c->v_layer_bytes;
 }
-/* CODER_ERR_INTERNAL for a layer that is not this stage's. */
-static coder_status cuda_glue_own(const cuda_backend *c, int layer, const char *op) {
-    if (layer >= c->kv_first && layer < c->kv_first + c->kv_layers) return CODER_OK;
-    return coder_fail(CODER_ERR_INTERNAL, "%s: layer %d is not in this backend's layers %d..%d", op, layer, (int)c->kv_first,
-                      (int)(c->kv_first + c->kv_layers - 1));
-}
 static cuda_kv_layer cuda_glue_layer(cuda_backend *c, int layer) {
     return (cuda_kv_layer){.k = cuda_glue_k(c, layer), .v = cuda_glue_v(c, layer), .fmt = c->kv_fmt, .k_row = c->k_row,
                            .v_row = c->v_row};
@@ -275,14 +269,12 @@ static void cuda_glue_buf_free(backend *b, backend_buf *buf) {
 }
 
 static coder_status cuda_glue_buf_read(backend *b, const backend_buf *buf, size_t off, size_t n, float *dst) {
-    if (off > buf->n_floats || n > buf->n_floats - off)
-        return coder_fail(CODER_ERR_INTERNAL, "buf_read: [%zu, +%zu) outside a buffer of %zu floats", off, n, buf->n_floats);
+    TRY(backend_buf_range(buf, off, n, "buf_read"));
     return cuda_d2h(CB(b)->ctx, dst, DF(buf) + off, n * sizeof(float));
 }
 
 static coder_status cuda_glue_buf_write(backend *b, backend_buf *buf, size_t off, size_t n, const float *src) {
-    if (off > buf->n_floats || n > buf->n_floats - off)
-        return coder_fail(CODER_ERR_INTERNAL, "buf_write: [%zu, +%zu) outside a buffer of %zu floats", off, n, buf->n_floats);
+    TRY(backend_buf_range(buf, off, n, "buf_write"));
     return cuda_h2d(CB(b)->ctx, DF(buf) + off, src, n * sizeof(float));
 }
 
@@ -320,7 +312,7 @@ static coder_status cuda_glue_rope(backend *b, backend_buf *x, int n, int n_head
 
 static coder_status cuda_glue_kv_write(backend *b, int layer, const backend_buf *k, const backend_buf *v, int n, int32_t pos0) {
     cuda_backend *c = CB(b);
-    TRY(cuda_glue_own(c, layer, "kv_write"));
+    TRY(backend_kv_index(b, layer, "kv_write", NULL));
     if (pos0 < 0 || pos0 + n > c->n_ctx)
         return coder_fail(CODER_ERR_INTERNAL, "kv_write: positions %d..%d outside n_ctx %d", (int)pos0, (int)(pos0 + n),
                           (int)c->n_ctx);
@@ -331,7 +323,7 @@ static coder_status cuda_glue_kv_write(backend *b, int layer, const backend_buf 
 static coder_status cuda_glue_attention(backend *b, int layer, const backend_buf *q, int n, int32_t pos0, backend_buf *out) {
     cuda_backend *c = CB(b);
     const model_hparams *hp = &b->model->hp;
-    TRY(cuda_glue_own(c, layer, "attention"));
+    TRY(backend_kv_index(b, layer, "attention", NULL));
     const cuda_kv_layer kl = cuda_glue_layer(c, layer);
     return cuda_attention(c->ctx, &kl, DF(q), n, pos0, hp->n_heads, hp->n_kv_heads, hp->head_dim, DF(out));
 }
@@ -367,7 +359,7 @@ static coder_status cuda_glue_kv_range(cuda_backend *c, int layer, int32_t pos0,
     if (c->base.params.kv_type == CODER_KV_F32)
         return coder_fail(CODER_ERR_UNSUPPORTED, "%s: the CUDA KV cache has no F32 rows (kept as F16); use kv_type F16, "
                           "Q8_0 or Q8_0_Q4_0 for session state on the GPU", what);
-    TRY(cuda_glue_own(c, layer, what));
+    TRY(backend_kv_index(&c->base, layer, what, NULL));
     if (pos0 < 0 || n < 0 || (int64_t)pos0 + n > c->n_ctx)
         return coder_fail(CODER_ERR_INTERNAL, "%s: layer %d positions %d..+%d outside n_ctx %d", what, layer, (int)pos0, n,
                           (int)c->n_ctx);
@@ -435,13 +427,8 @@ coder_status cuda_backend_new(const coder_model *m, const backend_params *p, bac
     c->cm = cm;
     c->n_ctx = p->n_ctx;
     c->kv_width = hp->n_kv_heads * hp->head_dim;
-    backend_kv_layers(&c->base, &c->kv_first, &c->kv_layers);
     coder_status st;
-    if (c->kv_first < 0 || c->kv_layers < 1 || c->kv_first + c->kv_layers > hp->n_layers) {
-        st = coder_fail(CODER_ERR_INTERNAL, "cuda backend: layers %d..+%d outside the model's %d", (int)c->kv_first,
-                        (int)c->kv_layers, (int)hp->n_layers);
-        goto fail;
-    }
+    if ((st = backend_kv_layers(&c->base, &c->kv_first, &c->kv_layers)) != CODER_OK) goto fail;
 
     /* the widest matmul input, and the largest matrix (prefill dequantization chunk) */
     int64_t max_cols = cuda_glue_max64(cuda_glue_max64(hp->dim, hp->ffn_dim), (int64_t)hp->n_heads * hp->head_dim);
