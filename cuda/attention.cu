@@ -71,7 +71,9 @@ __global__ void kv_quant_kernel(unsigned char *cache, const float *__restrict__ 
         const unsigned first = __ffs(__ballot_sync(0xffffffffu, fabsf(v) == amax)) - 1;
         const float mx = amax == 0.0f ? 0.0f : __shfl_sync(0xffffffffu, v, first);
         const float d = mx / -8, id = d != 0.0f ? 1.0f / d : 0.0f;
-        const int q = min(15, (int)(int8_t)(v * id + 8.5f));
+        /* two roundings, as quant_ref.c (C, no contraction): a fused multiply-add changes a nibble
+         * about once in 370,000 blocks */
+        const int q = min(15, (int)(int8_t)__fadd_rn(__fmul_rn(v, id), 8.5f));
         const int hi = __shfl_down_sync(0xffffffffu, q, 16);
         if (lane < 16) blk[2 + lane] = (unsigned char)(q | (hi << 4));
         if (lane == 0) *(__half *)blk = __float2half_rn(d);
@@ -221,7 +223,8 @@ __global__ void __launch_bounds__(ATT_WARPS * WARP) attn_kernel(const att_args a
 #pragma unroll
         for (int i = 0; i < RPW; i++) {
             const float si = (p < kv_hi && p <= row_pos[i]) ? sc[i] : -INFINITY;
-            const float m_new = fmaxf(m[i], warp_max(si));
+            /* a NaN score poisons the row (fmaxf would drop it), as on the CPU: NUMERIC upstream */
+            const float m_new = __any_sync(0xffffffffu, isnan(si)) ? NAN : fmaxf(m[i], warp_max(si));
             if (m_new == -INFINITY) continue;   /* nothing visible yet for this row (warp-uniform) */
             const float corr = expf(m[i] - m_new);   /* m = -inf -> 0 */
             const float pr = expf(si - m_new);       /* masked -> 0  */
@@ -229,8 +232,10 @@ __global__ void __launch_bounds__(ATT_WARPS * WARP) attn_kernel(const att_args a
             m[i] = m_new;
 #pragma unroll
             for (int e = 0; e < E; e++) acc[i][e] *= corr;
+            /* keys past the row's position (causal) or the split stay out: 0 * an infinite V is NaN */
+            const int kmax = min(ATT_TK, min(kv_hi, row_pos[i] + 1) - p0);   /* warp-uniform */
 #pragma unroll 4
-            for (int kk = 0; kk < ATT_TK; kk++) {
+            for (int kk = 0; kk < kmax; kk++) {
                 const float pk = __shfl_sync(0xffffffffu, pr, kk);
 #pragma unroll
                 for (int e = 0; e < E; e++) acc[i][e] += pk * __half2float(vs[kk][lane + WARP * e]);

@@ -41,7 +41,15 @@ static coder_status graph_install(cuda_ctx *c, cudaGraph_t graph) {
         cudaGraphExecDestroy(c->graph_exec);
         c->graph_exec = NULL;
     }
-    CUDA_TRY(cudaGraphInstantiate(&c->graph_exec, graph, 0));
+    const cudaError_t e = cudaGraphInstantiate(&c->graph_exec, graph, 0);
+    if (e != cudaSuccess) {   /* e.g. out of memory: run steps directly from now on, not fail each */
+        cudaGetLastError();
+        c->graph_exec = NULL;
+        c->graph_off = 1;
+        coder_log(CODER_LOG_WARN, "CUDA graphs off for this session: instantiating the decode step failed (%s)",
+                  cudaGetErrorString(e));
+        return CODER_ERR_UNSUPPORTED;
+    }
     c->graph_instantiations++;
     return CODER_OK;
 }
