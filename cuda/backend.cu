@@ -166,6 +166,9 @@ extern "C" coder_status cuda_ctx_new(const cuda_ctx_params *p, cuda_ctx **out) {
     c->sync_each = env && env[0] == '1';
     const char *genv = getenv("CODER_CUDA_GRAPH");
     c->graph_off = c->sync_each || (genv && genv[0] == '0');   /* a synchronising op cannot be captured */
+    const char *penv = getenv("CODER_CUDA_PREFILL");
+    c->prefill = penv && !strcmp(penv, "mma") ? CUDA_PREFILL_MMA : penv && !strcmp(penv, "cublas") ? CUDA_PREFILL_CUBLAS
+                                                                                                  : CUDA_PREFILL_AUTO;
     coder_status st = CODER_OK;
     cudaError_t e;
     int dev_sm = 0;
@@ -183,8 +186,8 @@ extern "C" coder_status cuda_ctx_new(const cuda_ctx_params *p, cuda_ctx **out) {
     CTX_TRY(cudaMalloc(&c->ids_dev, (size_t)p->max_tokens * sizeof(int32_t)), "token id buffer");
     CTX_TRY(cudaHostAlloc(&c->ids_host, (size_t)p->max_tokens * sizeof(int32_t), cudaHostAllocDefault),
             "pinned token ids");
-    CTX_TRY(cudaMalloc(&c->argmax_dev, sizeof(int32_t)), "argmax result");
-    CTX_TRY(cudaHostAlloc(&c->argmax_host, sizeof(int32_t), cudaHostAllocDefault), "pinned argmax result");
+    CTX_TRY(cudaMalloc(&c->argmax_dev, 2 * sizeof(int32_t)), "argmax result");
+    CTX_TRY(cudaHostAlloc(&c->argmax_host, 2 * sizeof(int32_t), cudaHostAllocDefault), "pinned argmax result");
     if (p->max_tokens > 8) {   /* the GEMM path exists only for batches above the mat-vec limit */
         CTX_TRY(cudaMalloc(&c->xh, (size_t)p->max_tokens * (size_t)p->max_cols * sizeof(__half)),
                 "f16 activation scratch");

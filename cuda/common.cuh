@@ -82,12 +82,13 @@ struct cuda_ctx {
     cublasHandle_t blas;
     const cuda_blas_api *bl;  /* cuda_blas(): set when blas is                                  */
     int sync_each;            /* CODER_CUDA_SYNC=1                                              */
+    int prefill;              /* CUDA_PREFILL_*: CODER_CUDA_PREFILL=mma|cublas, else auto       */
     int n_sm;
     cuda_ctx_params p;
     int32_t *ids_dev;         /* [max_tokens] embedding ids                                    */
     int32_t *ids_host;        /* pinned [max_tokens]                                           */
-    int32_t *argmax_dev;      /* [1]                                                           */
-    int32_t *argmax_host;     /* pinned [1]                                                    */
+    int32_t *argmax_dev;      /* [2]                                                           */
+    int32_t *argmax_host;     /* pinned [2]                                                    */
     __half *xh;               /* [max_tokens][max_cols] f16 activations for the GEMM path      */
     __half *deq;              /* [deq_elems] f16 dequantized weight rows                        */
     float *att_part;          /* [att_part_floats] split-KV partial results                     */

@@ -106,6 +106,18 @@ void cuda_graph_counts(const cuda_ctx *c, unsigned long long *updates, unsigned 
  * copy in the GGUF layout; x [n][cols] f32, y [n][rows] f32. cols % 8 == 0 (cuda_type_ok). */
 coder_status cuda_matmul(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
                          int64_t cols, const float *x, int n, float *y);
+/* The prefill paths (n > 8), exposed for tests and benchmarks: dequantize row chunks to f16 in
+ * device memory + cuBLAS (mmq_prefill.cu), or the hand-written tensor-core kernel that
+ * dequantizes tiles in shared memory (mma_prefill.cu). cuda_matmul picks by cuda_ctx.prefill:
+ * CODER_CUDA_PREFILL=mma or cublas, else (auto) the kernel up to CUDA_MMA_AUTO_MAX_TOKENS tokens,
+ * where the f16 copy of the whole matrix costs more than the GEMM saves (to be settled by the
+ * bench/gpu.sh timings, docs/PERF.md). */
+enum { CUDA_PREFILL_AUTO = 0, CUDA_PREFILL_MMA = 1, CUDA_PREFILL_CUBLAS = 2 };
+#define CUDA_MMA_AUTO_MAX_TOKENS 64
+coder_status cuda_matmul_cublas(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
+                                int64_t cols, const float *x, int n, float *y);
+coder_status cuda_matmul_mma(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
+                             int64_t cols, const float *x, int n, float *y);
 /* Decode path only (n <= 8), exposed for tests. */
 coder_status cuda_mmv(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
                       int64_t cols, const float *x, int n, float *y);
@@ -143,7 +155,7 @@ typedef struct cuda_rope_params {
 coder_status cuda_rope(cuda_ctx *c, const cuda_rope_params *r, float *x, int n, int n_heads, int32_t pos0);
 
 /* Index of the largest of x[0..n) (first on ties); copies 4 bytes back. */
-coder_status cuda_argmax(cuda_ctx *c, const float *x, int n, int32_t *out);
+coder_status cuda_argmax(cuda_ctx *c, const float *x, int n, int32_t *out, int *all_finite);
 
 /* ---- cuBLAS (cublas_lazy.cu) ------------------------------------------------------------- */
 

@@ -1,4 +1,5 @@
-/* mmq_prefill.cu - matmul dispatch and the prefill path (batches above 8 tokens).
+/* mmq_prefill.cu - matmul dispatch (mat-vec, this file's path or mma_prefill.cu's) and the
+ * dequantize + cuBLAS prefill path (batches above 8 tokens).
  *
  *   y [n][rows] = x [n][cols] @ W^T,   W (rows, cols) in its GGUF block layout
  *
@@ -13,8 +14,8 @@
  * matrix C with ldc = rows; C = A^T B.
  *
  * Precision: f16 rounding of activations and dequantized weights (relative 2^-11 each) with f32
- * accumulation: relative rms error about 4e-4 against the f32 CPU path. A hand-written
- * tensor-core kernel over dequantized tiles is the next step (docs/CUDA.md). */
+ * accumulation: relative rms error about 4e-4 against the f32 CPU path. The hand-written
+ * tensor-core kernel (mma_prefill.cu) avoids the f16 copy of the weights. */
 #include "common.cuh"
 #include "quant.cuh"
 
@@ -60,6 +61,13 @@ extern "C" coder_status cuda_dequant_f16(cuda_ctx *c, uint32_t type, const void 
 extern "C" coder_status cuda_matmul(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
                                     int64_t cols, const float *x, int n, float *y) {
     if (n <= MMV_MAX_TOKENS) return cuda_mmv(c, type, W, row_bytes, rows, cols, x, n, y);
+    if (c->prefill == CUDA_PREFILL_MMA || (c->prefill == CUDA_PREFILL_AUTO && n <= CUDA_MMA_AUTO_MAX_TOKENS))
+        return cuda_matmul_mma(c, type, W, row_bytes, rows, cols, x, n, y);
+    return cuda_matmul_cublas(c, type, W, row_bytes, rows, cols, x, n, y);
+}
+
+extern "C" coder_status cuda_matmul_cublas(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
+                                           int64_t cols, const float *x, int n, float *y) {
     if (!cuda_type_ok(type, cols))
         return coder_fail(CODER_ERR_UNSUPPORTED, "cuda matmul: weight type %u with %lld columns has no kernel",
                           type, (long long)cols);

@@ -161,35 +161,42 @@ extern "C" coder_status cuda_rope(cuda_ctx *c, const cuda_rope_params *r, float 
     return CODER_OK;
 }
 
-/* ---- argmax: one 1024-thread block; the first index on ties, NaN never wins --------------- */
+/* ---- argmax: one 1024-thread block; the first index on ties, NaN never wins; out[1] = 1 when
+ * the row holds a NaN or an infinity (the host's finiteness check, without copying the row) ---- */
 
 __global__ void __launch_bounds__(1024) argmax_kernel(const float *__restrict__ x, int n, int32_t *out) {
     __shared__ float bv[32];
     __shared__ int bi[32];
     float best = -INFINITY;
     int idx = n;   /* n = "none yet": loses every tie-break */
-    for (int i = threadIdx.x; i < n; i += blockDim.x)
-        if (x[i] > best) { best = x[i]; idx = i; }
+    int bad = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const float v = x[i];
+        bad |= !isfinite(v);
+        if (v > best || (idx == n && v == best)) { best = v; idx = i; }
+    }
     for (int o = 16; o > 0; o >>= 1) {
         const float ov = __shfl_xor_sync(0xffffffffu, best, o);
         const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
         if (ov > best || (ov == best && oi < idx)) { best = ov; idx = oi; }
     }
     if (threadIdx.x % WARP == 0) { bv[threadIdx.x / WARP] = best; bi[threadIdx.x / WARP] = idx; }
-    __syncthreads();
+    bad = __syncthreads_or(bad);
     if (threadIdx.x == 0) {
         for (int w = 1; w < (int)(blockDim.x / WARP); w++)
             if (bv[w] > best || (bv[w] == best && bi[w] < idx)) { best = bv[w]; idx = bi[w]; }
-        *out = idx < n ? idx : 0;
+        out[0] = idx < n ? idx : 0;
+        out[1] = bad;
     }
 }
 
-extern "C" coder_status cuda_argmax(cuda_ctx *c, const float *x, int n, int32_t *out) {
+extern "C" coder_status cuda_argmax(cuda_ctx *c, const float *x, int n, int32_t *out, int *all_finite) {
     if (n <= 0) return coder_fail(CODER_ERR_INTERNAL, "cuda argmax of %d values", n);
     argmax_kernel<<<1, 1024, 0, c->stream>>>(x, n, c->argmax_dev);
     LAUNCH_CHECK(c, "argmax");
-    CUDA_TRY(cudaMemcpyAsync(c->argmax_host, c->argmax_dev, sizeof(int32_t), cudaMemcpyDeviceToHost, c->stream));
+    CUDA_TRY(cudaMemcpyAsync(c->argmax_host, c->argmax_dev, 2 * sizeof(int32_t), cudaMemcpyDeviceToHost, c->stream));
     CUDA_TRY(cudaStreamSynchronize(c->stream));
-    *out = *c->argmax_host;
+    *out = c->argmax_host[0];
+    *all_finite = c->argmax_host[1] == 0;
     return CODER_OK;
 }

@@ -97,6 +97,11 @@ typedef struct backend_ops {
     /* Copies n host floats into buf at float offset off (a split model's stage hand-over).   */
     coder_status (*buf_write)(backend *b, backend_buf *buf, size_t off, size_t n, const float *src);
 
+    /* *out = index of the largest value of row `row` of x [.][width] (the first on ties; NaN
+     * never wins), *all_finite = no NaN or infinity in the row. Computed where x lives, so a
+     * greedy step copies back 8 bytes instead of the logits (synchronises).                   */
+    coder_status (*argmax)(backend *b, const backend_buf *x, int row, int width, int32_t *out, bool *all_finite);
+
     /* ---- optional ops (NULL where a backend lacks them; the CPU backend sets none) ---- */
     /* A decode step recorded and launched as one unit (CUDA graphs): the ops called between
      * step_begin and step_end(run true) may be recorded instead of run, then run together by
@@ -106,9 +111,6 @@ typedef struct backend_ops {
      * from step_end means the recording failed and nothing ran: run the same ops directly. */
     coder_status (*step_begin)(backend *b);
     coder_status (*step_end)(backend *b, bool run);
-    /* *out = index of the largest value of row `row` of x [.][width] (first on ties), computed
-     * where x lives, so a greedy step copies back 4 bytes instead of the logits.             */
-    coder_status (*argmax)(backend *b, const backend_buf *x, int row, int width, int32_t *out);
 } backend_ops;
 
 struct backend {

@@ -1,6 +1,8 @@
 /* cpu_backend.c - the CPU implementation of the backend op table (backend.h): host buffers, a
  * persistent thread pool, the KV cache, and scratch for quantized activations, attention scores and
  * dequantized small weights (norms, biases), all allocated here at session creation. */
+#include <math.h>
+
 #include "cpu.h"
 #include "cpu_gemm.h"
 
@@ -72,6 +74,22 @@ static coder_status cpu_buf_write(backend *b, backend_buf *buf, size_t off, size
     (void)b;
     TRY(backend_buf_range(buf, off, n, "buf_write"));
     memcpy(F(buf) + off, src, n * sizeof(float));
+    return CODER_OK;
+}
+
+static coder_status cpu_argmax(backend *b, const backend_buf *x, int row, int width, int32_t *out, bool *all_finite) {
+    (void)b;
+    if (row < 0 || width <= 0) return coder_fail(CODER_ERR_INTERNAL, "argmax of row %d, width %d", row, width);
+    TRY(backend_buf_range(x, (size_t)row * (size_t)width, (size_t)width, "argmax"));
+    const float *v = CF(x) + (size_t)row * (size_t)width;
+    int32_t best = 0;
+    bool finite = true;
+    for (int i = 0; i < width; i++) {
+        finite &= isfinite(v[i]) != 0;
+        if (v[i] > v[best] || isnan(v[best])) best = i;   /* NaN never wins */
+    }
+    *out = best;
+    *all_finite = finite;
     return CODER_OK;
 }
 
@@ -248,6 +266,7 @@ static const backend_ops cpu_ops = {
     .buf_free = cpu_buf_free,
     .buf_read = cpu_buf_read,
     .buf_write = cpu_buf_write,
+    .argmax = cpu_argmax,
     .embed = cpu_embed,
     .rms_norm = cpu_rms_norm_op,
     .matmul = cpu_matmul_op,

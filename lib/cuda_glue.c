@@ -10,6 +10,7 @@
  *     asks buf_alloc), and the context's scratch (f16 activations, f16 weight chunk for prefill
  *     GEMMs, attention split partials) - all allocated in cuda_backend_new.
  * Built without CUDA, only backend_model_place exists (CPU always). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -324,6 +325,9 @@ static coder_status cuda_glue_attention(backend *b, int layer, const backend_buf
     cuda_backend *c = CB(b);
     const model_hparams *hp = &b->model->hp;
     TRY(backend_kv_index(b, layer, "attention", NULL));
+    if (pos0 < 0 || n < 1 || (int64_t)pos0 + n > c->n_ctx)
+        return coder_fail(CODER_ERR_INTERNAL, "cuda attention: positions %d..+%d outside n_ctx %d", (int)pos0, n,
+                          (int)c->n_ctx);
     const cuda_kv_layer kl = cuda_glue_layer(c, layer);
     return cuda_attention(c->ctx, &kl, DF(q), n, pos0, hp->n_heads, hp->n_kv_heads, hp->head_dim, DF(out));
 }
@@ -348,8 +352,13 @@ static coder_status cuda_glue_kv_truncate(backend *b, int32_t n_keep) {
     return CODER_OK;
 }
 
-static coder_status cuda_glue_argmax(backend *b, const backend_buf *x, int row, int width, int32_t *out) {
-    return cuda_argmax(CB(b)->ctx, DF(x) + (size_t)row * width, width, out);
+static coder_status cuda_glue_argmax(backend *b, const backend_buf *x, int row, int width, int32_t *out, bool *all_finite) {
+    if (row < 0 || width <= 0) return coder_fail(CODER_ERR_INTERNAL, "argmax of row %d, width %d", row, width);
+    TRY(backend_buf_range(x, (size_t)row * (size_t)width, (size_t)width, "argmax"));
+    int finite = 0;
+    TRY(cuda_argmax(CB(b)->ctx, DF(x) + (size_t)row * (size_t)width, width, out, &finite));
+    *all_finite = finite != 0;
+    return CODER_OK;
 }
 
 /* Session state (save, load, fork) moves raw cache rows: the device rows have the CPU cache's
@@ -525,8 +534,11 @@ coder_status backend_model_place(coder_model *m, float lo, float hi) {
 #ifdef CODER_HAVE_CUDA
     if (device_count() == 0) return CODER_OK;   /* device_count logged why, once */
     /* The CUDA kernels do not have gemma3's GELU, embedding scale and sliding-window attention yet. */
-    if (m->hp.act_gelu || m->hp.swa_window > 0 || m->hp.embed_scale != 1.0f) {
-        LOG_WARN("the CUDA backend does not support %s models yet; running this model on the CPU", m->hp.arch_name);
+    const int hd = m->hp.head_dim;   /* the attention kernel's head sizes; attn_scale 1/sqrt(hd) */
+    if (m->hp.act_gelu || m->hp.swa_window > 0 || m->hp.embed_scale != 1.0f || (hd != 32 && hd != 64 && hd != 128) ||
+        fabsf(m->hp.attn_scale - 1.0f / sqrtf((float)hd)) > 1e-6f / sqrtf((float)hd)) {
+        LOG_WARN("the CUDA backend does not support this %s model yet (head_dim %d; GELU, sliding windows, embedding "
+                 "scale and other attention scales are CPU-only); running it on the CPU", m->hp.arch_name, hd);
         return CODER_OK;
     }
     const int32_t n_layers = m->hp.n_layers;

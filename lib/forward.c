@@ -29,6 +29,7 @@ struct forward_state {
     fwd_stage st[BACKEND_MAX_STAGES];
     backend_buf *logits;      /* on the last stage                                              */
     int32_t logits_rows;      /* rows the logits buffer holds (1, more in the logits_all path) */
+    int32_t last_row;         /* the row of the last evaluated token's logits                  */
     float *handover;          /* [n_batch][dim] host copy of x between stages (split models)  */
     forward_debug_fn dbg;
     void *dbg_ud;
@@ -294,7 +295,16 @@ coder_status forward_eval(forward_state *f, const int32_t *tokens, int n, int32_
         TRY(forward_body_recorded(f, pos0, cancel, &done));
     if (!done) TRY(forward_body(f, n, pos0, cancel, n_out));
     if (logits_all) TRY(b->ops->buf_read(b, f->logits, 0, (size_t)n_out * (size_t)hp->vocab_size, logits_all));
-    if (logits)
-        TRY(b->ops->buf_read(b, f->logits, (size_t)(n_out - 1) * (size_t)hp->vocab_size, (size_t)hp->vocab_size, logits));
+    f->last_row = n_out - 1;
+    if (logits) TRY(forward_read_logits(f, logits));
     return CODER_OK;
+}
+
+coder_status forward_read_logits(forward_state *f, float *logits) {
+    const size_t vocab = (size_t)f->m->hp.vocab_size;
+    return fwd_last(f)->ops->buf_read(fwd_last(f), f->logits, (size_t)f->last_row * vocab, vocab, logits);
+}
+
+coder_status forward_argmax(forward_state *f, int32_t *token, bool *all_finite) {
+    return fwd_last(f)->ops->argmax(fwd_last(f), f->logits, f->last_row, f->m->hp.vocab_size, token, all_finite);
 }

@@ -27,8 +27,14 @@ coder_status forward_set_debug(forward_state *f, forward_debug_fn fn, void *user
  * logits (vocab_size floats) receives the last token's logits. If logits_all is not NULL it
  * receives [n][vocab_size] logits of every token instead (test path: may allocate).
  * cancel is checked between layers: CODER_ERR_CANCELLED leaves logits untouched. Token ids
- * must already be validated. */
+ * must already be validated. logits may be NULL: the logits stay on the backend for
+ * forward_read_logits / forward_argmax until the next evaluation. */
 coder_status forward_eval(forward_state *f, const int32_t *tokens, int n, int32_t pos0, const atomic_bool *cancel,
                           float *logits, float *logits_all);
+
+/* After forward_eval with logits = NULL: the last evaluated token's logits copied to host memory,
+ * or only their argmax (the first on ties) and whether all are finite, computed on the backend. */
+coder_status forward_read_logits(forward_state *f, float *logits);
+coder_status forward_argmax(forward_state *f, int32_t *token, bool *all_finite);
 
 #endif

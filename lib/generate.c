@@ -200,15 +200,21 @@ static coder_status generate_run(coder_session *s, const int32_t *prompt, size_t
     int32_t from = s->n_past > gp->repeat_last_n ? s->n_past - gp->repeat_last_n : 0;
     for (int32_t i = from; i < s->n_past; i++) sampler_accept(sm, s->tokens[i]);
 
+    // Greedy decoding takes each next token's argmax where the logits are (a few bytes back per
+    // step from a GPU); `next` holds it, -1 when the logits must be sampled on the host.
+    const bool argmax = sampler_is_argmax(sm);
+    int32_t next = -1;
     for (;;) {
         if (atomic_load(&s->cancel)) { r->stop_reason = CODER_STOP_CANCELLED; break; }
         if (gp->max_tokens >= 0 && r->n_tokens >= (size_t)gp->max_tokens) { r->stop_reason = CODER_STOP_LENGTH; break; }
         if (s->n_past >= s->n_ctx) { r->stop_reason = CODER_STOP_CONTEXT_FULL; break; }
-        int32_t id;
-        status = sampler_sample(sm, s->logits, &id);
-        if (status != CODER_OK) goto done;
+        int32_t id = next;
+        if (id < 0) {
+            if ((status = session_logits(s)) != CODER_OK) goto done;
+            if ((status = sampler_sample(sm, s->logits, &id)) != CODER_OK) goto done;
+        }
         if (tokenizer_is_eog(tok, id)) { r->stop_reason = CODER_STOP_EOG; break; }
-        status = session_eval(s, &id, 1);
+        status = argmax ? session_eval_greedy(s, id, &next) : session_eval(s, &id, 1);
         if (status == CODER_ERR_CANCELLED) { // the token was not kept: drop it, text unchanged
             r->stop_reason = CODER_STOP_CANCELLED;
             status = CODER_OK;

@@ -288,6 +288,8 @@ void sampler_free(sampler *sm) {
 
 uint64_t sampler_seed(const sampler *sm) { return sm->seed; }
 
+bool sampler_is_argmax(const sampler *sm) { return sm->temperature <= 0 && sm->last_n <= 0; }
+
 void sampler_accept(sampler *sm, int32_t token) {
     if (sm->last_n <= 0) return;
     sm->window[sm->window_pos] = token;

@@ -66,6 +66,10 @@ typedef struct sampler sampler;
 coder_status sampler_new(const coder_gen_params *gp, int32_t vocab, sampler **out);
 void sampler_free(sampler *sm);
 /* Pushes a token into the penalty window (prompt tokens and generated ones). */
+/* Whether the chain reduces to the argmax of the logits (temperature 0, no penalties): the
+ * generator may then take the argmax where the logits are (session_eval_greedy). */
+bool sampler_is_argmax(const sampler *sm);
+
 void sampler_accept(sampler *sm, int32_t token);
 /* The seed actually used (the random one when UINT64_MAX was asked for). */
 uint64_t sampler_seed(const sampler *sm);

@@ -112,7 +112,21 @@ coder_status session_eval(coder_session *s, const int32_t *tokens, size_t n) {
     return session_eval_all(s, tokens, n, NULL);
 }
 
-coder_status session_eval_all(coder_session *s, const int32_t *tokens, size_t n, float *logits_all) {
+/* NUMERIC (the session back at n_past = start) if a logit of the last position is not finite. */
+static coder_status check_logits(coder_session *s, int32_t start, size_t n) {
+    const int32_t vocab = s->model->hp.vocab_size;
+    for (int32_t i = 0; i < vocab; i++)
+        if (!isfinite(s->logits[i])) {
+            s->n_past = start;
+            s->has_logits = false;
+            return coder_fail(CODER_ERR_NUMERIC, "logit %d is %g after evaluating position %d", (int)i, (double)s->logits[i],
+                              (int)(start + (int32_t)n - 1));
+        }
+    return CODER_OK;
+}
+
+/* session_eval_all, or with greedy_next the argmax of the last logits computed on the backend. */
+static coder_status eval_batches(coder_session *s, const int32_t *tokens, size_t n, float *logits_all, int32_t *greedy_next) {
     if (!tokens && n) return coder_fail(CODER_ERR_INVALID_ARG, "tokens is NULL");
     if (n == 0) return coder_fail(CODER_ERR_INVALID_ARG, "n_tokens = 0: nothing to evaluate");
     if ((uint64_t)s->n_past + n > (uint64_t)s->n_ctx)
@@ -129,7 +143,7 @@ coder_status session_eval_all(coder_session *s, const int32_t *tokens, size_t n,
             return coder_fail(CODER_ERR_CANCELLED, "evaluation cancelled after %zu of %zu tokens (n_past %d)", done, n,
                               (int)s->n_past);
         int nb = (int)(n - done < (size_t)s->n_batch ? n - done : (size_t)s->n_batch);
-        coder_status st = forward_eval(s->engine, tokens + done, nb, s->n_past, &s->cancel, s->logits,
+        coder_status st = forward_eval(s->engine, tokens + done, nb, s->n_past, &s->cancel, greedy_next ? NULL : s->logits,
                                        logits_all ? logits_all + done * (size_t)vocab : NULL);
         if (st == CODER_ERR_CANCELLED) {
             coder_fail(CODER_ERR_CANCELLED, "evaluation cancelled after %zu of %zu tokens (n_past %d)", done, n,
@@ -143,15 +157,38 @@ coder_status session_eval_all(coder_session *s, const int32_t *tokens, size_t n,
         memcpy(s->tokens + s->n_past, tokens + done, (size_t)nb * sizeof *tokens);
         s->n_past += nb;
         s->has_logits = true;
+        s->logits_pending = greedy_next != NULL;
         done += (size_t)nb;
     }
-    for (int32_t i = 0; i < vocab; i++)
-        if (!isfinite(s->logits[i])) {
-            s->n_past = start;
+    if (greedy_next) {
+        bool finite = false;
+        coder_status st = forward_argmax(s->engine, greedy_next, &finite);
+        if (st != CODER_OK) {
             s->has_logits = false;
-            return coder_fail(CODER_ERR_NUMERIC, "logit %d is %g after evaluating position %d", (int)i, (double)s->logits[i],
-                              (int)(start + (int32_t)n - 1));
+            return st;
         }
+        if (finite) return CODER_OK;
+        TRY(session_logits(s));   /* to name the logit that is not finite */
+    }
+    return check_logits(s, start, n);
+}
+
+coder_status session_eval_all(coder_session *s, const int32_t *tokens, size_t n, float *logits_all) {
+    return eval_batches(s, tokens, n, logits_all, NULL);
+}
+
+coder_status session_eval_greedy(coder_session *s, int32_t token, int32_t *next) {
+    return eval_batches(s, &token, 1, NULL, next);
+}
+
+coder_status session_logits(coder_session *s) {
+    if (!s->has_logits || !s->logits_pending) return CODER_OK;
+    coder_status st = forward_read_logits(s->engine, s->logits);
+    if (st != CODER_OK) {
+        s->has_logits = false;
+        return st;
+    }
+    s->logits_pending = false;
     return CODER_OK;
 }
 
@@ -206,7 +243,7 @@ CODER_EXPORT coder_status coder_session_logits(coder_session *s, const float **l
     if (!session_enter(s)) return CODER_ERR_BUSY;
     coder_status st = CODER_OK;
     if (!s->has_logits) st = coder_fail(CODER_ERR_STATE, "no logits: nothing evaluated since the session was created or reset");
-    else {
+    else if ((st = session_logits(s)) == CODER_OK) {
         *logits = s->logits;
         if (vocab_size) *vocab_size = s->model->hp.vocab_size;
     }

@@ -18,6 +18,7 @@ struct coder_session {
     int32_t *tokens;              /* [n_ctx] the ids at positions 0..n_past-1              */
     float *logits;                /* [vocab_size] of the last evaluated position           */
     bool has_logits;
+    bool logits_pending;          /* has_logits, but still on the backend (session_logits)  */
     atomic_bool cancel;           /* set by coder_session_cancel from any thread           */
     atomic_flag busy;             /* held for the duration of every public call            */
     backend_stages stages;        /* engine-owned: the backends running the layers          */
@@ -36,6 +37,15 @@ coder_status session_eval(coder_session *s, const int32_t *tokens, size_t n);
 
 /* session_eval that also writes the logits of every token, [n][vocab_size], to logits_all. */
 coder_status session_eval_all(coder_session *s, const int32_t *tokens, size_t n, float *logits_all);
+
+/* session_eval of one token whose successor is chosen greedily where the logits are: *next =
+ * their argmax (the lowest id on ties). The logits stay on the backend until session_logits asks
+ * for them, so a greedy decode step copies back 8 bytes instead of vocab_size floats. */
+coder_status session_eval_greedy(coder_session *s, int32_t token, int32_t *next);
+
+/* Makes s->logits current (copies them from the backend after session_eval_greedy). Call before
+ * reading s->logits; a no-op when they are there already or there are none. */
+coder_status session_logits(coder_session *s);
 
 /* Drops every position >= n_past (for prefix reuse; n_past <= s->n_past). */
 coder_status session_truncate(coder_session *s, int32_t n_past);

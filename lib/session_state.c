@@ -178,6 +178,7 @@ CODER_EXPORT coder_status coder_session_fork(coder_session *src, coder_session *
             if (st == CODER_OK) st = state_kv_load(dst, l, p, n, k, v);
         }
     if (st != CODER_OK) goto done;
+    if ((st = session_logits(src)) != CODER_OK) goto done;
     memcpy(dst->tokens, src->tokens, (size_t)src->n_past * sizeof *src->tokens);
     memcpy(dst->logits, src->logits, (size_t)hp->vocab_size * sizeof *src->logits);
     dst->n_past = src->n_past;
@@ -217,6 +218,7 @@ static void state_header(const coder_session *s, int32_t n, uint32_t flags, uint
 /* Builds the whole file in memory: *file (coder_malloc'd), *size bytes. Session held. */
 static coder_status state_serialize(coder_session *s, int32_t n, unsigned char **file, size_t *size) {
     const model_hparams *hp = &s->model->hp;
+    TRY(session_logits(s));
     const bool logits = n == s->n_past && s->has_logits;
     uint64_t raw_bytes;
     TRY(state_raw_bytes(s, n, logits, &raw_bytes));
@@ -498,6 +500,7 @@ CODER_EXPORT coder_status coder_session_load(coder_session *s, const char *path)
     if (logits) memcpy(s->logits, raw + (size_t)n * 4, (size_t)hp->vocab_size * 4);
     s->n_past = n;
     s->has_logits = logits;
+    s->logits_pending = false;
 done:
     if (st != CODER_OK && st != CODER_ERR_BUSY) coder_fail_context("loading '%s'", path);
     coder_mfree(raw);

@@ -330,6 +330,10 @@ TEST(C5_H11_nan_weights) {
     coder_result_init(&r);
     coder_status sg = s ? coder_generate_tokens(s, ids, 3, &gp, &r) : CODER_ERR_INTERNAL;
     coder_result_clear(&r);
+    /* a greedy step (argmax taken on the backend, logits not copied) sees the NaN too */
+    int32_t next = -1;
+    coder_status sgr = s ? session_eval_greedy(s, 100, &next) : CODER_ERR_INTERNAL;
+    int32_t past_greedy = coder_session_n_past(s);
     coder_session_free(s);
     coder_model_free(m);
     CHECK_OK(sn);
@@ -338,6 +342,8 @@ TEST(C5_H11_nan_weights) {
     CHECK(past == 0);                 /* rolled back: nothing kept from the NaN evaluation */
     CHECK_STATUS(slg, CODER_ERR_STATE);
     CHECK_STATUS(sg, CODER_ERR_NUMERIC);
+    CHECK_STATUS(sgr, CODER_ERR_NUMERIC);
+    CHECK(past_greedy == 0);
     CHECK(valid_still_works());
 }
 

@@ -4,6 +4,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "coderinfer.h"
 #include "test.h"
@@ -139,6 +141,40 @@ TEST(greedy_equals_teacher_forced_argmax) {
     CHECK_OK(coder_detokenize(model, r.tokens, r.n_tokens, 0, det, sizeof det, &dl));
     if (utf8_valid(det, dl)) CHECK(dl == r.text_len && memcmp(det, r.text, dl) == 0);
     CHECK(r.stats.prefill_ms >= 0 && r.stats.decode_ms > 0 && r.stats.decode_tps > 0);
+    // Greedy steps leave the logits on the backend (only their argmax comes back); the session's
+    // logits, a fork's and a saved file's must still be the last position's, as t computed them.
+    // Each way of reading them starts from a session fresh from generation (nothing fetched yet).
+    const float *lt, *ls;
+    int32_t vocab;
+    CHECK_OK(coder_session_logits(t, &lt, &vocab));
+    for (int k = 0; k < 3; k++) {
+        coder_session *g = k == 2 ? s : new_session(256, 2), *read = g, *other = NULL;
+        CHECK(g != NULL);
+        coder_gen_params gq = greedy(20);
+        coder_result rq;
+        coder_result_init(&rq);
+        if (g != s) CHECK_OK(coder_generate(g, PROMPT, strlen(PROMPT), &gq, &rq));
+        CHECK(g == s || (rq.n_tokens == r.n_tokens && memcmp(rq.tokens, r.tokens, r.n_tokens * sizeof *r.tokens) == 0));
+        coder_result_clear(&rq);
+        if (k == 0) {
+            CHECK_OK(coder_session_fork(g, &other));
+        } else if (k == 1) {
+            char path[] = "/tmp/coder_test_greedy_XXXXXX";
+            int fd = mkstemp(path);
+            CHECK(fd >= 0 && (other = new_session(256, 2)) != NULL);
+            close(fd);
+            coder_status saved = coder_session_save(g, path, -1);
+            coder_status loaded = saved == CODER_OK ? coder_session_load(other, path) : saved;
+            unlink(path);
+            CHECK_OK(loaded);
+        }
+        if (other) read = other;
+        CHECK_OK(coder_session_logits(read, &ls, NULL));
+        int same = memcmp(ls, lt, (size_t)vocab * sizeof *lt) == 0;
+        coder_session_free(other);
+        if (g != s) coder_session_free(g);
+        CHECK_MSG(same, "%s: logits after greedy generation differ", k == 0 ? "fork" : k == 1 ? "saved and loaded" : "session");
+    }
     coder_result_clear(&r);
     CHECK(r.text == NULL && r.tokens == NULL && r.size == sizeof r);
     coder_session_free(s);
