@@ -57,6 +57,10 @@ CLI_SRC  := $(wildcard cli/*.c)
 CLI_OBJ  := $(patsubst cli/%.c,$(B)/rel/cli_%.o,$(CLI_SRC))
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(patsubst tests/%.c,$(B)/test/bin/%,$(TEST_SRC))
+ifeq ($(USE_CUDA),1)
+  # host-only CUDA tests (nvcc, no GPU needed): the kernels' __host__ __device__ routines
+  TEST_BIN += $(patsubst tests/%.cu,$(B)/test/bin/%,$(wildcard tests/test_*.cu))
+endif
 BENCH_SRC := $(wildcard bench/bench_*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
@@ -212,6 +216,9 @@ $(B)/rel/cuda_glue.o: cuda/cuda_api.h
 # objects: ASan and the CUDA runtime do not mix. Without CUDA or a device it SKIPs.
 $(B)/test/bin/test_gpu: tests/test_gpu.c $(wildcard tests/*.h) $(B)/libcoderinfer.a | $(B)/test/bin
 	$(CC) $(CSTD) -O1 -g -pthread $(WARN) $(CUDA_DEF) $(CPPFLAGS_ALL) -Itests -o $@ $< $(B)/libcoderinfer.a $(CUDA_LIBS) $(LDLIBS_ALL)
+$(B)/test/bin/test_%: tests/test_%.cu $(wildcard tests/*.h cuda/*.cuh) $(B)/libcoderinfer.a | $(B)/test/bin
+	$(NVCC) -O2 -std=c++17 -Xcompiler -Wall,-Wextra -Itests -Iinclude -Ilib -c $< -o $@.o
+	$(CC) -pthread -o $@ $@.o $(B)/libcoderinfer.a $(CUDA_LIBS) $(LDLIBS_ALL)
 SANITIZER ?= $(shell command -v compute-sanitizer 2>/dev/null || ls $(CUDA_HOME)/bin/compute-sanitizer 2>/dev/null)
 .PHONY: test-gpu
 test-gpu: $(B)/test/bin/test_gpu $(B)/coder

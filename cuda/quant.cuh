@@ -17,6 +17,39 @@
 
 #include <cuda_fp16.h>
 #include <stdint.h>
+#include <string.h>
+
+/* Host and device: tests/test_cuda_deq.cu runs these very routines on the CPU against lib/quant.c
+ * (no GPU needed), so every CI build checks the layouts the kernels decode. */
+#define CQ_FN __host__ __device__ __forceinline__
+#ifdef __CUDA_ARCH__
+#define CQ_UNROLL _Pragma("unroll")
+#else
+#define CQ_UNROLL   /* the host compiler does not know the pragma */
+#endif
+
+/* Vector loads: one instruction on the device; memcpy on the host, where reading bytes stored as
+ * other types through a uint4 lvalue breaks C++ aliasing rules (gcc then reads stale data). */
+template <typename V>
+CQ_FN V cq_load(const uint8_t *p) {
+#ifdef __CUDA_ARCH__
+    return *(const V *)p;
+#else
+    V v;
+    memcpy(&v, p, sizeof v);
+    return v;
+#endif
+}
+
+CQ_FN float cq_bits_float(uint32_t u) {
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(u);
+#else
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+#endif
+}
 
 /* ggml type ids (lib/quant.h). */
 enum {
@@ -24,28 +57,28 @@ enum {
     CQ_Q4_K = 12, CQ_Q5_K = 13, CQ_Q6_K = 14, CQ_BF16 = 30
 };
 
-__device__ __forceinline__ float cq_f16(const uint8_t *p) {
+CQ_FN float cq_f16(const uint8_t *p) {
     return __half2float(__ushort_as_half((unsigned short)(p[0] | (p[1] << 8))));
 }
 
 /* 8 bytes at p: one 64-bit load when aligned (compile-time promise), else bytes. */
 template <bool ALIGNED8>
-__device__ __forceinline__ void cq_ld8(const uint8_t *p, uint8_t q[8]) {
+CQ_FN void cq_ld8(const uint8_t *p, uint8_t q[8]) {
     if (ALIGNED8) {
-        uint2 u = *(const uint2 *)p;
-#pragma unroll
+        uint2 u = cq_load<uint2>(p);
+CQ_UNROLL
         for (int k = 0; k < 4; k++) {
             q[k] = (uint8_t)(u.x >> (8 * k));
             q[4 + k] = (uint8_t)(u.y >> (8 * k));
         }
     } else {
-#pragma unroll
+CQ_UNROLL
         for (int k = 0; k < 8; k++) q[k] = p[k];
     }
 }
 
 /* 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K block (lib/quant.c). */
-__device__ __forceinline__ void cq_scale_min_k4(int j, const uint8_t *s, int *sc, int *m) {
+CQ_FN void cq_scale_min_k4(int j, const uint8_t *s, int *sc, int *m) {
     if (j < 4) {
         *sc = s[j] & 63;
         *m = s[j + 4] & 63;
@@ -58,55 +91,53 @@ __device__ __forceinline__ void cq_scale_min_k4(int j, const uint8_t *s, int *sc
 template <int T> struct deq;
 
 template <> struct deq<CQ_F32> {
-    static __device__ __forceinline__ void run(const uint8_t *row, int64_t i0, float v[8]) {
-        const float4 *p = (const float4 *)(row + 4 * i0);
-        float4 a = p[0], b = p[1];
+    static CQ_FN void run(const uint8_t *row, int64_t i0, float v[8]) {
+        const float4 a = cq_load<float4>(row + 4 * i0), b = cq_load<float4>(row + 4 * i0 + 16);
         v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
         v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
     }
 };
 
 template <> struct deq<CQ_F16> {
-    static __device__ __forceinline__ void run(const uint8_t *row, int64_t i0, float v[8]) {
-        uint4 u = *(const uint4 *)(row + 2 * i0);
-        const __half2 *h = (const __half2 *)&u;
-#pragma unroll
+    static CQ_FN void run(const uint8_t *row, int64_t i0, float v[8]) {
+        uint4 u = cq_load<uint4>(row + 2 * i0);
+        const uint32_t w[4] = {u.x, u.y, u.z, u.w};   /* halves from the words: no type punning */
+CQ_UNROLL
         for (int k = 0; k < 4; k++) {
-            float2 f = __half22float2(h[k]);
-            v[2 * k] = f.x;
-            v[2 * k + 1] = f.y;
+            v[2 * k] = __half2float(__ushort_as_half((unsigned short)(w[k] & 0xffffu)));
+            v[2 * k + 1] = __half2float(__ushort_as_half((unsigned short)(w[k] >> 16)));
         }
     }
 };
 
 template <> struct deq<CQ_BF16> {
-    static __device__ __forceinline__ void run(const uint8_t *row, int64_t i0, float v[8]) {
-        uint4 u = *(const uint4 *)(row + 2 * i0);
+    static CQ_FN void run(const uint8_t *row, int64_t i0, float v[8]) {
+        uint4 u = cq_load<uint4>(row + 2 * i0);
         const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
+CQ_UNROLL
         for (int k = 0; k < 4; k++) {
-            v[2 * k] = __uint_as_float(w[k] << 16);
-            v[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+            v[2 * k] = cq_bits_float(w[k] << 16);
+            v[2 * k + 1] = cq_bits_float(w[k] & 0xffff0000u);
         }
     }
 };
 
 template <> struct deq<CQ_Q8_0> {   /* {f16 d; int8 qs[32]} 34 bytes */
-    static __device__ __forceinline__ void run(const uint8_t *row, int64_t i0, float v[8]) {
+    static CQ_FN void run(const uint8_t *row, int64_t i0, float v[8]) {
         const uint8_t *b = row + (i0 >> 5) * 34;
         const int j = (int)(i0 & 31);
         const float d = cq_f16(b);
-#pragma unroll
+CQ_UNROLL
         for (int k = 0; k < 8; k++) v[k] = (float)(int8_t)b[2 + j + k] * d;
     }
 };
 
 template <> struct deq<CQ_Q4_0> {   /* {f16 d; u8 qs[16]} 18 bytes; elements 0-15 low nibbles */
-    static __device__ __forceinline__ void run(const uint8_t *row, int64_t i0, float v[8]) {
+    static CQ_FN void run(const uint8_t *row, int64_t i0, float v[8]) {
         const uint8_t *b = row + (i0 >> 5) * 18;
         const int j = (int)(i0 & 31), hi = j >> 4, l0 = j & 15;
         const float d = cq_f16(b);
-#pragma unroll
+CQ_UNROLL
         for (int k = 0; k < 8; k++) {
             const int q = hi ? b[2 + l0 + k] >> 4 : b[2 + l0 + k] & 0xf;
             v[k] = (float)(q - 8) * d;
@@ -115,11 +146,11 @@ template <> struct deq<CQ_Q4_0> {   /* {f16 d; u8 qs[16]} 18 bytes; elements 0-1
 };
 
 template <> struct deq<CQ_Q4_1> {   /* {f16 d, m; u8 qs[16]} 20 bytes */
-    static __device__ __forceinline__ void run(const uint8_t *row, int64_t i0, float v[8]) {
+    static CQ_FN void run(const uint8_t *row, int64_t i0, float v[8]) {
         const uint8_t *b = row + (i0 >> 5) * 20;
         const int j = (int)(i0 & 31), hi = j >> 4, l0 = j & 15;
         const float d = cq_f16(b), m = cq_f16(b + 2);
-#pragma unroll
+CQ_UNROLL
         for (int k = 0; k < 8; k++) {
             const int q = hi ? b[4 + l0 + k] >> 4 : b[4 + l0 + k] & 0xf;
             v[k] = (float)q * d + m;
@@ -128,12 +159,12 @@ template <> struct deq<CQ_Q4_1> {   /* {f16 d, m; u8 qs[16]} 20 bytes */
 };
 
 template <> struct deq<CQ_Q5_0> {   /* {f16 d; u8 qh[4]; u8 qs[16]} 22 bytes; qh bit i = element i */
-    static __device__ __forceinline__ void run(const uint8_t *row, int64_t i0, float v[8]) {
+    static CQ_FN void run(const uint8_t *row, int64_t i0, float v[8]) {
         const uint8_t *b = row + (i0 >> 5) * 22;
         const int j = (int)(i0 & 31), hi = j >> 4, l0 = j & 15;
         const float d = cq_f16(b);
         const uint32_t qh = b[2] | (b[3] << 8) | (b[4] << 16) | ((uint32_t)b[5] << 24);
-#pragma unroll
+CQ_UNROLL
         for (int k = 0; k < 8; k++) {
             const int lo4 = hi ? b[6 + l0 + k] >> 4 : b[6 + l0 + k] & 0xf;
             const int q = lo4 | (int)(((qh >> (j + k)) & 1) << 4);
@@ -143,12 +174,12 @@ template <> struct deq<CQ_Q5_0> {   /* {f16 d; u8 qh[4]; u8 qs[16]} 22 bytes; qh
 };
 
 template <> struct deq<CQ_Q5_1> {   /* {f16 d, m; u8 qh[4]; u8 qs[16]} 24 bytes */
-    static __device__ __forceinline__ void run(const uint8_t *row, int64_t i0, float v[8]) {
+    static CQ_FN void run(const uint8_t *row, int64_t i0, float v[8]) {
         const uint8_t *b = row + (i0 >> 5) * 24;
         const int j = (int)(i0 & 31), hi = j >> 4, l0 = j & 15;
         const float d = cq_f16(b), m = cq_f16(b + 2);
         const uint32_t qh = b[4] | (b[5] << 8) | (b[6] << 16) | ((uint32_t)b[7] << 24);
-#pragma unroll
+CQ_UNROLL
         for (int k = 0; k < 8; k++) {
             const int lo4 = hi ? b[8 + l0 + k] >> 4 : b[8 + l0 + k] & 0xf;
             const int q = lo4 | (int)(((qh >> (j + k)) & 1) << 4);
@@ -160,7 +191,7 @@ template <> struct deq<CQ_Q5_1> {   /* {f16 d, m; u8 qh[4]; u8 qs[16]} 24 bytes 
 /* Q4_K {f16 d, dmin; u8 scales[12]; u8 qs[128]} 144 bytes. Element 64c + 32h + l (c 0..3, h 0..1,
  * l 0..31) is nibble h of qs[32c + l], sub-block 2c + h. */
 template <> struct deq<CQ_Q4_K> {
-    static __device__ __forceinline__ void run(const uint8_t *row, int64_t i0, float v[8]) {
+    static CQ_FN void run(const uint8_t *row, int64_t i0, float v[8]) {
         const uint8_t *b = row + (i0 >> 8) * 144;
         const int j = (int)(i0 & 255), c = j >> 6, h = (j >> 5) & 1, l0 = j & 31;
         int sc, m;
@@ -168,7 +199,7 @@ template <> struct deq<CQ_Q4_K> {
         const float dl = cq_f16(b) * (float)sc, ml = cq_f16(b + 2) * (float)m;
         uint8_t q[8];
         cq_ld8<true>(b + 16 + 32 * c + l0, q);
-#pragma unroll
+CQ_UNROLL
         for (int k = 0; k < 8; k++) v[k] = dl * (float)(h ? q[k] >> 4 : q[k] & 0xf) - ml;
     }
 };
@@ -176,7 +207,7 @@ template <> struct deq<CQ_Q4_K> {
 /* Q5_K {f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]} 176 bytes: Q4_K plus bit (2c + h) of
  * qh[l] as the fifth bit. */
 template <> struct deq<CQ_Q5_K> {
-    static __device__ __forceinline__ void run(const uint8_t *row, int64_t i0, float v[8]) {
+    static CQ_FN void run(const uint8_t *row, int64_t i0, float v[8]) {
         const uint8_t *b = row + (i0 >> 8) * 176;
         const int j = (int)(i0 & 255), c = j >> 6, h = (j >> 5) & 1, l0 = j & 31, sh = 2 * c + h;
         int sc, m;
@@ -185,7 +216,7 @@ template <> struct deq<CQ_Q5_K> {
         uint8_t q[8], qh[8];
         cq_ld8<true>(b + 48 + 32 * c + l0, q);
         cq_ld8<true>(b + 16 + l0, qh);
-#pragma unroll
+CQ_UNROLL
         for (int k = 0; k < 8; k++) {
             const int lo4 = h ? q[k] >> 4 : q[k] & 0xf;
             v[k] = dl * (float)(lo4 + (((qh[k] >> sh) & 1) << 4)) - ml;
@@ -197,7 +228,7 @@ template <> struct deq<CQ_Q5_K> {
  * k 0..3, l 0..31): low 4 bits nibble (k >= 2) of ql[64h + 32(k & 1) + l], high 2 bits
  * (qh[32h + l] >> 2k) & 3, minus 32; scale scales[8h + l/16 + 2k]. */
 template <> struct deq<CQ_Q6_K> {
-    static __device__ __forceinline__ void run(const uint8_t *row, int64_t i0, float v[8]) {
+    static CQ_FN void run(const uint8_t *row, int64_t i0, float v[8]) {
         const uint8_t *b = row + (i0 >> 8) * 210;
         const int j = (int)(i0 & 255), h = j >> 7, k4 = (j >> 5) & 3, l0 = j & 31;
         const float d = cq_f16(b + 208);
@@ -205,7 +236,7 @@ template <> struct deq<CQ_Q6_K> {
         uint8_t ql[8], qh[8];
         cq_ld8<false>(b + 64 * h + 32 * (k4 & 1) + l0, ql);
         cq_ld8<false>(b + 128 + 32 * h + l0, qh);
-#pragma unroll
+CQ_UNROLL
         for (int k = 0; k < 8; k++) {
             const int lo4 = k4 >= 2 ? ql[k] >> 4 : ql[k] & 0xf;
             const int q = (lo4 | (((qh[k] >> (2 * k4)) & 3) << 4)) - 32;

@@ -87,7 +87,7 @@ static inline void *test_read_file(const char *path, size_t *size) {
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    char *buf = n >= 0 ? (char *)malloc((size_t)n + 1) : NULL;   /* cast: also C++ (test_*.cu) */
     if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) { free(buf); buf = NULL; }
     fclose(f);
     if (buf) { buf[n] = 0; if (size) *size = (size_t)n; }

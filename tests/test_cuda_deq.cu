@@ -1,0 +1,132 @@
+/* test_cuda_deq.cu - the CUDA kernels' dequantization routines (cuda/quant.cuh: deq<T>::run, the
+ * one decoder of every GGUF block format that the mat-vec, both prefill paths and the embedding
+ * lookup use), run on the host against lib/quant.c's dequantize_row: every type the device layer
+ * takes, every group of 8 elements of rows of several widths, bit for bit. The routines are
+ * __host__ __device__, so this needs nvcc but no GPU; it runs in every CUDA build's `make test`.
+ * (On the device nvcc may fuse a multiply-add the host rounds twice: test_gpu covers that.)
+ * Blocks are random bytes with sane f16 scales, then raw random bytes (NaN/Inf scales included:
+ * NaN must stay NaN). */
+#include <stdint.h>
+
+#include "../cuda/quant.cuh"
+#include "test.h"
+
+extern "C" {
+/* lib/quant.h (a C header); coder_status is an int-sized enum, 0 = CODER_OK */
+int dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
+uint32_t quant_block_size(uint32_t type);
+uint32_t quant_type_size(uint32_t type);
+}
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint32_t next_u32(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 16);
+}
+
+/* An f16 in +-0.1 (a plausible scale). */
+static uint16_t sane_half(void) {
+    __half h = __float2half_rn(((float)(next_u32() % 20001) - 10000.0f) * 1e-5f);
+    return __half_as_ushort(h);
+}
+
+/* Offsets of the f16 scale fields of one block of `type` (-1 ends). */
+static void scale_fields(uint32_t type, int off[3]) {
+    off[0] = off[1] = off[2] = -1;
+    switch (type) {
+    case CQ_Q8_0: case CQ_Q4_0: case CQ_Q5_0: off[0] = 0; break;
+    case CQ_Q4_1: case CQ_Q5_1: case CQ_Q4_K: case CQ_Q5_K: off[0] = 0; off[1] = 2; break;
+    case CQ_Q6_K: off[0] = 208; break;
+    default: break;
+    }
+}
+
+static void fill_row(uint32_t type, uint8_t *row, size_t bytes, int64_t cols, bool sane) {
+    for (size_t i = 0; i < bytes; i++) row[i] = (uint8_t)next_u32();
+    if (!sane) return;
+    if (type == CQ_F16) {
+        for (int64_t i = 0; i < cols; i++) { uint16_t h = sane_half(); memcpy(row + 2 * i, &h, 2); }
+    } else if (type == CQ_BF16) {
+        for (int64_t i = 0; i < cols; i++) row[2 * i + 1] = (uint8_t)(0x3c + next_u32() % 8);   /* exponent ~2^-7..2^0 */
+    } else if (type == CQ_F32) {
+        for (int64_t i = 0; i < cols; i++) {
+            float f = ((float)(next_u32() % 20001) - 10000.0f) * 1e-4f;
+            memcpy(row + 4 * i, &f, 4);
+        }
+    } else {
+        const size_t bs = quant_type_size(type);
+        int off[3];
+        scale_fields(type, off);
+        for (size_t b = 0; b + bs <= bytes; b += bs)
+            for (int k = 0; k < 3 && off[k] >= 0; k++) { uint16_t h = sane_half(); memcpy(row + b + off[k], &h, 2); }
+    }
+}
+
+static bool same_bits(float a, float b) {
+    if (a != a && b != b) return true;   /* both NaN: payloads may differ */
+    uint32_t x, y;
+    memcpy(&x, &a, 4);
+    memcpy(&y, &b, 4);
+    return x == y;
+}
+
+static void run8(uint32_t type, const uint8_t *row, int64_t i0, float v[8]) {
+#define DEQ_RUN(T) deq<T>::run(row, i0, v)
+    CQ_DISPATCH(type, DEQ_RUN, for (int k = 0; k < 8; k++) v[k] = 12345.0f)
+#undef DEQ_RUN
+}
+
+TEST(deq_matches_quant_c_every_type) {
+    static const uint32_t types[] = {CQ_F32, CQ_F16, CQ_BF16, CQ_Q8_0, CQ_Q4_0, CQ_Q4_1,
+                                     CQ_Q5_0, CQ_Q5_1, CQ_Q4_K, CQ_Q5_K, CQ_Q6_K};
+    static const int64_t widths[] = {256, 512, 896, 1536, 4864};
+    long checked = 0;
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        const uint32_t type = types[t], bsz = quant_block_size(type), tsz = quant_type_size(type);
+        CHECK_MSG(bsz > 0 && tsz > 0, "type %u unknown to lib/quant.c", type);
+        for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+            const int64_t cols = widths[w];
+            if (cols % bsz) continue;
+            const size_t bytes = (size_t)(cols / bsz) * tsz;
+            /* K-quant rows are read with aligned 8-byte loads on the device: their row sizes must
+             * keep every row of the 256-byte aligned weight copy 16-byte aligned */
+            if (type == CQ_Q4_K || type == CQ_Q5_K) CHECK_MSG(bytes % 16 == 0, "type %u row of %zu bytes", type, bytes);
+            uint8_t *row = (uint8_t *)aligned_alloc(256, (bytes + 255) / 256 * 256);
+            float *ref = (float *)malloc((size_t)cols * sizeof *ref);
+            CHECK(row && ref);
+            for (int pass = 0; pass < 6; pass++) {   /* 4 sane rows, 2 of raw bytes */
+                fill_row(type, row, bytes, cols, pass < 4);
+                const int rs = dequantize_row(type, row, ref, cols);
+                int bad = -1;
+                float got = 0, want = 0;
+                for (int64_t i0 = 0; rs == 0 && i0 < cols && bad < 0; i0 += 8) {
+                    float v[8];
+                    run8(type, row, i0, v);
+                    for (int k = 0; k < 8; k++)
+                        if (!same_bits(v[k], ref[i0 + k])) {
+                            bad = (int)(i0 + k), got = v[k], want = ref[i0 + k];
+                            break;
+                        }
+                    checked += 8;
+                }
+                if (rs != 0 || bad >= 0) {
+                    free(row);
+                    free(ref);
+                }
+                CHECK_MSG(rs == 0, "dequantize_row type %u failed", type);
+                CHECK_MSG(bad < 0, "type %u, %lld columns, pass %d: element %d is %.9g on the device path, %.9g in quant.c",
+                          type, (long long)cols, pass, bad, got, want);
+            }
+            free(row);
+            free(ref);
+        }
+    }
+    printf("  info: %ld elements compared\n", checked);
+}
+
+int main(void) {
+    RUN(deq_matches_quant_c_every_type);
+    return test_summary();
+}
