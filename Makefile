@@ -117,7 +117,7 @@ test-install: all
 
 # ---- benchmarks (never part of the tests) --------------------------------------------------
 $(B)/bench/bench_%: bench/bench_%.c $(B)/libcoderinfer.a | $(B)/bench
-	$(CC) $(CSTD) -O2 -g -march=native -pthread $(WARN) $(CPPFLAGS_ALL) -o $@ $< $(B)/libcoderinfer.a $(CUDA_LIBS) $(LDLIBS_ALL)
+	$(CC) $(CSTD) -O2 -g -march=native -pthread $(WARN) $(CUDA_DEF) $(CPPFLAGS_ALL) -o $@ $< $(B)/libcoderinfer.a $(CUDA_LIBS) $(LDLIBS_ALL)
 bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; CODER_REFDATA=$(REFDATA) $$b || exit 1; done
 
