@@ -17,7 +17,7 @@ CPPFLAGS_ALL := -Iinclude -Ilib
 CFLAGS_REL  := $(CSTD) -O2 -g -fPIC -fvisibility=hidden -pthread $(WARN)
 CFLAGS_TEST := $(CSTD) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
                -fno-sanitize-recover=undefined -pthread $(WARN)
-LDLIBS_ALL  := -lpcre2-8 -lzstd -lm -pthread -ldl
+LDLIBS_ALL  := -lzstd -lm -pthread -ldl
 
 # ---- CUDA: auto-detected; CUDA=0 forces it off, CUDA=1 requires it ------------------------------
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)

@@ -13,7 +13,7 @@
  *   prefill paths (n > 8, mma kernel and cuBLAS; the
  *     reference rounds the operands to f16 as they do)      1e-4
  *   element-wise ops, attention                             1e-4 (embedding 1e-5)
- *   whole-model logits                                      1e-3 (and vs the CPU backend itself:
+ *   whole-model logits (tiny presets; real shapes 1e-2)     1e-3 (and vs the CPU backend itself:
  *                                                           1e-2 for F16 weights; quantized: printed)
  * Shapes are real ones (896x4864, 3584x18944, head_dim 64/128, GQA 7:1) plus odd row counts.
  * The figures are printed as "  info:" lines. */
@@ -250,10 +250,11 @@ static int group_on(const char *name) {
 static const uint32_t all_types[] = {QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_Q8_0, QT_Q5_0, QT_Q4_0,
                                      QT_Q4_1, QT_Q5_1, QT_F16,  QT_BF16, QT_F32};
 
-/* W (rows, cols) of `type` against n = ns[i] tokens, on the CPU and the GPU; 0 with msg on failure. */
-static int check_matmul_once(uint32_t type, int64_t rows, int64_t cols, const int *ns, int n_ns, char *msg, size_t cap) {
-    coder_model *m = fake_model((int)cols, (int)cols, 2, 1, 64);
-    make_weight(&m->layers[0].wq, type, rows, cols, 0.05f);
+/* m's layer-0 wq against n = ns[i] tokens, on the reference and the GPU; 0 with msg on failure. */
+static int check_matmul_once(coder_model *m, const int *ns, int n_ns, char *msg, size_t cap) {
+    const weight *w = &m->layers[0].wq;
+    const uint32_t type = w->type;
+    const int64_t rows = w->rows, cols = w->cols;
     int max_n = 1;
     for (int i = 0; i < n_ns; i++) max_n = ns[i] > max_n ? ns[i] : max_n;
     pair p;
@@ -261,7 +262,6 @@ static int check_matmul_once(uint32_t type, int64_t rows, int64_t cols, const in
     if (pair_new(m, 64, max_n, &p) != CODER_OK) {
         snprintf(msg, cap, "backend creation: %s", coder_last_error());
         pair_free(&p);
-        fake_model_free(m);
         return 0;
     }
     for (int i = 0; i < n_ns && ok; i++) {
@@ -298,7 +298,6 @@ static int check_matmul_once(uint32_t type, int64_t rows, int64_t cols, const in
         free(x);
     }
     pair_free(&p);
-    fake_model_free(m);
     return ok;
 }
 
@@ -310,12 +309,16 @@ static int check_matmul(uint32_t type, int64_t rows, int64_t cols, const int *ns
         if (ns[i] <= 8) small[n_small++] = ns[i];
         else large[n_large++] = ns[i];
     }
+    /* one weight (made once: the reference quantizers are slow) and one device copy for all */
+    coder_model *m = fake_model((int)cols, (int)cols, 2, 1, 64);
+    make_weight(&m->layers[0].wq, type, rows, cols, 0.05f);
     setenv("CODER_CUDA_PREFILL", "mma", 1);
-    if (n_small) ok = check_matmul_once(type, rows, cols, small, n_small, msg, cap);
-    if (ok && n_large) ok = check_matmul_once(type, rows, cols, large, n_large, msg, cap);
+    if (n_small) ok = check_matmul_once(m, small, n_small, msg, cap);
+    if (ok && n_large) ok = check_matmul_once(m, large, n_large, msg, cap);
     setenv("CODER_CUDA_PREFILL", "cublas", 1);
-    if (ok && n_large) ok = check_matmul_once(type, rows, cols, large, n_large, msg, cap);
+    if (ok && n_large) ok = check_matmul_once(m, large, n_large, msg, cap);
     unsetenv("CODER_CUDA_PREFILL");
+    fake_model_free(m);
     return ok;
 }
 
@@ -670,7 +673,7 @@ static void close_weights(coder_model *m) {
  * CPU backend (<= 1e-2 for F16 weights; for quantized ones the CPU's 8-bit activations alone differ
  * from exact by 1e-2 to 3e-2 on random weights, more with depth: printed, not asserted): a 37-token
  * prefill (the prefill path, every row's logits), three decode steps (mat-vec), a 5-token batch. */
-static int check_model(const char *preset, const char *type, char *msg, size_t cap) {
+static int check_model(const char *preset, const char *type, double tol, char *msg, size_t cap) {
     char path[256];
     snprintf(path, sizeof path, "%s/coder_gpu_%d_%s_%s.gguf", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid(),
              preset, type);
@@ -717,9 +720,9 @@ static int check_model(const char *preset, const char *type, char *msg, size_t c
         const double e = rel_rms(lg, lc, cnt), ec = rel_rms(lg, lp, cnt), ecx = rel_rms(lp, lc, cnt);
         printf("  info: model %-18s %-6s pos %-3d n %-3d logits rel_rms vs exact %.3g, vs cpu backend %.3g (cpu vs exact %.3g)\n",
                preset, type, (int)pos, n, e, ec, ecx);
-        if (!(e <= 1e-3) || !(ec <= tol_cpu)) {
-            snprintf(msg, cap, "%s %s pos %d n %d: logits rel rms %.3g vs exact (<= 1e-3), %.3g vs the cpu backend (<= %g)",
-                     preset, type, (int)pos, n, e, ec, tol_cpu);
+        if (!(e <= tol) || !(ec <= tol_cpu)) {
+            snprintf(msg, cap, "%s %s pos %d n %d: logits rel rms %.3g vs exact (<= %.0e), %.3g vs the cpu backend (<= %g)",
+                     preset, type, (int)pos, n, e, tol, ec, tol_cpu);
             ok = 0;
         }
         pos += n;
@@ -737,10 +740,14 @@ static int check_model(const char *preset, const char *type, char *msg, size_t c
     return ok;
 }
 
-static int run_models(const char *const *presets, size_t np, const char *const *types, size_t nt, char *msg, size_t cap) {
+/* tol: against the exact reference. Random deep models amplify rounding differences (the CPU
+ * backend's own distance to exact grows from 1e-2 on the tiny presets to 0.1-0.5 at 7B), so the
+ * real-shape presets get the issue's 1e-2 and the tiny ones 1e-3. */
+static int run_models(const char *const *presets, size_t np, const char *const *types, size_t nt, double tol, char *msg,
+                      size_t cap) {
     for (size_t i = 0; i < np; i++)
         for (size_t j = 0; j < nt; j++)
-            if (!check_model(presets[i], types[j], msg, cap)) return 0;
+            if (!check_model(presets[i], types[j], tol, msg, cap)) return 0;
     return 1;
 }
 
@@ -751,7 +758,7 @@ TEST(model_tiny_logits) {
     /* qwen2 (QKV bias, NEOX, head_dim 32), llama (NORM rope, untied), qwen3 (q/k norms, hd 128) */
     static const char *const presets[] = {"tiny", "tiny-llama", "tiny-qwen3"};
     char msg[512] = "";
-    CHECK_MSG(run_models(presets, 3, model_types, 4, msg, sizeof msg), "%s", msg);
+    CHECK_MSG(run_models(presets, 3, model_types, 4, 1e-3, msg, sizeof msg), "%s", msg);
 }
 
 TEST(model_small_logits) {
@@ -760,7 +767,7 @@ TEST(model_small_logits) {
      * 128 (1.5B); the 7B-class presets are in model_7b */
     static const char *const presets[] = {"qwen2.5-0.5b", "qwen2.5-coder-1.5b"};
     char msg[512] = "";
-    CHECK_MSG(run_models(presets, 2, model_types, 4, msg, sizeof msg), "%s", msg);
+    CHECK_MSG(run_models(presets, 2, model_types, 4, 1e-2, msg, sizeof msg), "%s", msg);
 }
 
 TEST(model_7b_logits) {
@@ -768,7 +775,7 @@ TEST(model_7b_logits) {
     static const char *const presets[] = {"qwen2.5-coder-7b", "llama-7b", "qwen3-8b"};
     static const char *const types[] = {"Q4_K_M"};
     char msg[512] = "";
-    CHECK_MSG(run_models(presets, 3, types, 1, msg, sizeof msg), "%s", msg);
+    CHECK_MSG(run_models(presets, 3, types, 1, 1e-2, msg, sizeof msg), "%s", msg);
 }
 
 /* The vocabulary the public-path tests give their models: $CODER_GPU_VOCAB or refdata's qwen3. */
