@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <atomic>
+
 #include "common.cuh"
 
 extern "C" int cuda_device_probe(char *why, size_t why_cap, char *name, size_t name_cap) {
@@ -44,10 +46,50 @@ extern "C" coder_status cuda_mem_info(size_t *free_bytes, size_t *total_bytes) {
     return CODER_OK;
 }
 
+/* Every device and pinned allocation of the device layer goes through these four, which count
+ * what is live and can be told to fail (cuda_test_fail_alloc): the out-of-memory paths are tested
+ * on a GPU with plenty of memory, leaks are counted exactly (cudaMemGetInfo sees 2 MiB pages). */
+static std::atomic<int> fail_alloc_in{-1};
+static std::atomic<long> live_dev{0}, live_pinned{0};
+
+static bool alloc_fault(void) {
+    int n = fail_alloc_in.load();
+    while (n >= 0 && !fail_alloc_in.compare_exchange_weak(n, n - 1)) {}
+    return n == 0;
+}
+static cudaError_t dev_malloc(void **p, size_t bytes) {
+    if (alloc_fault()) return cudaErrorMemoryAllocation;
+    const cudaError_t e = cudaMalloc(p, bytes);
+    if (e == cudaSuccess) live_dev++;
+    return e;
+}
+static void dev_free(void *p) {
+    if (!p) return;
+    cudaFree(p);
+    live_dev--;
+}
+static cudaError_t pinned_malloc(void **p, size_t bytes) {
+    if (alloc_fault()) return cudaErrorMemoryAllocation;
+    const cudaError_t e = cudaHostAlloc(p, bytes, cudaHostAllocDefault);
+    if (e == cudaSuccess) live_pinned++;
+    return e;
+}
+static void pinned_free(void *p) {
+    if (!p) return;
+    cudaFreeHost(p);
+    live_pinned--;
+}
+
+extern "C" void cuda_test_fail_alloc(int nth) { fail_alloc_in = nth < 0 ? -1 : nth; }
+extern "C" void cuda_test_live_allocs(long *device, long *pinned) {
+    *device = live_dev.load();
+    *pinned = live_pinned.load();
+}
+
 extern "C" coder_status cuda_dev_alloc(void **out, size_t bytes, const char *what) {
     *out = NULL;
     if (bytes == 0) bytes = 256;   /* a valid pointer for empty buffers */
-    cudaError_t e = cudaMalloc(out, bytes);
+    cudaError_t e = dev_malloc(out, bytes);
     if (e != cudaSuccess) {
         *out = NULL;
         cudaGetLastError();
@@ -62,9 +104,7 @@ extern "C" coder_status cuda_dev_alloc(void **out, size_t bytes, const char *wha
     return CODER_OK;
 }
 
-extern "C" void cuda_dev_free(void *p) {
-    if (p) cudaFree(p);
-}
+extern "C" void cuda_dev_free(void *p) { dev_free(p); }
 
 extern "C" coder_status cuda_dev_memset(void *p, int byte, size_t bytes) {
     CUDA_TRY(cudaMemset(p, byte, bytes));
@@ -92,7 +132,7 @@ extern "C" coder_status cuda_upload_end(cuda_uploader *u) {
     }
     for (int i = 0; i < 2; i++) {
         if (u->done[i]) cudaEventDestroy(u->done[i]);
-        if (u->pinned[i]) cudaFreeHost(u->pinned[i]);
+        pinned_free(u->pinned[i]);
     }
     if (u->stream) cudaStreamDestroy(u->stream);
     coder_mfree(u);
@@ -107,7 +147,7 @@ extern "C" coder_status cuda_upload_begin(size_t staging_bytes, cuda_uploader **
     cudaError_t e = cudaSetDevice(0);
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&u->stream, cudaStreamNonBlocking);
     for (int i = 0; i < 2 && e == cudaSuccess; i++) {
-        e = cudaHostAlloc(&u->pinned[i], staging_bytes, cudaHostAllocDefault);
+        e = pinned_malloc(&u->pinned[i], staging_bytes);
         if (e == cudaSuccess) e = cudaEventCreateWithFlags(&u->done[i], cudaEventDisableTiming);
     }
     if (e != cudaSuccess) {
@@ -145,13 +185,13 @@ extern "C" void cuda_ctx_free(cuda_ctx *c) {
     if (c->stream) cudaStreamSynchronize(c->stream);
     if (c->graph_exec) cudaGraphExecDestroy(c->graph_exec);
     if (c->blas) c->bl->destroy(c->blas);
-    cudaFree(c->ids_dev);
-    cudaFree(c->argmax_dev);
-    cudaFree(c->xh);
-    cudaFree(c->deq);
-    cudaFree(c->att_part);
-    if (c->ids_host) cudaFreeHost(c->ids_host);
-    if (c->argmax_host) cudaFreeHost(c->argmax_host);
+    dev_free(c->ids_dev);
+    dev_free(c->argmax_dev);
+    dev_free(c->xh);
+    dev_free(c->deq);
+    dev_free(c->att_part);
+    pinned_free(c->ids_host);
+    pinned_free(c->argmax_host);
     if (c->stream) cudaStreamDestroy(c->stream);
     cudaGetLastError();
     coder_mfree(c);
@@ -183,19 +223,19 @@ extern "C" coder_status cuda_ctx_new(const cuda_ctx_params *p, cuda_ctx **out) {
     CTX_TRY(cudaDeviceGetAttribute(&dev_sm, cudaDevAttrMultiProcessorCount, 0), "multiprocessor count");
     c->n_sm = dev_sm;
     CTX_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate");
-    CTX_TRY(cudaMalloc(&c->ids_dev, (size_t)p->max_tokens * sizeof(int32_t)), "token id buffer");
-    CTX_TRY(cudaHostAlloc(&c->ids_host, (size_t)p->max_tokens * sizeof(int32_t), cudaHostAllocDefault),
+    CTX_TRY(dev_malloc((void **)&c->ids_dev, (size_t)p->max_tokens * sizeof(int32_t)), "token id buffer");
+    CTX_TRY(pinned_malloc((void **)&c->ids_host, (size_t)p->max_tokens * sizeof(int32_t)),
             "pinned token ids");
-    CTX_TRY(cudaMalloc(&c->argmax_dev, 2 * sizeof(int32_t)), "argmax result");
-    CTX_TRY(cudaHostAlloc(&c->argmax_host, 2 * sizeof(int32_t), cudaHostAllocDefault), "pinned argmax result");
+    CTX_TRY(dev_malloc((void **)&c->argmax_dev, 2 * sizeof(int32_t)), "argmax result");
+    CTX_TRY(pinned_malloc((void **)&c->argmax_host, 2 * sizeof(int32_t)), "pinned argmax result");
     if (p->max_tokens > 8) {   /* the GEMM path exists only for batches above the mat-vec limit */
-        CTX_TRY(cudaMalloc(&c->xh, (size_t)p->max_tokens * (size_t)p->max_cols * sizeof(__half)),
+        CTX_TRY(dev_malloc((void **)&c->xh, (size_t)p->max_tokens * (size_t)p->max_cols * sizeof(__half)),
                 "f16 activation scratch");
-        CTX_TRY(cudaMalloc(&c->deq, (size_t)p->deq_elems * sizeof(__half)), "f16 weight scratch");
+        CTX_TRY(dev_malloc((void **)&c->deq, (size_t)p->deq_elems * sizeof(__half)), "f16 weight scratch");
     }
     c->att_part_floats = (size_t)CUDA_ATT_MAX_SPLITS * CUDA_ATT_PART_TOKENS * (size_t)p->max_heads *
                          (size_t)(p->head_dim + 2);
-    CTX_TRY(cudaMalloc(&c->att_part, c->att_part_floats * sizeof(float)), "attention split scratch");
+    CTX_TRY(dev_malloc((void **)&c->att_part, c->att_part_floats * sizeof(float)), "attention split scratch");
 #undef CTX_TRY
     {
         const cuda_blas_api *bl = NULL;

@@ -31,6 +31,10 @@ coder_status cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 /* cudaMalloc of `bytes` (> 0); `what` names the allocation in the message. */
 coder_status cuda_dev_alloc(void **out, size_t bytes, const char *what);
 void cuda_dev_free(void *p);
+/* Test hooks: the nth device or pinned allocation from now (0 = the next) fails as out of memory,
+ * once (nth < 0: off); and how many of each are live. Tests only (a process-wide setting). */
+void cuda_test_fail_alloc(int nth);
+void cuda_test_live_allocs(long *device, long *pinned);
 /* Synchronous memset (tests poison outputs with 0xFF = NaN floats). */
 coder_status cuda_dev_memset(void *p, int byte, size_t bytes);
 

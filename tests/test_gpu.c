@@ -958,6 +958,74 @@ TEST(session_partial_offload) {
     unlink(state);
 }
 
+/* Out of device memory (issue 6 item 5): the k-th device or pinned allocation (a test hook) of a
+ * model load asking for every layer, then of a session on that model, fails as out of memory, for
+ * every k until both succeed. Each failure is CODER_ERR_DEVICE_NOMEM with a message about memory,
+ * and afterwards no device or pinned allocation of the device layer is live (counted exactly) and
+ * the device's free memory is back. With auto placement the same failure keeps the model on the
+ * CPU (OK, gpu_layers 0). */
+TEST(device_oom_clean) {
+    char path[256];
+    GPU_TINY_MODEL(path, "oom", MKMODEL_Q4_K_M, 17);
+    coder_model_params mp;
+    coder_model_params_init(&mp);
+    coder_session_params sp;
+    coder_session_params_init(&sp);
+    sp.n_ctx = 256;
+    coder_model *m = NULL;
+    coder_session *s = NULL;
+    /* warm-up: the context, modules and cuBLAS take their memory once per process */
+    CHECK_OK(coder_model_load(path, &mp, &m));
+    CHECK_OK(coder_session_new(m, &sp, &s));
+    coder_session_free(s);
+    CHECK_OK(coder_model_free(m));
+    size_t free0 = 0, total = 0, free1 = 0;
+    long dev0, pin0, dev1, pin1;
+    CHECK_OK(cuda_mem_info(&free0, &total));
+    cuda_test_live_allocs(&dev0, &pin0);
+    int load_sites = 0, session_sites = 0, done = 0;
+    for (int k = 0; k < 200 && !done; k++) {
+        m = NULL;
+        s = NULL;
+        mp.n_gpu_layers = 1 << 20;   /* every layer, explicitly: a failure must be returned */
+        cuda_test_fail_alloc(k);
+        coder_status ls = coder_model_load(path, &mp, &m), ss = CODER_OK;
+        if (ls == CODER_OK) ss = coder_session_new(m, &sp, &s);
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", coder_last_error());
+        cuda_test_fail_alloc(-1);
+        done = ls == CODER_OK && ss == CODER_OK;
+        coder_session_free(s);
+        if (m) coder_model_free(m);
+        cuda_test_live_allocs(&dev1, &pin1);
+        CHECK_OK(cuda_mem_info(&free1, &total));
+        if (!done) {
+            const coder_status st = ls != CODER_OK ? ls : ss;
+            CHECK_MSG(st == CODER_ERR_DEVICE_NOMEM, "k=%d: %s failed with status %d: %s", k, ls != CODER_OK ? "load" : "session",
+                      (int)st, msg);
+            CHECK_MSG(strstr(msg, "memory") != NULL, "k=%d: message: %s", k, msg);
+            if (ls != CODER_OK) load_sites++;
+            else session_sites++;
+        }
+        CHECK_MSG(dev1 == dev0 && pin1 == pin0, "k=%d: %ld device and %ld pinned allocations left live", k, dev1 - dev0,
+                  pin1 - pin0);
+        CHECK_MSG(free1 + (16u << 20) >= free0, "k=%d: %.1f MiB of device memory not returned", k,
+                  ((double)free0 - (double)free1) / 1048576.0);
+    }
+    printf("  info: out of device memory at %d load and %d session allocations, each clean\n", load_sites, session_sites);
+    CHECK(done && load_sites >= 3 && session_sites >= 5);
+    mp.n_gpu_layers = -1;   /* auto: the model stays on the CPU */
+    cuda_test_fail_alloc(0);
+    coder_status la = coder_model_load(path, &mp, &m);
+    cuda_test_fail_alloc(-1);
+    CHECK_OK(la);
+    coder_model_info info = {.size = sizeof info};
+    CHECK_OK(coder_model_get_info(m, &info));
+    CHECK(info.gpu_layers == 0);
+    CHECK_OK(coder_model_free(m));
+    unlink(path);
+}
+
 /* Decode steps as CUDA graphs: 200 greedy-fed decode steps (past the 128-token point where the
  * attention gains its combine kernel) give the same logits bit for bit with graphs as with
  * CODER_CUDA_GRAPH=0 (the same kernels and parameters, recorded then replayed), and the graphs
@@ -1042,6 +1110,7 @@ int main(int argc, char **argv) {
     if (group_on("session")) RUN(session_state_gpu);
     if (group_on("session")) RUN(session_partial_offload);
     if (group_on("session")) RUN(decode_graph_matches_direct);
+    if (group_on("session")) RUN(device_oom_clean);
     if (group_on("model_7b")) RUN(model_7b_logits);
     return test_summary();
 }
