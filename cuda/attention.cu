@@ -33,8 +33,9 @@
 
 /* F16 rows: f32 -> f16, round to nearest even */
 __global__ void kv_write_kernel(__half *kc, __half *vc, const float *__restrict__ k, const float *__restrict__ v,
-                                int64_t count, int64_t base) {
+                                int64_t count, int width, int32_t pos0, const int32_t *pos_dev) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t base = (int64_t)step_pos(pos_dev, pos0) * width;
     if (i < count) {
         kc[base + i] = __float2half_rn(k[i]);
         vc[base + i] = __float2half_rn(v[i]);
@@ -49,13 +50,13 @@ __global__ void kv_write_kernel(__half *kc, __half *vc, const float *__restrict_
  * A block holding NaN/Inf becomes zeros with a NaN scale (quant_ref.c's poison). */
 template <int T>
 __global__ void kv_quant_kernel(unsigned char *cache, const float *__restrict__ x, int64_t n_blocks, int blocks_per_row,
-                                size_t row_bytes, int32_t pos0) {
+                                size_t row_bytes, int32_t pos0, const int32_t *pos_dev) {
     constexpr int BB = T == CUDA_KV_Q8_0 ? 34 : 18;   /* block bytes */
     const int64_t wid = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / WARP;
     const int lane = threadIdx.x % WARP;
     if (wid >= n_blocks) return;   /* warp-uniform */
     const int64_t t = wid / blocks_per_row, b = wid % blocks_per_row;
-    unsigned char *blk = cache + (size_t)(pos0 + t) * row_bytes + (size_t)b * BB;
+    unsigned char *blk = cache + (size_t)(step_pos(pos_dev, pos0) + t) * row_bytes + (size_t)b * BB;
     const float v = x[wid * WARP + lane];
     if (!__all_sync(0xffffffffu, isfinite(v))) {
         if (lane == 0) *(__half *)blk = __ushort_as_half((unsigned short)0x7e00);
@@ -86,7 +87,7 @@ extern "C" coder_status cuda_kv_write(cuda_ctx *c, const cuda_kv_layer *kv, cons
     if (count <= 0) return CODER_OK;
     if (kv->fmt == CUDA_KVF_F16) {
         kv_write_kernel<<<cuda_blocks(count, 256), 256, 0, c->stream>>>((__half *)kv->k, (__half *)kv->v, k, v, count,
-                                                                       (int64_t)pos0 * width);
+                                                                       width, pos0, ctx_pos_dev(c));
         LAUNCH_CHECK(c, "kv_write");
         return CODER_OK;
     }
@@ -95,14 +96,14 @@ extern "C" coder_status cuda_kv_write(cuda_ctx *c, const cuda_kv_layer *kv, cons
     const int bpr = width / 32;
     const int64_t nb = (int64_t)n * bpr, threads = nb * WARP;
     kv_quant_kernel<CUDA_KV_Q8_0><<<cuda_blocks(threads, 256), 256, 0, c->stream>>>((unsigned char *)kv->k, k, nb, bpr,
-                                                                                   kv->k_row, pos0);
+                                                                                   kv->k_row, pos0, ctx_pos_dev(c));
     LAUNCH_CHECK(c, "kv_write K q8_0");
     if (kv->fmt == CUDA_KVF_Q8_0)
         kv_quant_kernel<CUDA_KV_Q8_0><<<cuda_blocks(threads, 256), 256, 0, c->stream>>>((unsigned char *)kv->v, v, nb, bpr,
-                                                                                       kv->v_row, pos0);
+                                                                                       kv->v_row, pos0, ctx_pos_dev(c));
     else
         kv_quant_kernel<CUDA_KV_Q4_0><<<cuda_blocks(threads, 256), 256, 0, c->stream>>>((unsigned char *)kv->v, v, nb, bpr,
-                                                                                       kv->v_row, pos0);
+                                                                                       kv->v_row, pos0, ctx_pos_dev(c));
     LAUNCH_CHECK(c, "kv_write V");
     return CODER_OK;
 }
@@ -140,9 +141,17 @@ struct att_args {
     float *part;              /* [splits][n][n_heads][hd + 2] (m, l, acc) when splits > 1    */
     int n, n_heads, G, kv_width;
     int32_t pos0;
-    int chunk, splits;        /* positions per split, number of splits                       */
+    const int32_t *pos_dev;   /* in a recorded step: where pos0 is (step_pos)                */
+    int splits;               /* blocks along the context (grid z); the last ones may be empty */
     float scale;
 };
+
+/* Positions per split: the context over `splits` blocks, in whole 32-key tiles. Computed from the
+ * length on the device, so a recorded step stays right as the context grows (att_splits). */
+__host__ __device__ __forceinline__ int32_t att_chunk(int32_t kv_len, int splits) {
+    const int32_t chunk = (kv_len + splits - 1) / splits;
+    return (chunk + ATT_TK - 1) / ATT_TK * ATT_TK;
+}
 
 template <int HD, int RPW, int KT, int VT>
 __global__ void __launch_bounds__(ATT_WARPS * WARP) attn_kernel(const att_args a) {
@@ -170,8 +179,9 @@ __global__ void __launch_bounds__(ATT_WARPS * WARP) attn_kernel(const att_args a
         qs[r][d] = val;
     }
     const int rho_last = min(rho0 + R, n_rows) - 1;
-    const int32_t block_end = a.pos0 + rho_last / a.G + 1;          /* keys < block_end matter */
-    const int32_t kv_lo = s * a.chunk, kv_hi = min(kv_lo + a.chunk, block_end);
+    const int32_t pos0 = step_pos(a.pos_dev, a.pos0), chunk = att_chunk(pos0 + a.n, a.splits);
+    const int32_t block_end = pos0 + rho_last / a.G + 1;          /* keys < block_end matter */
+    const int32_t kv_lo = s * chunk, kv_hi = min(kv_lo + chunk, block_end);
 
     float m[RPW], l[RPW], acc[RPW][E];
     int32_t row_pos[RPW];
@@ -182,7 +192,7 @@ __global__ void __launch_bounds__(ATT_WARPS * WARP) attn_kernel(const att_args a
 #pragma unroll
         for (int e = 0; e < E; e++) acc[i][e] = 0.0f;
         const int rho = rho0 + warp * RPW + i;
-        row_pos[i] = rho < n_rows ? a.pos0 + rho / a.G : -1;   /* -1: no key is visible */
+        row_pos[i] = rho < n_rows ? pos0 + rho / a.G : -1;   /* -1: no key is visible */
     }
 
     for (int32_t p0 = kv_lo; p0 < kv_hi; p0 += ATT_TK) {
@@ -292,6 +302,26 @@ static void attn_launch(const att_args &a, int fmt, int n_kv_heads, cudaStream_t
     else attn_kernel<HD, RPW, CUDA_KV_Q8_0, CUDA_KV_Q4_0><<<grid, ATT_WARPS * WARP, 0, st>>>(a);
 }
 
+/* Blocks along the context: enough for two waves over the multiprocessors, at least 128 keys
+ * each, within the partial-result scratch, at most CUDA_ATT_MAX_SPLITS. A function of the shape
+ * and the context length only; a recorded decode step is replayed while it stays the same (the
+ * split boundaries themselves follow the length on the device: att_chunk). Splits that the
+ * rounding leaves without keys write empty partials (m = -inf), which the combine skips, so the
+ * result equals a launch with only the non-empty ones. */
+extern "C" int cuda_attention_splits(const cuda_ctx *c, int n, int32_t kv_len, int n_heads, int n_kv_heads, int head_dim) {
+    const int G = n_heads / n_kv_heads;
+    const int rpw = (int64_t)n * G <= ATT_WARPS * 2 ? 2 : 8;
+    const int64_t row_tiles = cuda_blocks((int64_t)n * G, ATT_WARPS * rpw);
+    int64_t want = (2 * (int64_t)c->n_sm + row_tiles * n_kv_heads - 1) / (row_tiles * n_kv_heads);
+    const int64_t by_len = (kv_len + 127) / 128;
+    const int64_t by_mem = (int64_t)(c->att_part_floats / ((size_t)n * n_heads * (head_dim + 2)));
+    if (want > by_len) want = by_len;
+    if (want > by_mem) want = by_mem;
+    if (want > CUDA_ATT_MAX_SPLITS) want = CUDA_ATT_MAX_SPLITS;
+    if (want < 1) want = 1;
+    return (int)want;
+}
+
 extern "C" coder_status cuda_attention(cuda_ctx *c, const cuda_kv_layer *kv, const float *q, int n, int32_t pos0,
                                        int n_heads, int n_kv_heads, int head_dim, float *out) {
     const int fmt = kv->fmt;
@@ -314,24 +344,10 @@ extern "C" coder_status cuda_attention(cuda_ctx *c, const cuda_kv_layer *kv, con
     a.G = n_heads / n_kv_heads;
     a.kv_width = n_kv_heads * head_dim;
     a.pos0 = pos0;
+    a.pos_dev = ctx_pos_dev(c);
     a.scale = 1.0f / sqrtf((float)head_dim);
     const int rpw = (int64_t)n * a.G <= ATT_WARPS * 2 ? 2 : 8;
-    const int64_t row_tiles = cuda_blocks((int64_t)n * a.G, ATT_WARPS * rpw);
-    const int32_t kv_len = pos0 + n;
-
-    /* Splits: enough blocks for two waves over the multiprocessors, at least 128 keys each,
-     * within the partial-result scratch. */
-    int64_t want = (2 * (int64_t)c->n_sm + row_tiles * n_kv_heads - 1) / (row_tiles * n_kv_heads);
-    const int64_t by_len = (kv_len + 127) / 128;
-    const int64_t by_mem = (int64_t)(c->att_part_floats / ((size_t)n * n_heads * (head_dim + 2)));
-    if (want > by_len) want = by_len;
-    if (want > by_mem) want = by_mem;
-    if (want > CUDA_ATT_MAX_SPLITS) want = CUDA_ATT_MAX_SPLITS;
-    if (want < 1) want = 1;
-    int32_t chunk = (int32_t)((kv_len + want - 1) / want);
-    chunk = (chunk + ATT_TK - 1) / ATT_TK * ATT_TK;
-    a.chunk = chunk;
-    a.splits = (kv_len + chunk - 1) / chunk;
+    a.splits = cuda_attention_splits(c, n, pos0 + n, n_heads, n_kv_heads, head_dim);
 
     if (head_dim == 32) {
         if (rpw == 2) attn_launch<32, 2>(a, fmt, n_kv_heads, c->stream);

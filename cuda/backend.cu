@@ -190,6 +190,7 @@ extern "C" void cuda_ctx_free(cuda_ctx *c) {
     dev_free(c->xh);
     dev_free(c->deq);
     dev_free(c->att_part);
+    dev_free(c->pos_dev);
     pinned_free(c->ids_host);
     pinned_free(c->argmax_host);
     if (c->stream) cudaStreamDestroy(c->stream);
@@ -227,6 +228,7 @@ extern "C" coder_status cuda_ctx_new(const cuda_ctx_params *p, cuda_ctx **out) {
     CTX_TRY(pinned_malloc((void **)&c->ids_host, (size_t)p->max_tokens * sizeof(int32_t)),
             "pinned token ids");
     CTX_TRY(dev_malloc((void **)&c->argmax_dev, 2 * sizeof(int32_t)), "argmax result");
+    CTX_TRY(dev_malloc((void **)&c->pos_dev, sizeof(int32_t)), "decode step position");
     CTX_TRY(pinned_malloc((void **)&c->argmax_host, 2 * sizeof(int32_t)), "pinned argmax result");
     if (p->max_tokens > 8) {   /* the GEMM path exists only for batches above the mat-vec limit */
         CTX_TRY(dev_malloc((void **)&c->xh, (size_t)p->max_tokens * (size_t)p->max_cols * sizeof(__half)),

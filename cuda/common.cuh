@@ -97,10 +97,19 @@ struct cuda_ctx {
     cudaGraphExec_t graph_exec; /* the last step's executable graph, updated in place each step  */
     int graph_off;            /* CODER_CUDA_GRAPH=0, CODER_CUDA_SYNC=1 or a failed capture      */
     int capturing;
-    unsigned long long graph_updates, graph_instantiations;   /* counted for tests and -vv  */
+    int replaying;            /* cuda_graph_begin chose to relaunch the recorded step          */
+    uint64_t graph_key;       /* what the recorded step was made for (cuda_graph_begin)        */
+    int32_t *pos_dev;         /* [1] the step's position, set before each graph launch          */
+    int pos_from_dev;         /* while recording: kernels read the position from pos_dev        */
+    unsigned long long graph_updates, graph_instantiations, graph_replays;   /* tests and -vv */
 };
 
 #define WARP 32
+
+/* A decode step's position: the launch argument, or in a recorded (replayable) step the device
+ * copy cuda_graph_begin sets before each launch. */
+__device__ __forceinline__ int32_t step_pos(const int32_t *pos_dev, int32_t pos0) { return pos_dev ? *pos_dev : pos0; }
+static inline const int32_t *ctx_pos_dev(const cuda_ctx *c) { return c->pos_from_dev ? c->pos_dev : NULL; }
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll

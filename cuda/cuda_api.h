@@ -90,19 +90,26 @@ coder_status cuda_d2d(cuda_ctx *c, void *dst, const void *src, size_t bytes);
 
 /* ---- decode steps as CUDA graphs (graph.cu) ---------------------------------------------- */
 
-/* Starts recording the context's stream: the ops called until cuda_graph_end are captured, not
- * run. CODER_ERR_UNSUPPORTED when graphs are off for this context ($CODER_CUDA_GRAPH=0,
+/* Starts a decode step (one token at position pos0) recorded as a graph. key (non-zero) names
+ * what the caller's side of the recording depends on (forward.c: its buffers); the device side
+ * adds the attention split count. *replay = 1: a recording for this key exists: the caller runs
+ * no ops and calls cuda_graph_end, which launches it with the new position. *replay = 0: the ops
+ * called until cuda_graph_end are recorded, not run (kernels read the position from device
+ * memory). CODER_ERR_UNSUPPORTED when graphs are off for this context ($CODER_CUDA_GRAPH=0,
  * $CODER_CUDA_SYNC=1, or an earlier capture failed): the caller runs the ops directly. */
-coder_status cuda_graph_begin(cuda_ctx *c);
-/* Ends the recording. run != 0: the captured ops replace the parameters of the context's
- * executable graph (cudaGraphExecUpdate; a new graph is instantiated when the shape changed, e.g.
- * attention gaining its combine kernel) and it is launched, asynchronously like any op. run == 0
- * (an op failed or was cancelled while recording): discarded. A capture that failed (an op that
- * cannot be captured) turns graphs off for the context, logged once, and returns
- * CODER_ERR_UNSUPPORTED: nothing ran, the caller runs the same ops directly. */
+coder_status cuda_graph_begin(cuda_ctx *c, int32_t pos0, uint64_t key, int *replay);
+/* Ends the step. run != 0: a new recording replaces the parameters of the context's executable
+ * graph (cudaGraphExecUpdate; instantiated anew when that fails) and it is launched,
+ * asynchronously like any op; a replay launches it. run == 0 (an op failed or was cancelled while
+ * recording): discarded. A capture that failed (an op that cannot be captured) turns graphs off
+ * for the context, logged once, and returns CODER_ERR_UNSUPPORTED: nothing ran, the caller runs
+ * the same ops directly. */
 coder_status cuda_graph_end(cuda_ctx *c, int run);
-/* How many steps updated the executable graph in place and how many instantiated a new one. */
-void cuda_graph_counts(const cuda_ctx *c, unsigned long long *updates, unsigned long long *instantiations);
+/* Steps that updated the executable graph in place, instantiated a new one, replayed it. */
+void cuda_graph_counts(const cuda_ctx *c, unsigned long long *updates, unsigned long long *instantiations,
+                       unsigned long long *replays);
+/* Attention's split count for n query tokens over kv_len positions (part of a recording's key). */
+int cuda_attention_splits(const cuda_ctx *c, int n, int32_t kv_len, int n_heads, int n_kv_heads, int head_dim);
 
 /* ---- matmul (mmvq.cu for n <= 8, mmq_prefill.cu above) ------------------------------------- */
 

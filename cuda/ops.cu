@@ -126,12 +126,12 @@ extern "C" coder_status cuda_swiglu(cuda_ctx *c, float *gate, const float *up, i
  * The angle is built exactly as lib/cpu_ops.c rope_cache does: theta = pos, multiplied by
  * theta_scale once per pair (iterated f32 products, not powf), so both backends agree. */
 
-__global__ void rope_kernel(cuda_rope_params r, float *x, int n, int n_heads, int32_t pos0) {
+__global__ void rope_kernel(cuda_rope_params r, float *x, int n, int n_heads, int32_t pos0, const int32_t *pos_dev) {
     const int half = r.n_rot / 2;
     const int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= n * half) return;
     const int t = idx / half, j = idx % half;
-    float theta = (float)(pos0 + t);
+    float theta = (float)(step_pos(pos_dev, pos0) + t);
     for (int i = 0; i < j; i++) theta *= r.theta_scale;
     const float ff = r.freq_factors ? r.freq_factors[j] : 1.0f;
     const float theta_extrap = theta / ff;
@@ -156,7 +156,7 @@ __global__ void rope_kernel(cuda_rope_params r, float *x, int n, int n_heads, in
 extern "C" coder_status cuda_rope(cuda_ctx *c, const cuda_rope_params *r, float *x, int n, int n_heads, int32_t pos0) {
     const int64_t work = (int64_t)n * (r->n_rot / 2);
     if (work <= 0) return CODER_OK;
-    rope_kernel<<<cuda_blocks(work, 128), 128, 0, c->stream>>>(*r, x, n, n_heads, pos0);
+    rope_kernel<<<cuda_blocks(work, 128), 128, 0, c->stream>>>(*r, x, n, n_heads, pos0, ctx_pos_dev(c));
     LAUNCH_CHECK(c, "rope");
     return CODER_OK;
 }

@@ -103,13 +103,17 @@ typedef struct backend_ops {
     coder_status (*argmax)(backend *b, const backend_buf *x, int row, int width, int32_t *out, bool *all_finite);
 
     /* ---- optional ops (NULL where a backend lacks them; the CPU backend sets none) ---- */
-    /* A decode step recorded and launched as one unit (CUDA graphs): the ops called between
-     * step_begin and step_end(run true) may be recorded instead of run, then run together by
-     * step_end; they must not read results back (buf_read, argmax) in between. step_begin:
-     * CODER_ERR_UNSUPPORTED when the backend will not record (run the ops directly). step_end
-     * with run false discards the recording (an op failed or was cancelled); CODER_ERR_UNSUPPORTED
-     * from step_end means the recording failed and nothing ran: run the same ops directly. */
-    coder_status (*step_begin)(backend *b);
+    /* A one-token decode step at position pos0 recorded and launched as one unit (CUDA graphs):
+     * the ops called between step_begin and step_end(run true) may be recorded instead of run,
+     * then run together by step_end; they must not read results back (buf_read, argmax) in
+     * between. layout (non-zero) names the buffers the caller passes: a recording made with the
+     * same layout may be replayed, then step_begin sets *replay and the caller calls step_end
+     * without calling the ops at all (the same ops on the same buffers, at the new position).
+     * step_begin: CODER_ERR_UNSUPPORTED when the backend will not record (run the ops directly).
+     * step_end with run false discards the recording (an op failed or was cancelled);
+     * CODER_ERR_UNSUPPORTED from step_end means the recording failed and nothing ran: run the
+     * same ops directly. */
+    coder_status (*step_begin)(backend *b, int32_t pos0, uint64_t layout, bool *replay);
     coder_status (*step_end)(backend *b, bool run);
 } backend_ops;
 
@@ -170,8 +174,10 @@ coder_status cuda_backend_new(const coder_model *m, const backend_params *p, bac
  * n_layers or out of range); sets backend_data, backend_free, gpu_layers = g. All device memory
  * is planned first: CODER_ERR_DEVICE_NOMEM names the bytes needed and free. */
 coder_status cuda_model_upload(coder_model *m, int32_t g, float lo, float hi);
-/* Decode steps of a CUDA backend b run as graphs: updated in place / newly instantiated. */
-void cuda_backend_graph_counts(const backend *b, unsigned long long *updates, unsigned long long *instantiations);
+/* Decode steps of a CUDA backend b run as graphs: recorded into the executable graph in place /
+ * into a new one, and replayed without recording. */
+void cuda_backend_graph_counts(const backend *b, unsigned long long *updates, unsigned long long *instantiations,
+                               unsigned long long *replays);
 #else
 static inline coder_status cuda_backend_new(const coder_model *m, const backend_params *p, backend **out) {
     (void)m;

@@ -389,11 +389,21 @@ static coder_status cuda_glue_kv_load(backend *b, int layer, int32_t pos0, int n
     return cuda_h2d(c->ctx, (char *)cuda_glue_v(c, layer) + (size_t)pos0 * c->v_row, v, (size_t)n * c->v_row);
 }
 
-static coder_status cuda_glue_step_begin(backend *b) { return cuda_graph_begin(CB(b)->ctx); }
+/* A recording holds the caller's buffers (layout) and attention's split count for this context
+ * length: replayable while both stay. */
+static coder_status cuda_glue_step_begin(backend *b, int32_t pos0, uint64_t layout, bool *replay) {
+    const model_hparams *hp = &b->model->hp;
+    const int splits = cuda_attention_splits(CB(b)->ctx, 1, pos0 + 1, hp->n_heads, hp->n_kv_heads, hp->head_dim);
+    int r = 0;
+    coder_status st = cuda_graph_begin(CB(b)->ctx, pos0, layout << 8 | (uint64_t)splits, &r);
+    *replay = r != 0;
+    return st;
+}
 static coder_status cuda_glue_step_end(backend *b, bool run) { return cuda_graph_end(CB(b)->ctx, run); }
 
-void cuda_backend_graph_counts(const backend *b, unsigned long long *updates, unsigned long long *instantiations) {
-    cuda_graph_counts(((const cuda_backend *)b)->ctx, updates, instantiations);
+void cuda_backend_graph_counts(const backend *b, unsigned long long *updates, unsigned long long *instantiations,
+                               unsigned long long *replays) {
+    cuda_graph_counts(((const cuda_backend *)b)->ctx, updates, instantiations, replays);
 }
 
 static const backend_ops cuda_glue_ops = {

@@ -30,6 +30,7 @@ struct forward_state {
     backend_buf *logits;      /* on the last stage                                              */
     int32_t logits_rows;      /* rows the logits buffer holds (1, more in the logits_all path) */
     int32_t last_row;         /* the row of the last evaluated token's logits                  */
+    uint64_t layout;          /* changes when a buffer does (recorded decode steps: step_begin) */
     float *handover;          /* [n_batch][dim] host copy of x between stages (split models)  */
     forward_debug_fn dbg;
     void *dbg_ud;
@@ -108,6 +109,7 @@ coder_status forward_new(const backend_stages *stages, int32_t n_batch, forward_
     f->m = m;
     f->n_batch = n_batch;
     f->logits_rows = 1;
+    f->layout = 1;
     coder_status st = CODER_OK;
     for (int i = 0; i < stages->n && st == CODER_OK; i++) {
         f->st[i] = (fwd_stage){.b = stages->b[i], .first = stages->first[i], .end = stages->first[i + 1]};
@@ -254,14 +256,24 @@ static coder_status forward_body(forward_state *f, int n, int32_t pos0, const at
 }
 
 /* A decode step on one backend that can record it (CUDA graphs): forward_body recorded and run as
- * one unit. *done false: the backend did not record (or its recording failed and nothing ran), so
- * the caller runs forward_body directly. */
+ * one unit, or the recording of an earlier step replayed at this position (the ops are not called
+ * at all: the same ops on the same buffers). *done false: the backend did not record (or its
+ * recording failed and nothing ran), so the caller runs forward_body directly. */
 static coder_status forward_body_recorded(forward_state *f, int32_t pos0, const atomic_bool *cancel, bool *done) {
     *done = false;
     backend *b = f->st[0].b;
-    coder_status st = b->ops->step_begin(b);
+    if (cancel && atomic_load_explicit(cancel, memory_order_relaxed))
+        return coder_fail(CODER_ERR_CANCELLED, "evaluation cancelled before layer 0");
+    bool replay = false;
+    coder_status st = b->ops->step_begin(b, pos0, f->layout, &replay);
     if (st == CODER_ERR_UNSUPPORTED) return CODER_OK;
     TRY(st);
+    if (replay) {
+        st = b->ops->step_end(b, true);
+        if (st == CODER_ERR_UNSUPPORTED) return CODER_OK;
+        *done = true;
+        return st;
+    }
     const coder_status body = forward_body(f, 1, pos0, cancel, 1);
     st = b->ops->step_end(b, body == CODER_OK);
     if (st == CODER_ERR_UNSUPPORTED) return CODER_OK;
@@ -289,6 +301,7 @@ coder_status forward_eval(forward_state *f, const int32_t *tokens, int n, int32_
         b->ops->buf_free(b, f->logits);
         f->logits = nb;
         f->logits_rows = n_out;
+        f->layout++;   /* a recorded step wrote to the old buffer */
     }
     bool done = false;
     if (n == 1 && !logits_all && f->n_stages == 1 && b->ops->step_begin && !f->dbg)
