@@ -14,7 +14,7 @@
 #
 # Time: every step runs under a cap and is skipped once $GPU_BUDGET seconds (default: test 330,
 # bench 330, all 560) have passed since the start, so the whole run ends inside one device call.
-# GPU_GROUPS (default "matmul ops attention model_tiny model_small session model_7b") picks groups.
+# GPU_GROUPS (default "matmul ops attention model_tiny model_small session plan model_7b") picks groups.
 #
 # Binaries come from $CODER_BIN (default build/: build/coder, build/test/bin/test_gpu,
 # build/bench/bench_gpu_bw, build/bench/bench_gpu_gemm when present); missing ones are built
@@ -34,7 +34,7 @@ WORK=${GPU_WORK:-/tmp/coder_gpu}
 OUTDIR=${OUT:-/tmp/coder_gpu_out}
 TYPES=${GPU_TYPES:-"Q4_K_M Q6_K Q8_0"}
 REPS=${GPU_REPS:-3}
-TEST_GROUPS=${GPU_GROUPS:-"matmul ops attention model_tiny model_small session model_7b"}
+TEST_GROUPS=${GPU_GROUPS:-"matmul ops attention model_tiny model_small session plan model_7b"}
 case "$MODE" in
     test) BUDGET=${GPU_BUDGET:-330} ;;
     bench) BUDGET=${GPU_BUDGET:-330} ;;

@@ -3,7 +3,7 @@
  * binary is part of the normal test build; built without CUDA it only SKIPs).
  *
  *   ./build/test/bin/test_gpu [GROUP...]     GROUP: matmul ops attention model_tiny model_small
- *                                            session model_7b (default: all but model_7b)
+ *                                            session plan model_7b (default: all but model_7b)
  *
  * Both backends run the same op table (backend.h) on the same inputs: fresh random data for each
  * check, device outputs poisoned with NaN before each op (an unwritten element fails), relative
@@ -1073,6 +1073,62 @@ TEST(decode_graph_matches_direct) {
     unlink(path);
 }
 
+/* Issue 10 on the device: coder_plan_memory's device bytes for the qwen2.5-coder-7b preset at 4K,
+ * 16K and 32K context (F16 KV; Q8_0 at 32K) against what a GPU model and session really take
+ * (cudaMemGetInfo before the load and after the session, the process's CUDA context and cuBLAS
+ * already up): within 5%. */
+TEST(plan_matches_device_memory) {
+    char path[256];
+    NEED_GPU();
+    char vocab[1024];
+    if (!gpu_vocab(vocab, sizeof vocab)) SKIP("no vocabulary file: set CODER_GPU_VOCAB");
+    snprintf(path, sizeof path, "/tmp/coder_gpu_%d_plan7b.gguf", (int)getpid());
+    mkmodel_opts mo = {.preset = "qwen2.5-coder-7b", .ftype = MKMODEL_Q4_K_M, .vocab_path = vocab, .out_path = path,
+                       .seed = 5, .mode = MKMODEL_MODE_RANDOM};
+    CHECK_OK(mkmodel_write(&mo, NULL));
+    coder_model_params mp;
+    coder_model_params_init(&mp);
+    mp.n_gpu_layers = 1 << 20;   /* every layer */
+    coder_session_params sp;
+    coder_session_params_init(&sp);
+    coder_model *m = NULL;
+    coder_session *s = NULL;
+    sp.n_ctx = 512;   /* warm-up: the context, modules and cuBLAS are not the plan's */
+    coder_status st = coder_model_load(path, &mp, &m);
+    if (st == CODER_OK) st = coder_session_new(m, &sp, &s);
+    coder_session_free(s);
+    coder_model_free(m);
+    if (st != CODER_OK) unlink(path);
+    CHECK_OK(st);
+    static const int32_t ctxs[] = {4096, 16384, 32768, 32768};
+    double worst = 0;
+    for (int i = 0; i < 4 && st == CODER_OK; i++) {
+        sp.n_ctx = ctxs[i];
+        sp.kv_type = i == 3 ? CODER_KV_Q8_0 : CODER_KV_F16;
+        coder_plan pl = {.size = sizeof pl};
+        size_t f0 = 0, f1 = 0, total = 0;
+        m = NULL;
+        s = NULL;
+        st = coder_plan_memory(path, &mp, &sp, &pl);
+        if (st == CODER_OK) st = cuda_mem_info(&f0, &total);
+        if (st == CODER_OK) st = coder_model_load(path, &mp, &m);
+        if (st == CODER_OK) st = coder_session_new(m, &sp, &s);
+        if (st == CODER_OK) st = cuda_mem_info(&f1, &total);
+        coder_session_free(s);
+        coder_model_free(m);
+        if (st != CODER_OK) break;
+        const double measured = (double)f0 - (double)f1, planned = (double)pl.device_bytes;
+        const double err = fabs(measured - planned) / planned;
+        worst = err > worst ? err : worst;
+        printf("  info: plan 7B Q4_K_M n_ctx %d kv %s: planned %.1f MiB, measured %.1f MiB (%+.2f%%), gpu_layers %d\n",
+               (int)ctxs[i], i == 3 ? "q8_0" : "f16", planned / 1048576.0, measured / 1048576.0,
+               100.0 * (measured - planned) / planned, (int)pl.gpu_layers);
+    }
+    unlink(path);
+    CHECK_OK(st);
+    CHECK_MSG(worst <= 0.05, "device plan off by %.1f%% (> 5%%)", 100 * worst);
+}
+
 /* cuBLAS is not linked (a process that links the library must not pay its ~155 MB at start-up):
  * it is dlopened on first GPU use. Without a device, check that the load itself works and that
  * this process did not map it before. */
@@ -1114,6 +1170,7 @@ int main(int argc, char **argv) {
     if (group_on("session")) RUN(session_partial_offload);
     if (group_on("session")) RUN(decode_graph_matches_direct);
     if (group_on("session")) RUN(device_oom_clean);
+    if (group_on("plan")) RUN(plan_matches_device_memory);
     if (group_on("model_7b")) RUN(model_7b_logits);
     return test_summary();
 }
