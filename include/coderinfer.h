@@ -336,8 +336,10 @@ CODER_EXPORT coder_status coder_session_eval(coder_session *session, const int32
 CODER_EXPORT coder_status coder_session_eval_all(coder_session *session, const int32_t *tokens,
                                                  size_t n_tokens, float *logits, size_t cap);
 
-/* The logits (vocab_size floats) after the last coder_session_eval; valid until the next call on
- * the session. CODER_ERR_STATE before any evaluation. */
+/* The logits (vocab_size floats) of the last evaluated position (coder_session_eval, or the last
+ * token coder_generate evaluated); valid until the next call on the session. Greedy generation
+ * takes each argmax where the logits are computed (on a GPU: 8 bytes back per token) and copies
+ * them to the host only when this is called. CODER_ERR_STATE before any evaluation. */
 CODER_EXPORT coder_status coder_session_logits(coder_session *session, const float **logits,
                                                int32_t *vocab_size);
 

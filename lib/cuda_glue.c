@@ -392,6 +392,10 @@ static coder_status cuda_glue_kv_load(backend *b, int layer, int32_t pos0, int n
 /* A recording holds the caller's buffers (layout) and attention's split count for this context
  * length: replayable while both stay. */
 static coder_status cuda_glue_step_begin(backend *b, int32_t pos0, uint64_t layout, bool *replay) {
+    *replay = false;
+    /* a replay calls no op, so their range checks happen here */
+    if (pos0 < 0 || pos0 >= CB(b)->n_ctx)
+        return coder_fail(CODER_ERR_INTERNAL, "decode step at position %d outside n_ctx %d", (int)pos0, (int)CB(b)->n_ctx);
     const model_hparams *hp = &b->model->hp;
     const int splits = cuda_attention_splits(CB(b)->ctx, 1, pos0 + 1, hp->n_heads, hp->n_kv_heads, hp->head_dim);
     int r = 0;

@@ -40,6 +40,13 @@ struct forward_state {
 
 static backend *fwd_last(const forward_state *f) { return f->st[f->n_stages - 1].b; }
 
+/* Names for buffer layouts, unique in the process: a backend's recorded step is replayed only for
+ * the forward state and buffers it was recorded with (step_begin). */
+static uint64_t next_layout(void) {
+    static atomic_uint_fast64_t counter = 1;
+    return (uint64_t)atomic_fetch_add(&counter, 1);
+}
+
 static coder_status debug_emit(forward_state *f, backend *b, const char *name, int layer, const char *op,
                                const backend_buf *buf, int64_t rows, int64_t cols) {
     size_t n = (size_t)rows * (size_t)cols;
@@ -109,7 +116,7 @@ coder_status forward_new(const backend_stages *stages, int32_t n_batch, forward_
     f->m = m;
     f->n_batch = n_batch;
     f->logits_rows = 1;
-    f->layout = 1;
+    f->layout = next_layout();
     coder_status st = CODER_OK;
     for (int i = 0; i < stages->n && st == CODER_OK; i++) {
         f->st[i] = (fwd_stage){.b = stages->b[i], .first = stages->first[i], .end = stages->first[i + 1]};
@@ -301,7 +308,7 @@ coder_status forward_eval(forward_state *f, const int32_t *tokens, int n, int32_
         b->ops->buf_free(b, f->logits);
         f->logits = nb;
         f->logits_rows = n_out;
-        f->layout++;   /* a recorded step wrote to the old buffer */
+        f->layout = next_layout();   /* a recorded step wrote to the old buffer */
     }
     bool done = false;
     if (n == 1 && !logits_all && f->n_stages == 1 && b->ops->step_begin && !f->dbg)

@@ -137,6 +137,9 @@ static coder_status eval_batches(coder_session *s, const int32_t *tokens, size_t
         if (tokens[i] < 0 || tokens[i] >= vocab)
             return coder_fail(CODER_ERR_INVALID_ARG, "tokens[%zu] = %d is outside the vocabulary [0, %d)", i, (int)tokens[i],
                               (int)vocab);
+    /* a logits_all evaluation may replace the backend's logits buffer (and a cancel may leave it
+     * unwritten): logits still pending there come to the host first */
+    if (logits_all) TRY(session_logits(s));
     const int32_t start = s->n_past;
     for (size_t done = 0; done < n;) {
         if (atomic_load(&s->cancel))

@@ -6,6 +6,8 @@
 
 #include "coderinfer.h"
 #include "core.h"   /* coder_alloc_fail_after */
+#include "forward.h"
+#include "session.h"
 
 static coder_model *load_ref_model(const char *file) { return test_load_refmodel(file, -1); }
 
@@ -114,9 +116,57 @@ TEST(evaluation_allocates_nothing) {
     }
 }
 
+/* A greedy step leaves its logits on the backend (session_eval_greedy); an eval_all that then
+ * needs a larger logits buffer replaces that buffer, and a cancel arriving after the embedding
+ * leaves the new one unwritten. The session must still hand out the greedy step's logits. */
+static coder_session *cancel_target;
+static void cancel_after_embedding(void *ud, const char *name, const char *op, const float *data, int64_t rows,
+                                   int64_t cols) {
+    (void)ud, (void)op, (void)data, (void)rows, (void)cols;
+    if (strcmp(name, "embd") == 0) atomic_store(&cancel_target->cancel, true);
+}
+
+TEST(cancelled_eval_all_keeps_pending_logits) {
+    coder_model *m = test_load_refmodel("tiny-llama-f16.gguf", 0);
+    if (!m) SKIP("refdata model tiny-llama-f16.gguf absent or not loadable");
+    coder_session_params sp;
+    coder_session_params_init(&sp);
+    sp.n_ctx = 64;
+    sp.n_batch = 16;
+    coder_session *s = NULL;
+    CHECK_OK(coder_session_new(m, &sp, &s));
+    const int32_t vocab = m->hp.vocab_size;
+    float *want = malloc((size_t)vocab * sizeof *want), *all = malloc((size_t)8 * vocab * sizeof *all);
+    CHECK(want && all);
+    int32_t prompt[4] = {1, 450, 4996, 17354}, toks[8] = {100, 200, 300, 400, 500, 600, 700, 800}, next = -1;
+    CHECK_OK(session_eval(s, prompt, 4));
+    CHECK_OK(session_eval_greedy(s, 1000, &next));
+    CHECK(s->logits_pending);
+    CHECK_OK(forward_read_logits(s->engine, want));
+    cancel_target = s;
+    CHECK_OK(forward_set_debug(s->engine, cancel_after_embedding, NULL));
+    coder_status st = session_eval_all(s, toks, 8, all);
+    CHECK_OK(forward_set_debug(s->engine, NULL, NULL));
+    atomic_store(&s->cancel, false);
+    const float *l = NULL;
+    CHECK_STATUS(st, CODER_ERR_CANCELLED);
+    CHECK(coder_session_n_past(s) == 5);
+    CHECK_OK(coder_session_logits(s, &l, NULL));
+    CHECK_MSG(memcmp(l, want, (size_t)vocab * sizeof *want) == 0, "the greedy step's logits were lost");
+    int32_t best = 0;
+    for (int32_t i = 1; i < vocab; i++)
+        if (l[i] > l[best]) best = i;
+    CHECK(best == next);
+    free(want);
+    free(all);
+    coder_session_free(s);
+    coder_model_free(m);
+}
+
 int main(void) {
     RUN(every_position_matches_reference);
     RUN(bad_arguments);
     RUN(evaluation_allocates_nothing);
+    RUN(cancelled_eval_all_keeps_pending_logits);
     return test_summary();
 }

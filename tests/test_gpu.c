@@ -279,7 +279,8 @@ static int check_matmul_once(coder_model *m, const int *ns, int n_ns, char *msg,
             float *a = buf_get(p.gpu, yg, (size_t)n * rows), *b = buf_get(p.cpu, yc, (size_t)n * rows);
             /* against the exact reference: f32 mat-vec to float rounding; prefill with the same f16
              * operands, so only the f32 accumulation order differs */
-            double e = rel_rms(a, b, (size_t)n * rows), tol = n <= 8 ? 1e-5 : 1e-4;
+            /* (tensor-core f32 accumulation may truncate: more room for the long 18944 rows) */
+            double e = rel_rms(a, b, (size_t)n * rows), tol = n <= 8 ? 1e-5 : cols > 8192 ? 2e-4 : 1e-4;
             const char *path = n <= 8 ? "mmv" : getenv("CODER_CUDA_PREFILL");
             printf("  info: matmul %-5s %6lld x %-6lld n=%-3d %-6s rel_rms %.3g\n", quant_type_name(type), (long long)rows,
                    (long long)cols, n, path, e);
