@@ -19,6 +19,8 @@
  * Columns past `cols` (a multiple of 8, not of MMA_BK), rows past `rows` and tokens past n are
  * zeros in the tiles. Blocks along tokens are the fast grid dimension, so the blocks that run
  * together share weight rows and W comes from DRAM about once (L2 serves the other token tiles).
+ * When row x token tiles are too few to fill the device (short batches), the columns are split
+ * too (grid z) and a second kernel sums the partials in a fixed order (mma_splits).
  *
  * Precision equals the cuBLAS path's (f16 operands, f32 accumulation): relative rms error about
  * 4e-4 against the CPU. Which path prefill uses is cuda_ctx.prefill (CODER_CUDA_PREFILL=mma|cublas;
@@ -97,14 +99,18 @@ __device__ __forceinline__ void mma_store(const mma_regs *r, mma_in_tiles *s) {
     }
 }
 
+/* Block (token tile x, row tile y, column split z) sums columns [z * k_chunk, +k_chunk) into y, or
+ * with split-K (part != NULL) into part[z] (laid out like y) for mma_reduce_kernel. */
 template <int T>
-__global__ void __launch_bounds__(MMA_THREADS)
+__global__ void __launch_bounds__(MMA_THREADS, 2)   /* two blocks per SM: <= 128 registers */
 mma_prefill_kernel(const uint8_t *__restrict__ W, uint64_t row_bytes, int64_t rows, int64_t cols,
-                   const float *__restrict__ x, int n, float *__restrict__ y) {
+                   const float *__restrict__ x, int n, float *__restrict__ y, int64_t k_chunk, float *__restrict__ part) {
     using namespace nvcuda;
     __shared__ __align__(32) mma_smem sm;
     const int t0 = blockIdx.x * MMA_BN;
     const int64_t r0 = (int64_t)blockIdx.y * MMA_BM;
+    const int64_t kb = (int64_t)blockIdx.z * k_chunk, ke = kb + k_chunk < cols ? kb + k_chunk : cols;
+    if (part) y = part + (size_t)blockIdx.z * (size_t)n * (size_t)rows;
     const int warp = threadIdx.x / WARP, wm = warp % 4, wn = warp / 4;   /* 32 rows x 32 tokens each */
 
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
@@ -114,12 +120,12 @@ mma_prefill_kernel(const uint8_t *__restrict__ W, uint64_t row_bytes, int64_t ro
         for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
 
     mma_regs next;
-    mma_load<T>(W, row_bytes, r0, rows, cols, x, t0, n, 0, &next);
-    for (int64_t k0 = 0; k0 < cols; k0 += MMA_BK) {
+    mma_load<T>(W, row_bytes, r0, rows, cols, x, t0, n, kb, &next);
+    for (int64_t k0 = kb; k0 < ke; k0 += MMA_BK) {
         __syncthreads();   /* the previous step's fragments are loaded: the tiles may change */
         mma_store(&next, &sm.in);
         __syncthreads();
-        if (k0 + MMA_BK < cols) mma_load<T>(W, row_bytes, r0, rows, cols, x, t0, n, k0 + MMA_BK, &next);
+        if (k0 + MMA_BK < ke) mma_load<T>(W, row_bytes, r0, rows, cols, x, t0, n, k0 + MMA_BK, &next);
 #pragma unroll
         for (int kk = 0; kk < MMA_BK; kk += 16) {
             wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> a[2];
@@ -149,6 +155,31 @@ mma_prefill_kernel(const uint8_t *__restrict__ W, uint64_t row_bytes, int64_t ro
     }
 }
 
+/* y[i] = the split-K partials summed in split order (deterministic: no atomics). */
+__global__ void mma_reduce_kernel(const float *__restrict__ part, int splits, size_t count, float *__restrict__ y) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= count) return;
+    float acc = part[i];
+    for (int z = 1; z < splits; z++) acc += part[(size_t)z * count + i];
+    y[i] = acc;
+}
+
+/* Column splits: with few row x token tiles (a 3584-row matrix and up to 64 tokens is 28 blocks
+ * for 132 multiprocessors) the columns are shared out too, at least 4 tiles of them per split, up
+ * to MMA_MAX_SPLITS, within the f16 weight scratch (unused by this path) reused for the partials.
+ * A function of the shape and the device only, so results repeat. */
+#define MMA_MAX_SPLITS 8
+static int64_t mma_splits(const cuda_ctx *c, int64_t rows, int64_t cols, int n) {
+    const int64_t tiles = (int64_t)cuda_blocks(n, MMA_BN) * ((rows + MMA_BM - 1) / MMA_BM);
+    const int64_t k_tiles = (cols + MMA_BK - 1) / MMA_BK;
+    int64_t s = (2 * (int64_t)c->n_sm + tiles - 1) / tiles;
+    if (s > k_tiles / 4) s = k_tiles / 4;
+    if (s > MMA_MAX_SPLITS) s = MMA_MAX_SPLITS;
+    const int64_t room = c->deq ? c->p.deq_elems / 2 / ((int64_t)n * rows) : 0;   /* f32 partials */
+    if (s > room) s = room;
+    return s < 1 ? 1 : s;
+}
+
 extern "C" coder_status cuda_matmul_mma(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
                                         int64_t cols, const float *x, int n, float *y) {
     if (!cuda_type_ok(type, cols))
@@ -157,11 +188,19 @@ extern "C" coder_status cuda_matmul_mma(cuda_ctx *c, uint32_t type, const void *
     const int64_t row_tiles = (rows + MMA_BM - 1) / MMA_BM;
     if (rows <= 0 || n < 1 || row_tiles > 65535)
         return coder_fail(CODER_ERR_INTERNAL, "cuda mma matmul: %lld rows, %d tokens", (long long)rows, n);
-    const dim3 grid(cuda_blocks(n, MMA_BN), (unsigned)row_tiles);
+    const int64_t k_tiles = (cols + MMA_BK - 1) / MMA_BK, want = mma_splits(c, rows, cols, n);
+    const int64_t k_chunk = (k_tiles + want - 1) / want * MMA_BK, splits = (cols + k_chunk - 1) / k_chunk;
+    float *part = splits > 1 ? (float *)c->deq : NULL;
+    const dim3 grid(cuda_blocks(n, MMA_BN), (unsigned)row_tiles, (unsigned)splits);
     const uint8_t *w = (const uint8_t *)W;
-#define MMA_L(T) mma_prefill_kernel<T><<<grid, MMA_THREADS, 0, c->stream>>>(w, row_bytes, rows, cols, x, n, y)
+#define MMA_L(T) mma_prefill_kernel<T><<<grid, MMA_THREADS, 0, c->stream>>>(w, row_bytes, rows, cols, x, n, y, k_chunk, part)
     CQ_DISPATCH(type, MMA_L, (void)0)
 #undef MMA_L
     LAUNCH_CHECK(c, "mma_prefill");
+    if (part) {
+        const size_t count = (size_t)n * (size_t)rows;
+        mma_reduce_kernel<<<cuda_blocks((int64_t)count, 256), 256, 0, c->stream>>>(part, (int)splits, count, y);
+        LAUNCH_CHECK(c, "mma_prefill split-K sum");
+    }
     return CODER_OK;
 }
