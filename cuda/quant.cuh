@@ -5,13 +5,13 @@
  * (d*sc)*q), so results agree with the CPU reference to rounding (nvcc may fuse a multiply-add
  * where the CPU rounds twice). Eight consecutive elements always lie
  * in one block and share one scale, and their quant bytes are consecutive, so each call is one
- * scale decode plus one 8-byte (Q4_K/Q5_K: aligned 64-bit) or byte-wise load. Layouts:
+ * scale decode plus one 8-byte (Q4_K/Q5_K: aligned 64-bit) or four 2-byte loads. Layouts:
  * ../shared/docs/FORMATS.md section 2 and lib/quant.h. The same routine serves the decode
  * mat-vec (mmvq.cu), the prefill dequantizer (mmq_prefill.cu) and the embedding lookup (ops.cu).
  *
  * Alignment: rows start at row * row_bytes inside a 256-byte aligned copy. Q4_K (144-byte
  * blocks) and Q5_K (176) rows are 16-byte aligned, so their quant bytes are read as uint2; the
- * 2-byte aligned formats (Q8_0 34, Q6_K 210, Q5_0 22, Q4_0 18) are read byte by byte. */
+ * 2-byte aligned formats (Q8_0 34, Q6_K 210, Q5_0 22, Q4_0 18) 2 bytes at a time. */
 #ifndef CODER_CUDA_QUANT_CUH
 #define CODER_CUDA_QUANT_CUH
 
@@ -28,13 +28,21 @@
 #define CQ_UNROLL   /* the host compiler does not know the pragma */
 #endif
 
-/* Vector loads: one instruction on the device; memcpy on the host, where reading bytes stored as
- * other types through a uint4 lvalue breaks C++ aliasing rules (gcc then reads stale data). */
+/* Host runs (tests/test_cuda_deq.cu) count the loads that would be misaligned on the device. */
+inline long &cq_host_misaligned_loads() {
+    static long n = 0;
+    return n;
+}
+
+/* Loads of 2, 8 or 16 bytes: one instruction on the device (the address must be aligned to the
+ * size: a fault otherwise); memcpy on the host, where reading bytes stored as other types through
+ * a uint4 lvalue breaks C++ aliasing rules (gcc then reads stale data). */
 template <typename V>
 CQ_FN V cq_load(const uint8_t *p) {
 #ifdef __CUDA_ARCH__
     return *(const V *)p;
 #else
+    if ((uintptr_t)p % sizeof(V) != 0) cq_host_misaligned_loads()++;
     V v;
     memcpy(&v, p, sizeof v);
     return v;
@@ -57,11 +65,14 @@ enum {
     CQ_Q4_K = 12, CQ_Q5_K = 13, CQ_Q6_K = 14, CQ_BF16 = 30
 };
 
-CQ_FN float cq_f16(const uint8_t *p) {
-    return __half2float(__ushort_as_half((unsigned short)(p[0] | (p[1] << 8))));
-}
+/* Every scale and quant field the routines read starts at an even offset of a block, and every
+ * block size is even, so 2-byte loads are always aligned (rows start at row * row_bytes in a
+ * 256-byte aligned copy; test_cuda_deq checks it). */
+CQ_FN float cq_f16(const uint8_t *p) { return __half2float(__ushort_as_half(cq_load<unsigned short>(p))); }
 
-/* 8 bytes at p: one 64-bit load when aligned (compile-time promise), else bytes. */
+/* 8 bytes at p: one 64-bit load when 8-byte aligned (compile-time promise: Q4_K/Q5_K), else four
+ * 16-bit loads (half the instructions of bytes; the warp's lanes read neighbouring bytes, so the
+ * load count, not DRAM, can limit a mat-vec over the 34- and 210-byte formats). */
 template <bool ALIGNED8>
 CQ_FN void cq_ld8(const uint8_t *p, uint8_t q[8]) {
     if (ALIGNED8) {
@@ -73,7 +84,11 @@ CQ_UNROLL
         }
     } else {
 CQ_UNROLL
-        for (int k = 0; k < 8; k++) q[k] = p[k];
+        for (int k = 0; k < 4; k++) {
+            const unsigned short h = cq_load<unsigned short>(p + 2 * k);
+            q[2 * k] = (uint8_t)h;
+            q[2 * k + 1] = (uint8_t)(h >> 8);
+        }
     }
 }
 
@@ -127,8 +142,10 @@ template <> struct deq<CQ_Q8_0> {   /* {f16 d; int8 qs[32]} 34 bytes */
         const uint8_t *b = row + (i0 >> 5) * 34;
         const int j = (int)(i0 & 31);
         const float d = cq_f16(b);
+        uint8_t q[8];
+        cq_ld8<false>(b + 2 + j, q);
 CQ_UNROLL
-        for (int k = 0; k < 8; k++) v[k] = (float)(int8_t)b[2 + j + k] * d;
+        for (int k = 0; k < 8; k++) v[k] = (float)(int8_t)q[k] * d;
     }
 };
 
@@ -137,9 +154,11 @@ template <> struct deq<CQ_Q4_0> {   /* {f16 d; u8 qs[16]} 18 bytes; elements 0-1
         const uint8_t *b = row + (i0 >> 5) * 18;
         const int j = (int)(i0 & 31), hi = j >> 4, l0 = j & 15;
         const float d = cq_f16(b);
+        uint8_t qs[8];
+        cq_ld8<false>(b + 2 + l0, qs);
 CQ_UNROLL
         for (int k = 0; k < 8; k++) {
-            const int q = hi ? b[2 + l0 + k] >> 4 : b[2 + l0 + k] & 0xf;
+            const int q = hi ? qs[k] >> 4 : qs[k] & 0xf;
             v[k] = (float)(q - 8) * d;
         }
     }
@@ -150,9 +169,11 @@ template <> struct deq<CQ_Q4_1> {   /* {f16 d, m; u8 qs[16]} 20 bytes */
         const uint8_t *b = row + (i0 >> 5) * 20;
         const int j = (int)(i0 & 31), hi = j >> 4, l0 = j & 15;
         const float d = cq_f16(b), m = cq_f16(b + 2);
+        uint8_t qs[8];
+        cq_ld8<false>(b + 4 + l0, qs);
 CQ_UNROLL
         for (int k = 0; k < 8; k++) {
-            const int q = hi ? b[4 + l0 + k] >> 4 : b[4 + l0 + k] & 0xf;
+            const int q = hi ? qs[k] >> 4 : qs[k] & 0xf;
             v[k] = (float)q * d + m;
         }
     }
@@ -163,10 +184,12 @@ template <> struct deq<CQ_Q5_0> {   /* {f16 d; u8 qh[4]; u8 qs[16]} 22 bytes; qh
         const uint8_t *b = row + (i0 >> 5) * 22;
         const int j = (int)(i0 & 31), hi = j >> 4, l0 = j & 15;
         const float d = cq_f16(b);
-        const uint32_t qh = b[2] | (b[3] << 8) | (b[4] << 16) | ((uint32_t)b[5] << 24);
+        const uint32_t qh = cq_load<unsigned short>(b + 2) | ((uint32_t)cq_load<unsigned short>(b + 4) << 16);
+        uint8_t qs[8];
+        cq_ld8<false>(b + 6 + l0, qs);
 CQ_UNROLL
         for (int k = 0; k < 8; k++) {
-            const int lo4 = hi ? b[6 + l0 + k] >> 4 : b[6 + l0 + k] & 0xf;
+            const int lo4 = hi ? qs[k] >> 4 : qs[k] & 0xf;
             const int q = lo4 | (int)(((qh >> (j + k)) & 1) << 4);
             v[k] = (float)(q - 16) * d;
         }
@@ -178,10 +201,12 @@ template <> struct deq<CQ_Q5_1> {   /* {f16 d, m; u8 qh[4]; u8 qs[16]} 24 bytes 
         const uint8_t *b = row + (i0 >> 5) * 24;
         const int j = (int)(i0 & 31), hi = j >> 4, l0 = j & 15;
         const float d = cq_f16(b), m = cq_f16(b + 2);
-        const uint32_t qh = b[4] | (b[5] << 8) | (b[6] << 16) | ((uint32_t)b[7] << 24);
+        const uint32_t qh = cq_load<unsigned short>(b + 4) | ((uint32_t)cq_load<unsigned short>(b + 6) << 16);
+        uint8_t qs[8];
+        cq_ld8<false>(b + 8 + l0, qs);
 CQ_UNROLL
         for (int k = 0; k < 8; k++) {
-            const int lo4 = hi ? b[8 + l0 + k] >> 4 : b[8 + l0 + k] & 0xf;
+            const int lo4 = hi ? qs[k] >> 4 : qs[k] & 0xf;
             const int q = lo4 | (int)(((qh >> (j + k)) & 1) << 4);
             v[k] = (float)q * d + m;
         }

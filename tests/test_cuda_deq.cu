@@ -5,7 +5,8 @@
  * __host__ __device__, so this needs nvcc but no GPU; it runs in every CUDA build's `make test`.
  * (On the device nvcc may fuse a multiply-add the host rounds twice: test_gpu covers that.)
  * Blocks are random bytes with sane f16 scales, then raw random bytes (NaN/Inf scales included:
- * NaN must stay NaN). */
+ * NaN must stay NaN). Rows lie one after another as in the device copy, and no 2-, 8- or 16-byte
+ * load may be misaligned (a fault on the device). */
 #include <stdint.h>
 
 #include "../cuda/quant.cuh"
@@ -93,10 +94,13 @@ TEST(deq_matches_quant_c_every_type) {
             /* K-quant rows are read with aligned 8-byte loads on the device: their row sizes must
              * keep every row of the 256-byte aligned weight copy 16-byte aligned */
             if (type == CQ_Q4_K || type == CQ_Q5_K) CHECK_MSG(bytes % 16 == 0, "type %u row of %zu bytes", type, bytes);
-            uint8_t *row = (uint8_t *)aligned_alloc(256, (bytes + 255) / 256 * 256);
+            /* rows one after another, as in the device's weight copy (256-byte aligned start):
+             * the third row starts wherever 2 * row_bytes puts it */
+            uint8_t *rows = (uint8_t *)aligned_alloc(256, (3 * bytes + 255) / 256 * 256);
             float *ref = (float *)malloc((size_t)cols * sizeof *ref);
-            CHECK(row && ref);
+            CHECK(rows && ref);
             for (int pass = 0; pass < 6; pass++) {   /* 4 sane rows, 2 of raw bytes */
+                uint8_t *row = rows + (size_t)(pass % 3) * bytes;
                 fill_row(type, row, bytes, cols, pass < 4);
                 const int rs = dequantize_row(type, row, ref, cols);
                 int bad = -1;
@@ -112,18 +116,19 @@ TEST(deq_matches_quant_c_every_type) {
                     checked += 8;
                 }
                 if (rs != 0 || bad >= 0) {
-                    free(row);
+                    free(rows);
                     free(ref);
                 }
                 CHECK_MSG(rs == 0, "dequantize_row type %u failed", type);
                 CHECK_MSG(bad < 0, "type %u, %lld columns, pass %d: element %d is %.9g on the device path, %.9g in quant.c",
                           type, (long long)cols, pass, bad, got, want);
             }
-            free(row);
+            free(rows);
             free(ref);
         }
     }
     printf("  info: %ld elements compared\n", checked);
+    CHECK_MSG(cq_host_misaligned_loads() == 0, "%ld loads would be misaligned on the device", cq_host_misaligned_loads());
 }
 
 int main(void) {
