@@ -215,7 +215,7 @@ $(B)/rel/cuda_glue.o: cuda/cuda_api.h
 # test_gpu links the release archive (with the CUDA objects when CUDA is on), not the sanitizer
 # objects: ASan and the CUDA runtime do not mix. Without CUDA or a device it SKIPs.
 $(B)/test/bin/test_gpu: tests/test_gpu.c $(wildcard tests/*.h) $(B)/libcoderinfer.a | $(B)/test/bin
-	$(CC) $(CSTD) -O1 -g -pthread $(WARN) $(CUDA_DEF) $(CPPFLAGS_ALL) -Itests -o $@ $< $(B)/libcoderinfer.a $(CUDA_LIBS) $(LDLIBS_ALL)
+	$(CC) $(CSTD) -O2 -g -pthread $(WARN) $(CUDA_DEF) $(CPPFLAGS_ALL) -Itests -o $@ $< $(B)/libcoderinfer.a $(CUDA_LIBS) $(LDLIBS_ALL)
 $(B)/test/bin/test_%: tests/test_%.cu $(wildcard tests/*.h cuda/*.cuh) $(B)/libcoderinfer.a | $(B)/test/bin
 	$(NVCC) -O2 -std=c++17 -Xcompiler -Wall,-Wextra -Itests -Iinclude -Ilib -c $< -o $@.o
 	$(CC) -pthread -o $@ $@.o $(B)/libcoderinfer.a $(CUDA_LIBS) $(LDLIBS_ALL)
