@@ -30,14 +30,28 @@ static void blas_load(void) {
                            CODER_CUDA_HOME "/lib64/libcublas.so." CUBLAS_STR(CUBLAS_VER_MAJOR)};
     void *h = NULL;
     const char *err = "not tried";
+    char other[256] = "";
     for (size_t i = 0; i < sizeof names / sizeof names[0] && !h; i++) {
         if (!names[i]) continue;
         h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-        if (!h) err = dlerror();
+        if (!h) {
+            err = dlerror();
+            continue;
+        }
+        /* the unversioned name (or CODER_CUBLAS) may be another major version than the headers and
+         * the static runtime we were built with: refuse it rather than call into it */
+        typedef cublasStatus_t (*get_property_fn)(libraryPropertyType, int *);
+        get_property_fn get_property = (get_property_fn)dlsym(h, "cublasGetProperty");
+        int major = -1;
+        if (!get_property || get_property(MAJOR_VERSION, &major) != CUBLAS_STATUS_SUCCESS || major != CUBLAS_VER_MAJOR) {
+            snprintf(other, sizeof other, "%s is cuBLAS %d, not %d", names[i], major, (int)CUBLAS_VER_MAJOR);
+            dlclose(h);
+            h = NULL;
+        }
     }
     if (!h) {
-        snprintf(blas_why, sizeof blas_why, "cuBLAS (libcublas.so.%d) not found: %s; set CODER_CUBLAS to its path",
-                 (int)CUBLAS_VER_MAJOR, err ? err : "?");
+        snprintf(blas_why, sizeof blas_why, "cuBLAS (libcublas.so.%d) not found: %s%s%s; set CODER_CUBLAS to its path",
+                 (int)CUBLAS_VER_MAJOR, err ? err : "?", other[0] ? "; " : "", other);
         return;
     }
     cuda_blas_api a;
