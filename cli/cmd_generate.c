@@ -63,6 +63,9 @@ static void usage(void) {
           "  --kv-type T        KV cache type: f16 (default), f32, q8_0, q8_0-q4_0 (K q8_0, V q4_0)\n"
           "  --truncate-prompt  cut the middle of a prompt that does not fit (default: refuse)\n"
           "  --keep N           with --truncate-prompt: prompt tokens kept from the start\n"
+          "  --lookup N         greedy decoding (--temp 0) drafts up to N tokens (0-16) from where the\n"
+          "                     last tokens occurred before in the context (prompt lookup: edits of\n"
+          "                     code in the prompt go several tokens per step; same output)\n"
           "  -q / -v / -vv      quieter / more logging on stderr\n",
           stderr);
 }
@@ -108,9 +111,10 @@ static void print_json(const coder_result *r, uint64_t seed_used, int have_seed)
     if (have_seed) printf(",\"seed\":%llu", (unsigned long long)seed_used);
     const coder_stats *s = &r->stats;
     printf(",\"stats\":{\"prompt_tokens\":%d,\"cached_tokens\":%d,\"generated_tokens\":%d,"
-           "\"prefill_ms\":%.3f,\"decode_ms\":%.3f,\"prefill_tps\":%.2f,\"decode_tps\":%.2f}}\n",
+           "\"prefill_ms\":%.3f,\"decode_ms\":%.3f,\"prefill_tps\":%.2f,\"decode_tps\":%.2f,"
+           "\"drafted_tokens\":%d,\"accepted_tokens\":%d}}\n",
            (int)s->n_prompt, (int)s->n_cached, (int)s->n_generated, s->prefill_ms, s->decode_ms,
-           s->prefill_tps, s->decode_tps);
+           s->prefill_tps, s->decode_tps, (int)s->n_drafted, (int)s->n_accepted);
     fflush(stdout);
 }
 
@@ -130,6 +134,8 @@ static void print_stats(const coder_result *r) {
             "stop:     %s\n",
             (int)s->n_prompt, (int)s->n_cached, s->prefill_ms, s->prefill_tps, (int)s->n_generated,
             s->decode_ms, s->decode_tps, stop_name(r->stop_reason));
+    if (s->n_drafted > 0)
+        fprintf(stderr, "lookup:   %d of %d drafted tokens kept\n", (int)s->n_accepted, (int)s->n_drafted);
 }
 
 static double cli_now(void) {
@@ -210,6 +216,7 @@ static int parse_args(int argc, char **argv, gen_args *a) {
         }
         else if (OPT("--truncate-prompt")) a->gp.context_policy = CODER_CONTEXT_TRUNCATE;
         else if (OPT("--keep")) { NEED_VALUE(); if (cli_parse_int(o, v, 0, INT_MAX, &a->gp.truncate_keep)) return EXIT_USAGE; }
+        else if (OPT("--lookup")) { NEED_VALUE(); if (cli_parse_int(o, v, 0, 16, &a->gp.lookup_draft)) return EXIT_USAGE; }
         else if (OPT("-q") || OPT("--quiet")) a->verbosity = 0;
         else if (OPT("-v") || OPT("--verbose")) a->verbosity = a->verbosity < 2 ? 2 : a->verbosity + 1;
         else if (OPT("-vv")) a->verbosity = 3;

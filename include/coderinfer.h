@@ -386,6 +386,15 @@ typedef struct coder_gen_params {
     int32_t context_policy;       /* coder_context_policy; default CODER_CONTEXT_REFUSE          */
     int32_t truncate_keep;        /* CODER_CONTEXT_TRUNCATE: prompt tokens kept from the start
                                      (a system prompt); default 0                               */
+    /* Added in 0.2 (later in the cycle):                                                         */
+    int32_t lookup_draft;         /* prompt-lookup decoding (greedy only: temperature 0, no
+                                     penalties; ignored otherwise): where the last tokens occurred
+                                     before in the context, up to this many of the tokens that
+                                     followed are evaluated with the next one in one batch and kept
+                                     as far as greedy decoding agrees; 0 (default) off. Edits of
+                                     code the prompt holds go several tokens per step. The output
+                                     is greedy decoding's (bit for bit for quantized weights on the
+                                     CPU; elsewhere a batch's rounding may differ in the last bit) */
 } coder_gen_params;
 
 /* coder_gen_params.prompt_mode: how the prompt relates to the tokens the session holds.         */
@@ -429,6 +438,8 @@ typedef struct coder_stats {
     int32_t n_generated;          /* tokens generated                                           */
     double prefill_ms, decode_ms; /* wall time of prompt evaluation and of generation           */
     double prefill_tps, decode_tps;/* tokens per second of each                                 */
+    /* Added in 0.2 (later in the cycle):                                                         */
+    int32_t n_drafted, n_accepted;/* lookup_draft: tokens proposed and kept                     */
 } coder_stats;
 
 typedef struct coder_result {
@@ -463,7 +474,8 @@ CODER_EXPORT void coder_result_clear(coder_result *r);
  *     the session.
  *   - Parameter rules (else CODER_ERR_INVALID_ARG naming the field): temperature finite; top_p and
  *     min_p in [0,1]; repeat_penalty > 0; frequency/presence penalties >= 0; repeat_last_n >= 0;
- *     max_tokens >= -1; stop strings non-empty; gp->size == sizeof(coder_gen_params). */
+ *     max_tokens >= -1; stop strings non-empty; lookup_draft in [0, 16];
+ *     gp->size == sizeof(coder_gen_params). */
 CODER_EXPORT coder_status coder_generate(coder_session *session, const char *prompt, size_t len,
                                          const coder_gen_params *gp, coder_result *result);
 

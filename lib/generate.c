@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "lookup.h"
 #include "sampler.h"
 #include "session.h"
 
@@ -173,6 +174,7 @@ static coder_status generate_run(coder_session *s, const int32_t *prompt, size_t
     r->stop_reason = CODER_STOP_ERROR;
 
     sampler *sm = NULL;
+    float *rows = NULL;   // lookup_draft: the logits of a verified batch
     TRY(sampler_new(gp, vocab, &sm));
     gen_text text = {.gp = gp};
     size_t tok_cap = 0;
@@ -204,23 +206,59 @@ static coder_status generate_run(coder_session *s, const int32_t *prompt, size_t
     // step from a GPU); `next` holds it, -1 when the logits must be sampled on the host.
     const bool argmax = sampler_is_argmax(sm);
     int32_t next = -1;
+    // Prompt lookup (greedy only): drafts verified with the token before them; the kept ones wait
+    // in queue[qi..nq), already evaluated, and go out one per iteration like sampled tokens.
+    int max_draft = argmax ? gp->lookup_draft : 0;
+    if (max_draft > s->n_batch - 1) max_draft = s->n_batch - 1;
+    int32_t queue[LOOKUP_MAX_DRAFT];
+    int qi = 0, nq = 0;
+    int draft_len = max_draft;   // adapts: doubles after a draft kept whole, else kept + 1
+    if (max_draft > 0 && !(rows = coder_malloc((size_t)(max_draft + 1) * (size_t)vocab * sizeof *rows))) {
+        status = coder_fail(CODER_ERR_NOMEM, "lookup_draft %d: logits of the batch", max_draft);
+        goto done;
+    }
     for (;;) {
         if (atomic_load(&s->cancel)) { r->stop_reason = CODER_STOP_CANCELLED; break; }
         if (gp->max_tokens >= 0 && r->n_tokens >= (size_t)gp->max_tokens) { r->stop_reason = CODER_STOP_LENGTH; break; }
-        if (s->n_past >= s->n_ctx) { r->stop_reason = CODER_STOP_CONTEXT_FULL; break; }
-        int32_t id = next;
-        if (id < 0) {
-            if ((status = session_logits(s)) != CODER_OK) goto done;
-            if ((status = sampler_sample(sm, s->logits, &id)) != CODER_OK) goto done;
+        int32_t id;
+        if (qi < nq) {
+            id = queue[qi++];   // drafted, verified and evaluated with the batch
+        } else {
+            if (s->n_past >= s->n_ctx) { r->stop_reason = CODER_STOP_CONTEXT_FULL; break; }
+            id = next;
+            if (id < 0) {
+                if ((status = session_logits(s)) != CODER_OK) goto done;
+                if ((status = sampler_sample(sm, s->logits, &id)) != CODER_OK) goto done;
+            }
+            if (tokenizer_is_eog(tok, id)) { r->stop_reason = CODER_STOP_EOG; break; }
+            int nd = 0;
+            if (max_draft > 0) {   // drafts may not outrun max_tokens or the context
+                long room = gp->max_tokens >= 0 ? (long)gp->max_tokens - (long)r->n_tokens - 1 : max_draft;
+                if (room > s->n_ctx - s->n_past - 1) room = s->n_ctx - s->n_past - 1;
+                if (room > draft_len) room = draft_len;
+                if (room > 0) nd = lookup_draft(s, id, tok, (int)room, queue);
+            }
+            if (nd > 0) {
+                int ok = 0;
+                status = lookup_verify(s, id, queue, nd, rows, &ok, &next);
+                if (status == CODER_OK) {
+                    st->n_drafted += nd;
+                    st->n_accepted += ok;
+                    // rejected drafts cost a wider batch for nothing: ask for what was kept last time
+                    draft_len = ok == nd ? (2 * draft_len < max_draft ? 2 * draft_len : max_draft) : ok + 1;
+                    qi = 0;
+                    nq = ok;
+                }
+            } else {
+                status = argmax ? session_eval_greedy(s, id, &next) : session_eval(s, &id, 1);
+            }
+            if (status == CODER_ERR_CANCELLED) { // the token was not kept: drop it, text unchanged
+                r->stop_reason = CODER_STOP_CANCELLED;
+                status = CODER_OK;
+                break;
+            }
+            if (status != CODER_OK) goto done;
         }
-        if (tokenizer_is_eog(tok, id)) { r->stop_reason = CODER_STOP_EOG; break; }
-        status = argmax ? session_eval_greedy(s, id, &next) : session_eval(s, &id, 1);
-        if (status == CODER_ERR_CANCELLED) { // the token was not kept: drop it, text unchanged
-            r->stop_reason = CODER_STOP_CANCELLED;
-            status = CODER_OK;
-            break;
-        }
-        if (status != CODER_OK) goto done;
         if ((status = result_push_token(r, &tok_cap, id)) != CODER_OK) goto done;
         sampler_accept(sm, id);
 
@@ -248,6 +286,9 @@ static coder_status generate_run(coder_session *s, const int32_t *prompt, size_t
         if (text.stop_string) { r->stop_reason = CODER_STOP_STRING; break; }
         if (text.callback_stop) { r->stop_reason = CODER_STOP_CANCELLED; break; }
     }
+    // Verified drafts the loop did not emit (a stop string, a cancel) leave the session, so it holds
+    // exactly the returned tokens; the logits are those after the last of them.
+    if (qi < nq && (status = lookup_trim(s, nq - qi, rows, qi)) != CODER_OK) goto done;
     status = text_finish(&text);
     if (status == CODER_OK && text.stop_string) r->stop_reason = CODER_STOP_STRING;
     {
@@ -259,6 +300,7 @@ static coder_status generate_run(coder_session *s, const int32_t *prompt, size_t
 done:
     if (status != CODER_OK) r->stop_reason = CODER_STOP_ERROR;
     if (piece != piece_stack) coder_mfree(piece);
+    coder_mfree(rows);
     sampler_free(sm);
     r->text = text.buf;
     r->text_len = text.buf ? text.len : 0;
@@ -285,6 +327,9 @@ static coder_status generate_check(coder_session *s, const coder_gen_params *gp,
                           (int)out->context_policy);
     if (out->truncate_keep < 0)
         return coder_fail(CODER_ERR_INVALID_ARG, "gen_params.truncate_keep = %d must be >= 0", (int)out->truncate_keep);
+    if (out->lookup_draft < 0 || out->lookup_draft > LOOKUP_MAX_DRAFT)
+        return coder_fail(CODER_ERR_INVALID_ARG, "gen_params.lookup_draft = %d must be in [0, %d]", (int)out->lookup_draft,
+                          LOOKUP_MAX_DRAFT);
     return check_stops(out);
 }
 

@@ -201,6 +201,12 @@ func TestGenerateDeterministic(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(a.Tokens, b.Tokens) || b.Stats.CachedTokens == 0 {
 		t.Fatalf("second greedy run differs: %v vs %v (%v), cached %d", a.Tokens, b.Tokens, err, b.Stats.CachedTokens)
 	}
+	// Prompt lookup keeps only what greedy decoding agrees with: the same tokens.
+	lk, err := s.Generate(ctx, prompt+prompt, GenOptions{MaxTokens: 16, Lookup: 8})
+	pl, err2 := s.Generate(ctx, prompt+prompt, GenOptions{MaxTokens: 16})
+	if err != nil || err2 != nil || !reflect.DeepEqual(lk.Tokens, pl.Tokens) || lk.Stats.AcceptedTokens > lk.Stats.DraftedTokens {
+		t.Fatalf("lookup run differs: %v vs %v (%v, %v)", lk.Tokens, pl.Tokens, err, err2)
+	}
 	// Same seed => same sampled tokens; another seed => (almost surely) others.
 	o := GenOptions{MaxTokens: 16, Temperature: 0.9, Seed: 42}
 	c, _ := s.Generate(ctx, prompt, o)

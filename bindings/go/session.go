@@ -181,6 +181,11 @@ type GenOptions struct {
 	// RawTokens: tokenize the prompt without BOS and without matching control-token text.
 	// By default BOS is added (where the model asks for it) and <|...|> text is recognised.
 	RawTokens bool
+
+	// Lookup (greedy only, 0-16): drafts up to this many tokens from where the last tokens
+	// occurred before in the context and keeps those greedy decoding agrees with (prompt lookup:
+	// rewriting code the prompt holds goes several tokens per step; same output). 0: off.
+	Lookup int
 }
 
 // DefaultGenOptions returns the library's own defaults (coder_gen_params_init), with Seed 0.
@@ -221,6 +226,7 @@ type Stats struct {
 	PromptTokens, CachedTokens, GeneratedTokens int
 	PrefillMs, DecodeMs                         float64
 	PrefillTPS, DecodeTPS                       float64
+	DraftedTokens, AcceptedTokens               int // Lookup: tokens proposed and kept
 }
 
 // Result is a completion: its text, the generated token ids (without the end-of-generation
@@ -280,6 +286,7 @@ func (o *GenOptions) toC(gp *C.coder_gen_params) {
 	gp.frequency_penalty = C.float(o.FrequencyPenalty)
 	gp.presence_penalty = C.float(o.PresencePenalty)
 	gp.seed = C.uint64_t(o.Seed)
+	gp.lookup_draft = C.int32_t(o.Lookup)
 	if o.RawTokens {
 		gp.tokenize_flags = 0
 	}
@@ -414,6 +421,7 @@ func (s *Session) run(ctx context.Context, prompt *string, toks []int32, opts Ge
 			GeneratedTokens: int(r.stats.n_generated),
 			PrefillMs:       float64(r.stats.prefill_ms), DecodeMs: float64(r.stats.decode_ms),
 			PrefillTPS: float64(r.stats.prefill_tps), DecodeTPS: float64(r.stats.decode_tps),
+			DraftedTokens: int(r.stats.n_drafted), AcceptedTokens: int(r.stats.n_accepted),
 		},
 	}
 	if r.n_tokens > 0 {

@@ -286,7 +286,7 @@ class Session:
     # -- generation ----------------------------------------------------------------------------
     def generate(self, prompt, *, max_tokens=None, temperature=None, top_k=None, top_p=None, min_p=None,
                  repeat_penalty=None, repeat_last_n=None, frequency_penalty=None, presence_penalty=None,
-                 seed=None, stop=None, stream=False, reset=True, raw=False):
+                 seed=None, stop=None, stream=False, reset=True, raw=False, lookup=None):
         """Generates a completion of prompt (a str, or a list of token ids).
 
         Sampling arguments left at None take the library's defaults (max_tokens 256, temperature
@@ -295,6 +295,9 @@ class Session:
         reset=True (default) makes the prompt the whole context (as if the session were empty, reusing
         the longest prefix it already holds); reset=False continues what it holds.
         raw=True tokenizes a text prompt without BOS and without control-token matching.
+        lookup=N (greedy only) drafts up to N tokens from where the last tokens occurred before in
+        the context (prompt lookup: rewriting code the prompt holds goes several tokens per step,
+        same output).
 
         Returns a Result; with stream=True returns a Stream that yields the text pieces as they are
         produced (they concatenate to the text; its .result is set once it is exhausted). Breaking
@@ -304,7 +307,7 @@ class Session:
         for name, v in (("max_tokens", max_tokens), ("temperature", temperature), ("top_k", top_k),
                         ("top_p", top_p), ("min_p", min_p), ("repeat_penalty", repeat_penalty),
                         ("repeat_last_n", repeat_last_n), ("frequency_penalty", frequency_penalty),
-                        ("presence_penalty", presence_penalty), ("seed", seed)):
+                        ("presence_penalty", presence_penalty), ("seed", seed), ("lookup_draft", lookup)):
             if v is not None:
                 setattr(gp, name, v)
         if raw:

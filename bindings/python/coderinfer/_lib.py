@@ -51,13 +51,14 @@ class GenParams(ctypes.Structure):
                 ("frequency_penalty", c_float), ("presence_penalty", c_float), ("seed", c_uint64),
                 ("stop", P(c_char_p)), ("n_stop", c_size_t), ("tokenize_flags", c_uint),
                 ("on_piece", PIECE_FN), ("user_data", c_void_p),
-                ("prompt_mode", c_int32), ("context_policy", c_int32), ("truncate_keep", c_int32)]
+                ("prompt_mode", c_int32), ("context_policy", c_int32), ("truncate_keep", c_int32),
+                ("lookup_draft", c_int32)]
 
 
 class Stats(ctypes.Structure):
     _fields_ = [("n_prompt", c_int32), ("n_cached", c_int32), ("n_generated", c_int32),
                 ("prefill_ms", c_double), ("decode_ms", c_double), ("prefill_tps", c_double),
-                ("decode_tps", c_double)]
+                ("decode_tps", c_double), ("n_drafted", c_int32), ("n_accepted", c_int32)]
 
 
 class Result(ctypes.Structure):

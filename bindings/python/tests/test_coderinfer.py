@@ -70,6 +70,10 @@ def test_generate_deterministic(session, model):
     # the second call reuses the prompt prefix already in the session (CODER_PROMPT_REUSE) and
     # still repeats the run exactly
     assert b.tokens == a.tokens and b.stats["n_cached"] > 0
+    # prompt lookup drafts from the context and keeps what greedy agrees with: the same run
+    lk = session.generate(PROMPT + PROMPT, max_tokens=16, temperature=0, lookup=8)
+    pl = session.generate(PROMPT + PROMPT, max_tokens=16, temperature=0)
+    assert lk.tokens == pl.tokens and lk.stats["n_accepted"] <= lk.stats["n_drafted"] and pl.stats["n_drafted"] == 0
     c = session.generate(PROMPT, max_tokens=16, temperature=0.9, seed=42)
     d = session.generate(PROMPT, max_tokens=16, temperature=0.9, seed=42)
     e = session.generate(PROMPT, max_tokens=16, temperature=0.9, seed=43)
