@@ -30,6 +30,7 @@ struct forward_state {
     backend_buf *logits;      /* on the last stage                                              */
     int32_t logits_rows;      /* rows the logits buffer holds (1, more in the logits_all path) */
     int32_t last_row;         /* the row of the last evaluated token's logits                  */
+    int32_t n_rows;           /* rows the last evaluation wrote                                */
     uint64_t layout;          /* changes when a buffer does (recorded decode steps: step_begin) */
     float *handover;          /* [n_batch][dim] host copy of x between stages (split models)  */
     forward_debug_fn dbg;
@@ -288,8 +289,10 @@ static coder_status forward_body_recorded(forward_state *f, int32_t pos0, const 
     return st != CODER_OK ? st : body;
 }
 
-coder_status forward_eval(forward_state *f, const int32_t *tokens, int n, int32_t pos0, const atomic_bool *cancel,
-                          float *logits, float *logits_all) {
+/* The evaluation itself: the logits of the last token, or of every token (all_rows), stay in
+ * f->logits on the last backend. */
+static coder_status forward_run(forward_state *f, const int32_t *tokens, int n, int32_t pos0, const atomic_bool *cancel,
+                                bool all_rows) {
     const model_hparams *hp = &f->m->hp;
     if (n < 1 || n > f->n_batch)
         return coder_fail(CODER_ERR_INTERNAL, "forward_eval: %d tokens for a batch of %d", n, (int)f->n_batch);
@@ -299,9 +302,9 @@ coder_status forward_eval(forward_state *f, const int32_t *tokens, int n, int32_
     DBG(b, "embd", -1, "GET_ROWS", f->st[0].x, n, hp->dim);
     if (hp->embed_scale != 1.0f) TRY(b->ops->scale(b, f->st[0].x, n, hp->dim, hp->embed_scale));   /* gemma3 */
 
-    /* Output head: the last row only, or every row for logits_all (its buffer grown first). */
+    /* Output head: the last row only, or every row (its buffer grown first). */
     b = fwd_last(f);
-    const int n_out = logits_all ? n : 1;
+    const int n_out = all_rows ? n : 1;
     if (n_out > f->logits_rows) {
         backend_buf *nb;
         TRY(alloc_rows(b, n_out, hp->vocab_size, &nb));
@@ -311,12 +314,35 @@ coder_status forward_eval(forward_state *f, const int32_t *tokens, int n, int32_
         f->layout = next_layout();   /* a recorded step wrote to the old buffer */
     }
     bool done = false;
-    if (n == 1 && !logits_all && f->n_stages == 1 && b->ops->step_begin && !f->dbg)
+    if (n == 1 && !all_rows && f->n_stages == 1 && b->ops->step_begin && !f->dbg)
         TRY(forward_body_recorded(f, pos0, cancel, &done));
     if (!done) TRY(forward_body(f, n, pos0, cancel, n_out));
-    if (logits_all) TRY(b->ops->buf_read(b, f->logits, 0, (size_t)n_out * (size_t)hp->vocab_size, logits_all));
+    f->n_rows = n_out;
     f->last_row = n_out - 1;
+    return CODER_OK;
+}
+
+coder_status forward_eval(forward_state *f, const int32_t *tokens, int n, int32_t pos0, const atomic_bool *cancel,
+                          float *logits, float *logits_all) {
+    TRY(forward_run(f, tokens, n, pos0, cancel, logits_all != NULL));
+    backend *b = fwd_last(f);
+    if (logits_all) TRY(b->ops->buf_read(b, f->logits, 0, (size_t)n * (size_t)f->m->hp.vocab_size, logits_all));
     if (logits) TRY(forward_read_logits(f, logits));
+    return CODER_OK;
+}
+
+coder_status forward_eval_rows(forward_state *f, const int32_t *tokens, int n, int32_t pos0, const atomic_bool *cancel) {
+    return forward_run(f, tokens, n, pos0, cancel, true);
+}
+
+coder_status forward_argmax_row(forward_state *f, int row, int32_t *token, bool *all_finite) {
+    if (row < 0 || row >= f->n_rows) return coder_fail(CODER_ERR_INTERNAL, "forward_argmax_row: row %d of %d", row, (int)f->n_rows);
+    return fwd_last(f)->ops->argmax(fwd_last(f), f->logits, row, f->m->hp.vocab_size, token, all_finite);
+}
+
+coder_status forward_select_row(forward_state *f, int row) {
+    if (row < 0 || row >= f->n_rows) return coder_fail(CODER_ERR_INTERNAL, "forward_select_row: row %d of %d", row, (int)f->n_rows);
+    f->last_row = row;
     return CODER_OK;
 }
 

@@ -37,4 +37,12 @@ coder_status forward_eval(forward_state *f, const int32_t *tokens, int n, int32_
 coder_status forward_read_logits(forward_state *f, float *logits);
 coder_status forward_argmax(forward_state *f, int32_t *token, bool *all_finite);
 
+/* forward_eval keeping the logits of every token on the backend, reading nothing back (prompt
+ * lookup verifies a batch with one argmax per row): forward_argmax_row reads a row's argmax;
+ * forward_select_row makes a row the one forward_read_logits / forward_argmax use (the last token
+ * kept when the rest is dropped). */
+coder_status forward_eval_rows(forward_state *f, const int32_t *tokens, int n, int32_t pos0, const atomic_bool *cancel);
+coder_status forward_argmax_row(forward_state *f, int row, int32_t *token, bool *all_finite);
+coder_status forward_select_row(forward_state *f, int row);
+
 #endif

@@ -174,7 +174,6 @@ static coder_status generate_run(coder_session *s, const int32_t *prompt, size_t
     r->stop_reason = CODER_STOP_ERROR;
 
     sampler *sm = NULL;
-    float *rows = NULL;   // lookup_draft: the logits of a verified batch
     TRY(sampler_new(gp, vocab, &sm));
     gen_text text = {.gp = gp};
     size_t tok_cap = 0;
@@ -213,10 +212,6 @@ static coder_status generate_run(coder_session *s, const int32_t *prompt, size_t
     int32_t queue[LOOKUP_MAX_DRAFT];
     int qi = 0, nq = 0;
     int draft_len = max_draft;   // adapts: doubles after a draft kept whole, else kept + 1
-    if (max_draft > 0 && !(rows = coder_malloc((size_t)(max_draft + 1) * (size_t)vocab * sizeof *rows))) {
-        status = coder_fail(CODER_ERR_NOMEM, "lookup_draft %d: logits of the batch", max_draft);
-        goto done;
-    }
     for (;;) {
         if (atomic_load(&s->cancel)) { r->stop_reason = CODER_STOP_CANCELLED; break; }
         if (gp->max_tokens >= 0 && r->n_tokens >= (size_t)gp->max_tokens) { r->stop_reason = CODER_STOP_LENGTH; break; }
@@ -240,7 +235,7 @@ static coder_status generate_run(coder_session *s, const int32_t *prompt, size_t
             }
             if (nd > 0) {
                 int ok = 0;
-                status = lookup_verify(s, id, queue, nd, rows, &ok, &next);
+                status = lookup_verify(s, id, queue, nd, &ok, &next);
                 if (status == CODER_OK) {
                     st->n_drafted += nd;
                     st->n_accepted += ok;
@@ -288,7 +283,7 @@ static coder_status generate_run(coder_session *s, const int32_t *prompt, size_t
     }
     // Verified drafts the loop did not emit (a stop string, a cancel) leave the session, so it holds
     // exactly the returned tokens; the logits are those after the last of them.
-    if (qi < nq && (status = lookup_trim(s, nq - qi, rows, qi)) != CODER_OK) goto done;
+    if (qi < nq && (status = lookup_trim(s, nq - qi, qi)) != CODER_OK) goto done;
     status = text_finish(&text);
     if (status == CODER_OK && text.stop_string) r->stop_reason = CODER_STOP_STRING;
     {
@@ -300,7 +295,6 @@ static coder_status generate_run(coder_session *s, const int32_t *prompt, size_t
 done:
     if (status != CODER_OK) r->stop_reason = CODER_STOP_ERROR;
     if (piece != piece_stack) coder_mfree(piece);
-    coder_mfree(rows);
     sampler_free(sm);
     r->text = text.buf;
     r->text_len = text.buf ? text.len : 0;

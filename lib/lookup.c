@@ -1,7 +1,7 @@
 /* lookup.c - prompt-lookup drafts and their verification against greedy decoding (lookup.h). */
-#include <math.h>
 #include <string.h>
 
+#include "forward.h"
 #include "lookup.h"
 
 static int32_t seq_at(const coder_session *s, int32_t last, int32_t i) { return i < s->n_past ? s->tokens[i] : last; }
@@ -27,53 +27,43 @@ int lookup_draft(const coder_session *s, int32_t last, const tokenizer *tok, int
     return 0;
 }
 
-/* The first largest value of row (NaN never wins); *finite = every value is finite. */
-static int32_t row_argmax(const float *row, int32_t n, bool *finite) {
-    int32_t best = 0;
-    bool ok = true;
-    for (int32_t i = 0; i < n; i++) {
-        ok &= isfinite(row[i]) != 0;
-        if (row[i] > row[best] || isnan(row[best])) best = i;
-    }
-    *finite = ok;
-    return best;
-}
-
-coder_status lookup_trim(coder_session *s, int drop, const float *rows, int row) {
-    const int32_t vocab = s->model->hp.vocab_size;
+coder_status lookup_trim(coder_session *s, int drop, int row) {
     TRY(session_truncate(s, s->n_past - drop));
-    memcpy(s->logits, rows + (size_t)row * (size_t)vocab, (size_t)vocab * sizeof *s->logits);
-    s->has_logits = true;
-    s->logits_pending = false;
+    TRY(forward_select_row(s->engine, row));
+    s->has_logits = true;   /* still on the backend, copied when asked for (session_logits) */
+    s->logits_pending = true;
     return CODER_OK;
 }
 
-coder_status lookup_verify(coder_session *s, int32_t id, const int32_t *draft, int nd, float *rows, int *n_ok,
-                           int32_t *next) {
-    const int32_t vocab = s->model->hp.vocab_size, base = s->n_past;
+coder_status lookup_verify(coder_session *s, int32_t id, const int32_t *draft, int nd, int *n_ok, int32_t *next) {
+    const int32_t base = s->n_past;
     int32_t batch[LOOKUP_MAX_DRAFT + 1];
     if (nd < 1 || nd > LOOKUP_MAX_DRAFT || nd + 1 > s->n_batch)
         return coder_fail(CODER_ERR_INTERNAL, "lookup_verify: %d drafts for a batch of %d", nd, (int)s->n_batch);
     batch[0] = id;
     memcpy(batch + 1, draft, (size_t)nd * sizeof *draft);
-    TRY(session_eval_all(s, batch, (size_t)nd + 1, rows));
-    /* row k holds greedy's choice after batch[k]; draft[k] = batch[k + 1] stays if it is that */
+    TRY(session_eval_rows(s, batch, nd + 1));
+    /* row k holds greedy's choice after batch[k] (an argmax where the logits are: 8 bytes back
+     * from a GPU); draft[k] = batch[k + 1] stays if it is that choice */
     int k = 0;
     bool finite = true, all_finite = true;
-    int32_t a = row_argmax(rows, vocab, &finite);
-    all_finite &= finite;
-    while (k < nd && a == draft[k]) {
-        k++;
-        a = row_argmax(rows + (size_t)k * (size_t)vocab, vocab, &finite);
+    int32_t a = 0;
+    for (;;) {
+        coder_status st = forward_argmax_row(s->engine, k, &a, &finite);
+        if (st != CODER_OK) {
+            s->has_logits = false;
+            return st;
+        }
         all_finite &= finite;
+        if (k == nd || a != draft[k]) break;
+        k++;
     }
     if (!all_finite) {   /* as one-token steps would have: NUMERIC, nothing kept */
-        coder_status st = session_truncate(s, base);
-        if (st != CODER_OK) return st;
+        TRY(session_truncate(s, base));
         return coder_fail(CODER_ERR_NUMERIC, "a logit is not finite after evaluating positions %d..%d", (int)base,
                           (int)(base + k));
     }
-    if (k < nd) TRY(lookup_trim(s, nd - k, rows, k));
+    TRY(lookup_trim(s, nd - k, k));
     *n_ok = k;
     *next = a;
     return CODER_OK;

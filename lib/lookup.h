@@ -17,15 +17,14 @@
 int lookup_draft(const coder_session *s, int32_t last, const tokenizer *tok, int max, int32_t *draft);
 
 /* Evaluates id then draft[0..nd) in one batch (nd + 1 <= n_batch) and keeps id and the longest
- * prefix of the draft that greedy decoding agrees with; the rest leaves the session again.
- * *n_ok = drafts kept, *next = greedy's choice after the last kept token. rows: (nd + 1) x vocab
- * floats, the batch's logits (lookup_trim uses them). CODER_ERR_NUMERIC, the session as before,
- * if a logit it used is not finite. */
-coder_status lookup_verify(coder_session *s, int32_t id, const int32_t *draft, int nd, float *rows, int *n_ok,
-                           int32_t *next);
+ * prefix of the draft that greedy decoding agrees with (one argmax per row, computed where the
+ * logits are); the rest leaves the session again. *n_ok = drafts kept, *next = greedy's choice
+ * after the last kept token. CODER_ERR_NUMERIC, the session as before, if a logit it used is not
+ * finite. The batch's logits stay on the backend for lookup_trim. */
+coder_status lookup_verify(coder_session *s, int32_t id, const int32_t *draft, int nd, int *n_ok, int32_t *next);
 
-/* Drops the session's last `drop` positions, evaluated in the batch whose logits are rows: the
- * logits of the new last position are row `row`. */
-coder_status lookup_trim(coder_session *s, int drop, const float *rows, int row);
+/* Drops the session's last `drop` positions (drop may be 0), evaluated in the batch lookup_verify
+ * ran: the session's logits become those of batch row `row`, the new last position. */
+coder_status lookup_trim(coder_session *s, int drop, int row);
 
 #endif

@@ -125,8 +125,8 @@ static coder_status check_logits(coder_session *s, int32_t start, size_t n) {
     return CODER_OK;
 }
 
-/* session_eval_all, or with greedy_next the argmax of the last logits computed on the backend. */
-static coder_status eval_batches(coder_session *s, const int32_t *tokens, size_t n, float *logits_all, int32_t *greedy_next) {
+/* What every evaluation checks before touching the session. */
+static coder_status eval_check(const coder_session *s, const int32_t *tokens, size_t n) {
     if (!tokens && n) return coder_fail(CODER_ERR_INVALID_ARG, "tokens is NULL");
     if (n == 0) return coder_fail(CODER_ERR_INVALID_ARG, "n_tokens = 0: nothing to evaluate");
     if ((uint64_t)s->n_past + n > (uint64_t)s->n_ctx)
@@ -137,6 +137,13 @@ static coder_status eval_batches(coder_session *s, const int32_t *tokens, size_t
         if (tokens[i] < 0 || tokens[i] >= vocab)
             return coder_fail(CODER_ERR_INVALID_ARG, "tokens[%zu] = %d is outside the vocabulary [0, %d)", i, (int)tokens[i],
                               (int)vocab);
+    return CODER_OK;
+}
+
+/* session_eval_all, or with greedy_next the argmax of the last logits computed on the backend. */
+static coder_status eval_batches(coder_session *s, const int32_t *tokens, size_t n, float *logits_all, int32_t *greedy_next) {
+    TRY(eval_check(s, tokens, n));
+    const int32_t vocab = s->model->hp.vocab_size;
     /* a logits_all evaluation may replace the backend's logits buffer (and a cancel may leave it
      * unwritten): logits still pending there come to the host first */
     if (logits_all) TRY(session_logits(s));
@@ -182,6 +189,25 @@ coder_status session_eval_all(coder_session *s, const int32_t *tokens, size_t n,
 
 coder_status session_eval_greedy(coder_session *s, int32_t token, int32_t *next) {
     return eval_batches(s, &token, 1, NULL, next);
+}
+
+coder_status session_eval_rows(coder_session *s, const int32_t *tokens, int n) {
+    TRY(eval_check(s, tokens, n > 0 ? (size_t)n : 0));
+    if (n > s->n_batch) return coder_fail(CODER_ERR_INTERNAL, "session_eval_rows: %d tokens for a batch of %d", n, (int)s->n_batch);
+    if (atomic_load(&s->cancel))
+        return coder_fail(CODER_ERR_CANCELLED, "evaluation cancelled before %d tokens (n_past %d)", n, (int)s->n_past);
+    TRY(session_logits(s));   /* logits pending on the backend: their buffer may be replaced */
+    coder_status st = forward_eval_rows(s->engine, tokens, n, s->n_past, &s->cancel);
+    if (st == CODER_ERR_CANCELLED) return st;
+    if (st != CODER_OK) {
+        s->has_logits = false;
+        return st;
+    }
+    memcpy(s->tokens + s->n_past, tokens, (size_t)n * sizeof *tokens);
+    s->n_past += n;
+    s->has_logits = true;
+    s->logits_pending = true;
+    return CODER_OK;
 }
 
 coder_status session_logits(coder_session *s) {

@@ -43,6 +43,11 @@ coder_status session_eval_all(coder_session *s, const int32_t *tokens, size_t n,
  * for them, so a greedy decode step copies back 8 bytes instead of vocab_size floats. */
 coder_status session_eval_greedy(coder_session *s, int32_t token, int32_t *next);
 
+/* n <= n_batch tokens evaluated in one batch whose logits (every row) stay on the backend
+ * (forward_argmax_row / forward_select_row on s->engine); the last row is the session's pending
+ * logits. CODER_ERR_CANCELLED keeps nothing. */
+coder_status session_eval_rows(coder_session *s, const int32_t *tokens, int n);
+
 /* Makes s->logits current (copies them from the backend after session_eval_greedy). Call before
  * reading s->logits; a no-op when they are there already or there are none. */
 coder_status session_logits(coder_session *s);

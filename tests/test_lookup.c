@@ -1,7 +1,8 @@
 /* test_lookup.c - prompt-lookup decoding (lib/lookup.c, coder_gen_params.lookup_draft) on the
  * refdata models: drafts come from the most recent earlier occurrence of the last 4/3/2 tokens and
  * never hold an end-of-generation token; verifying greedy's own continuation keeps all of it and a
- * wrong token cuts the draft there, leaving the session (tokens, logits) as one-token steps would;
+ * wrong token cuts the draft there, leaving the session (tokens, logits: the batch row of the last
+ * kept token, taken from the backend when asked for) as one-token steps would;
  * whole generations with lookup equal plain greedy ones (tokens, text, session length, final
  * logits), also when max_tokens or a stop string ends them inside a verified batch. */
 #include "test.h"
@@ -74,26 +75,27 @@ TEST(verify_keeps_what_greedy_agrees_with) {
     for (int32_t v = 1; v < vocab; v++)
         if (ref->logits[v] > ref->logits[first]) first = v;
     int32_t g[8];
-    float *gl = malloc((size_t)8 * vocab * sizeof *gl), *rows = malloc((size_t)6 * vocab * sizeof *rows);
-    CHECK(gl && rows);
+    float *gl = malloc((size_t)8 * vocab * sizeof *gl);
+    CHECK(gl != NULL);
     CHECK(greedy_steps(ref, first, 8, g, gl));   /* g[0] = first, g[i+1] = greedy after g[i] */
     /* the whole draft agrees: 6 tokens in one batch, next = greedy's 7th */
     int ok = -1;
     int32_t next = -1;
-    CHECK_OK(lookup_verify(s, g[0], g + 1, 5, rows, &ok, &next));
+    CHECK_OK(lookup_verify(s, g[0], g + 1, 5, &ok, &next));
     CHECK(ok == 5 && next == g[6] && s->n_past == 12);
     CHECK(memcmp(s->tokens + 6, g, 6 * sizeof *g) == 0);
+    CHECK_OK(session_logits(s));   /* the batch's last row, left on the backend */
     CHECK_MSG(memcmp(s->logits, gl + (size_t)5 * vocab, (size_t)vocab * sizeof(float)) == 0,
               "logits after a verified batch differ from one-token steps (batch invariance)");
     /* a wrong third draft: g[1], g[2] kept, the rest dropped, next = g[3] */
     CHECK_OK(session_truncate(s, 6));
     CHECK(!s->has_logits);
     int32_t bad[5] = {g[1], g[2], (g[3] + 1) % vocab, g[4], g[5]};
-    CHECK_OK(lookup_verify(s, g[0], bad, 5, rows, &ok, &next));
+    CHECK_OK(lookup_verify(s, g[0], bad, 5, &ok, &next));
     CHECK(ok == 2 && next == g[3] && s->n_past == 9 && s->has_logits);
+    CHECK_OK(session_logits(s));   /* row 2 of the batch */
     CHECK(memcmp(s->logits, gl + (size_t)2 * vocab, (size_t)vocab * sizeof(float)) == 0);
     free(gl);
-    free(rows);
     coder_session_free(ref);
     coder_session_free(s);
     coder_model_free(m);
