@@ -391,7 +391,8 @@ typedef struct coder_gen_params {
                                      penalties; ignored otherwise): where the last tokens occurred
                                      before in the context, up to this many of the tokens that
                                      followed are evaluated with the next one in one batch and kept
-                                     as far as greedy decoding agrees; 0 (default) off. Edits of
+                                     as far as greedy decoding agrees (at most 7 on a GPU, whose
+                                     mat-vec takes 8 tokens); 0 (default) off. Edits of
                                      code the prompt holds go several tokens per step. The output
                                      is greedy decoding's (bit for bit for quantized weights on the
                                      CPU; elsewhere a batch's rounding may differ in the last bit) */

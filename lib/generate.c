@@ -209,6 +209,10 @@ static coder_status generate_run(coder_session *s, const int32_t *prompt, size_t
     // in queue[qi..nq), already evaluated, and go out one per iteration like sampled tokens.
     int max_draft = argmax ? gp->lookup_draft : 0;
     if (max_draft > s->n_batch - 1) max_draft = s->n_batch - 1;
+    // On a GPU batches above 8 tokens take the f16 prefill path: greedy's choices could then differ
+    // from one-token steps (f32), so drafts stay within the mat-vec's 8 tokens there.
+    const backend *last = s->stages.b[s->stages.n - 1];
+    if (strcmp(last->ops->name, "cpu") != 0 && max_draft > LOOKUP_MAX_DRAFT_GPU) max_draft = LOOKUP_MAX_DRAFT_GPU;
     int32_t queue[LOOKUP_MAX_DRAFT];
     int qi = 0, nq = 0;
     int draft_len = max_draft;   // adapts: doubles after a draft kept whole, else kept + 1

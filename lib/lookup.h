@@ -9,6 +9,7 @@
 #include "tokenizer.h"
 
 #define LOOKUP_MAX_DRAFT 16
+#define LOOKUP_MAX_DRAFT_GPU 7   /* + the token before them: the CUDA mat-vec's 8 (f32, like decode) */
 
 /* The context is the session's tokens followed by `last` (the token about to be evaluated). Up to
  * max tokens that followed the most recent earlier occurrence of its last 4, 3 or 2 tokens (the
