@@ -137,6 +137,11 @@ static inline coder_status backend_buf_range(const backend_buf *buf, size_t off,
     if (off <= buf->n_floats && n <= buf->n_floats - off) return CODER_OK;
     return coder_fail(CODER_ERR_INTERNAL, "%s: [%zu, +%zu) outside a buffer of %zu floats", op, off, n, buf->n_floats);
 }
+/* Row `row` of width floats lies in buf (argmax). */
+static inline coder_status backend_buf_row(const backend_buf *buf, int row, int width, const char *op) {
+    if (row < 0 || width <= 0) return coder_fail(CODER_ERR_INTERNAL, "%s of row %d, width %d", op, row, width);
+    return backend_buf_range(buf, (size_t)row * (size_t)width, (size_t)width, op);
+}
 
 /* A session's backends. With m->gpu_layers = g, 0 < g < n_layers (partial offload), layers
  * 0 .. n_layers-g-1 run on the CPU (stage 0, which also embeds the tokens) and the last g layers

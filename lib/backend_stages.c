@@ -4,10 +4,15 @@
 
 #include "backend.h"
 
+/* The layers b's params give it (n_layers 0: all), unchecked. */
+static void stage_layers(const backend *b, int32_t *first, int32_t *count) {
+    *first = b->params.n_layers ? b->params.layer0 : 0;
+    *count = b->params.n_layers ? b->params.n_layers : b->model->hp.n_layers;
+}
+
 coder_status backend_kv_layers(const backend *b, int32_t *first, int32_t *count) {
     const int32_t all = b->model->hp.n_layers;
-    *first = b->params.n_layers ? b->params.layer0 : 0;
-    *count = b->params.n_layers ? b->params.n_layers : all;
+    stage_layers(b, first, count);
     if (*first < 0 || *count < 1 || *first > all - *count)
         return coder_fail(CODER_ERR_INTERNAL, "%s backend: layers %d..+%d outside the model's %d", b->ops->name, (int)*first,
                           (int)*count, (int)all);
@@ -15,8 +20,8 @@ coder_status backend_kv_layers(const backend *b, int32_t *first, int32_t *count)
 }
 
 coder_status backend_kv_index(const backend *b, int layer, const char *op, int *index) {
-    const int32_t first = b->params.n_layers ? b->params.layer0 : 0,
-                  count = b->params.n_layers ? b->params.n_layers : b->model->hp.n_layers;
+    int32_t first, count;
+    stage_layers(b, &first, &count);
     if (layer < first || layer >= first + count)
         return coder_fail(CODER_ERR_INTERNAL, "%s: layer %d is not in this backend's layers %d..%d", op, layer, (int)first,
                           (int)(first + count - 1));

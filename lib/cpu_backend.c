@@ -79,8 +79,7 @@ static coder_status cpu_buf_write(backend *b, backend_buf *buf, size_t off, size
 
 static coder_status cpu_argmax(backend *b, const backend_buf *x, int row, int width, int32_t *out, bool *all_finite) {
     (void)b;
-    if (row < 0 || width <= 0) return coder_fail(CODER_ERR_INTERNAL, "argmax of row %d, width %d", row, width);
-    TRY(backend_buf_range(x, (size_t)row * (size_t)width, (size_t)width, "argmax"));
+    TRY(backend_buf_row(x, row, width, "argmax"));
     const float *v = CF(x) + (size_t)row * (size_t)width;
     int32_t best = 0;
     bool finite = true;

@@ -311,12 +311,16 @@ static coder_status cuda_glue_rope(backend *b, backend_buf *x, int n, int n_head
     return cuda_rope(CB(b)->ctx, &CB(b)->rope, DF(x), n, n_heads, pos0);
 }
 
+/* Cache positions pos0 .. pos0+n-1 exist. */
+static coder_status cuda_glue_positions(const cuda_backend *c, int32_t pos0, int n, const char *what) {
+    if (pos0 >= 0 && n >= 0 && (int64_t)pos0 + n <= c->n_ctx) return CODER_OK;
+    return coder_fail(CODER_ERR_INTERNAL, "%s: positions %d..+%d outside n_ctx %d", what, (int)pos0, n, (int)c->n_ctx);
+}
+
 static coder_status cuda_glue_kv_write(backend *b, int layer, const backend_buf *k, const backend_buf *v, int n, int32_t pos0) {
     cuda_backend *c = CB(b);
     TRY(backend_kv_index(b, layer, "kv_write", NULL));
-    if (pos0 < 0 || pos0 + n > c->n_ctx)
-        return coder_fail(CODER_ERR_INTERNAL, "kv_write: positions %d..%d outside n_ctx %d", (int)pos0, (int)(pos0 + n),
-                          (int)c->n_ctx);
+    TRY(cuda_glue_positions(c, pos0, n, "kv_write"));
     const cuda_kv_layer kl = cuda_glue_layer(c, layer);
     return cuda_kv_write(c->ctx, &kl, DF(k), DF(v), n, pos0, c->kv_width);
 }
@@ -325,9 +329,7 @@ static coder_status cuda_glue_attention(backend *b, int layer, const backend_buf
     cuda_backend *c = CB(b);
     const model_hparams *hp = &b->model->hp;
     TRY(backend_kv_index(b, layer, "attention", NULL));
-    if (pos0 < 0 || n < 1 || (int64_t)pos0 + n > c->n_ctx)
-        return coder_fail(CODER_ERR_INTERNAL, "cuda attention: positions %d..+%d outside n_ctx %d", (int)pos0, n,
-                          (int)c->n_ctx);
+    TRY(cuda_glue_positions(c, pos0, n, "attention"));
     const cuda_kv_layer kl = cuda_glue_layer(c, layer);
     return cuda_attention(c->ctx, &kl, DF(q), n, pos0, hp->n_heads, hp->n_kv_heads, hp->head_dim, DF(out));
 }
@@ -353,8 +355,7 @@ static coder_status cuda_glue_kv_truncate(backend *b, int32_t n_keep) {
 }
 
 static coder_status cuda_glue_argmax(backend *b, const backend_buf *x, int row, int width, int32_t *out, bool *all_finite) {
-    if (row < 0 || width <= 0) return coder_fail(CODER_ERR_INTERNAL, "argmax of row %d, width %d", row, width);
-    TRY(backend_buf_range(x, (size_t)row * (size_t)width, (size_t)width, "argmax"));
+    TRY(backend_buf_row(x, row, width, "argmax"));
     int finite = 0;
     TRY(cuda_argmax(CB(b)->ctx, DF(x) + (size_t)row * (size_t)width, width, out, &finite));
     *all_finite = finite != 0;
@@ -369,10 +370,7 @@ static coder_status cuda_glue_kv_range(cuda_backend *c, int layer, int32_t pos0,
         return coder_fail(CODER_ERR_UNSUPPORTED, "%s: the CUDA KV cache has no F32 rows (kept as F16); use kv_type F16, "
                           "Q8_0 or Q8_0_Q4_0 for session state on the GPU", what);
     TRY(backend_kv_index(&c->base, layer, what, NULL));
-    if (pos0 < 0 || n < 0 || (int64_t)pos0 + n > c->n_ctx)
-        return coder_fail(CODER_ERR_INTERNAL, "%s: layer %d positions %d..+%d outside n_ctx %d", what, layer, (int)pos0, n,
-                          (int)c->n_ctx);
-    return CODER_OK;
+    return cuda_glue_positions(c, pos0, n, what);
 }
 
 static coder_status cuda_glue_kv_read(backend *b, int layer, int32_t pos0, int n, void *k, void *v) {
@@ -393,9 +391,7 @@ static coder_status cuda_glue_kv_load(backend *b, int layer, int32_t pos0, int n
  * length: replayable while both stay. */
 static coder_status cuda_glue_step_begin(backend *b, int32_t pos0, uint64_t layout, bool *replay) {
     *replay = false;
-    /* a replay calls no op, so their range checks happen here */
-    if (pos0 < 0 || pos0 >= CB(b)->n_ctx)
-        return coder_fail(CODER_ERR_INTERNAL, "decode step at position %d outside n_ctx %d", (int)pos0, (int)CB(b)->n_ctx);
+    TRY(cuda_glue_positions(CB(b), pos0, 1, "decode step"));   /* a replay calls no op: checked here */
     const model_hparams *hp = &b->model->hp;
     const int splits = cuda_attention_splits(CB(b)->ctx, 1, pos0 + 1, hp->n_heads, hp->n_kv_heads, hp->head_dim);
     int r = 0;

@@ -308,6 +308,14 @@ static coder_status forward_run(forward_state *f, const int32_t *tokens, int n, 
     if (n_out > f->logits_rows) {
         backend_buf *nb;
         TRY(alloc_rows(b, n_out, hp->vocab_size, &nb));
+        /* the last logits move along: they stay readable if this evaluation is cancelled (the
+         * session may not have fetched them: greedy steps leave them here) */
+        coder_status st = f->n_rows ? b->ops->copy_rows(b, f->logits, f->last_row, nb, 0, 1, hp->vocab_size) : CODER_OK;
+        if (st != CODER_OK) {
+            b->ops->buf_free(b, nb);
+            return st;
+        }
+        if (f->n_rows) f->n_rows = 1, f->last_row = 0;
         b->ops->buf_free(b, f->logits);
         f->logits = nb;
         f->logits_rows = n_out;

@@ -144,9 +144,6 @@ static coder_status eval_check(const coder_session *s, const int32_t *tokens, si
 static coder_status eval_batches(coder_session *s, const int32_t *tokens, size_t n, float *logits_all, int32_t *greedy_next) {
     TRY(eval_check(s, tokens, n));
     const int32_t vocab = s->model->hp.vocab_size;
-    /* a logits_all evaluation may replace the backend's logits buffer (and a cancel may leave it
-     * unwritten): logits still pending there come to the host first */
-    if (logits_all) TRY(session_logits(s));
     const int32_t start = s->n_past;
     for (size_t done = 0; done < n;) {
         if (atomic_load(&s->cancel))
@@ -196,7 +193,6 @@ coder_status session_eval_rows(coder_session *s, const int32_t *tokens, int n) {
     if (n > s->n_batch) return coder_fail(CODER_ERR_INTERNAL, "session_eval_rows: %d tokens for a batch of %d", n, (int)s->n_batch);
     if (atomic_load(&s->cancel))
         return coder_fail(CODER_ERR_CANCELLED, "evaluation cancelled before %d tokens (n_past %d)", n, (int)s->n_past);
-    TRY(session_logits(s));   /* logits pending on the backend: their buffer may be replaced */
     coder_status st = forward_eval_rows(s->engine, tokens, n, s->n_past, &s->cancel);
     if (st == CODER_ERR_CANCELLED) return st;
     if (st != CODER_OK) {

@@ -131,7 +131,6 @@ static coder_status state_kv_load(coder_session *s, int layer, int32_t pos0, int
 }
 
 /* The payload size for n tokens, or CODER_ERR_FORMAT/LIMIT on overflow. */
-
 static coder_status state_raw_bytes(const coder_session *s, int32_t n, bool logits, uint64_t *out) {
     const model_hparams *hp = &s->model->hp;
     const int64_t w = (int64_t)hp->n_kv_heads * hp->head_dim;
