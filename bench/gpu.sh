@@ -8,8 +8,9 @@
 #   sh bench/gpu.sh bench   qwen2.5-coder-7b synthetic models (Q4_K_M, Q6_K, Q8_0) made here:
 #                           decode tok/s at depth 0 / 4096 / 16384, prefill 512 / 2048, and the
 #                           fraction of the device bandwidth measured in the same run; then
-#                           decode with CODER_CUDA_GRAPH=0 (the graphs' gain) and with 14 of 28
-#                           layers on the GPU (partial offload)
+#                           decode with CODER_CUDA_GRAPH=0 (the graphs' gain), with
+#                           CODER_CUDA_MMV=f32 (the float mat-vec instead of the int8 one) and with
+#                           14 of 28 layers on the GPU (partial offload)
 #   sh bench/gpu.sh all     test groups, bench, then memcheck with the time left (docs/CUDA.md)
 #
 # Time: every step runs under a cap and is skipped once $GPU_BUDGET seconds (default: test 330,
@@ -232,19 +233,22 @@ run_bench() {
         timeout "$c" "$BIN/coder" mkmodel --preset qwen2.5-coder-7b --type "$t" --vocab "$v" -o "$f" --mode random >>"$OUTDIR/bench.log" 2>&1 \
             || { fail "mkmodel $t"; tail -3 "$OUTDIR/bench.log"; rm -f "$f"; continue; }
         echo "== mkmodel qwen2.5-coder-7b $t: $(($(elapsed) - s)) s"
-        # (prefill tokens, depth, reps, GPU layers, CODER_CUDA_GRAPH): prefill and decode after depth
-        # tokens of context (1: prefill from empty), the issue's rows, then
-        # decode without CUDA graphs (their gain, same run) and half the layers on the CPU
-        for spec in "512 1 $REPS all 1" "2048 1 $REPS all 1" "512 4096 $REPS all 1" "512 16384 2 all 1" "512 1 $REPS all 0" "512 1 1 14 1"; do
+        # (prefill tokens, depth, reps, GPU layers, CODER_CUDA_GRAPH, CODER_CUDA_MMV): prefill and
+        # decode after depth tokens of context (1: prefill from empty), the issue's rows, then
+        # decode without CUDA graphs (their gain, same run), with the float mat-vec, and half the
+        # layers on the CPU
+        for spec in "512 1 $REPS all 1 int8" "2048 1 $REPS all 1 int8" "512 4096 $REPS all 1 int8" "512 16384 2 all 1 int8" \
+                    "512 1 $REPS all 0 int8" "512 1 $REPS all 1 f32" "512 1 1 14 1 int8"; do
             set -- $spec
             label="$t"
             [ "$5" = 0 ] && label="$t no-graph"
+            [ "$6" = f32 ] && label="$t f32-mmv"
             [ "$4" = all ] || label="$t $4-layers"
             c=$(cap 120)
             [ "$2" = 16384 ] && c=$(cap 180)
             if [ "$c" -lt 30 ]; then echo "SKIP bench $label prefill $1 depth $2: time budget spent"; continue; fi
             s=$(elapsed)
-            CODER_CUDA_GRAPH=$5 timeout -k 10 "$c" "$BIN/coder" bench -m "$f" -p "$1" -n 64 -r "$3" --depth "$2" --gpu-layers "$4" --bw-mib 64 --json \
+            CODER_CUDA_GRAPH=$5 CODER_CUDA_MMV=$6 timeout -k 10 "$c" "$BIN/coder" bench -m "$f" -p "$1" -n 64 -r "$3" --depth "$2" --gpu-layers "$4" --bw-mib 64 --json \
                 >"$WORK/one.json" 2>"$WORK/one.err"
             rc=$?
             { echo "== $label prefill $1, decode at depth $2: exit $rc, $(($(elapsed) - s)) s (cap $c s)"; cat "$WORK/one.err"; } >>"$OUTDIR/bench.log"

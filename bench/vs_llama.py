@@ -8,6 +8,8 @@ llama.cpp is not part of this project: build its `llama-bench` yourself (CPU, Re
 pass its path. Both run with 2 threads, -p 128 -n 64, -r REPS per round.
 
 usage: python3 bench/vs_llama.py LLAMA_BENCH [--models DIR] [--rounds N] [--reps N] [--threads N]
+                                [--presets P,P] [--types T,T]
+(--types F16 --rounds 8 --reps 1: many short alternations of one type, for the ratio's spread)
 """
 import argparse
 import json
@@ -52,11 +54,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--presets", default=",".join(PRESETS))
+    ap.add_argument("--types", default=",".join(TYPES))
     a = ap.parse_args()
 
     rows = []
-    for preset in PRESETS:
-        for typ in TYPES:
+    for preset in a.presets.split(","):
+        for typ in a.types.split(","):
             path = os.path.join(a.models, f"{preset}-{typ}.gguf")
             if not os.path.exists(path):
                 sys.exit(f"vs_llama: {path} missing (make it with: sh bench/cpu_presets.sh {a.models})")
@@ -74,6 +78,9 @@ def main():
                         l_pp.append(pp), l_tg.append(tg)
                 print(f"# {preset} {typ} round {rnd + 1}: ours pp {o_pp[-1]:.1f} tg {o_tg[-1]:.1f}; "
                       f"llama.cpp pp {l_pp[-1]:.1f} tg {l_tg[-1]:.1f}", file=sys.stderr, flush=True)
+            ratios = sorted(o / l for o, l in zip(o_tg, l_tg))
+            print(f"# {preset} {typ} decode ratio per round: min {ratios[0]:.2f} median {statistics.median(ratios):.2f} "
+                  f"max {ratios[-1]:.2f}", file=sys.stderr, flush=True)
             rows.append((preset, typ, statistics.median(o_pp), statistics.median(l_pp), statistics.median(o_tg),
                          statistics.median(l_tg), bytes_tok, statistics.median(bw)))
 

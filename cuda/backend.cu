@@ -189,6 +189,8 @@ extern "C" void cuda_ctx_free(cuda_ctx *c) {
     dev_free(c->argmax_dev);
     dev_free(c->xh);
     dev_free(c->deq);
+    dev_free(c->xq);
+    dev_free(c->xd);
     dev_free(c->att_part);
     dev_free(c->pos_dev);
     pinned_free(c->ids_host);
@@ -207,6 +209,8 @@ extern "C" coder_status cuda_ctx_new(const cuda_ctx_params *p, cuda_ctx **out) {
     c->sync_each = env && env[0] == '1';
     const char *genv = getenv("CODER_CUDA_GRAPH");
     c->graph_off = c->sync_each || (genv && genv[0] == '0');   /* a synchronising op cannot be captured */
+    const char *menv = getenv("CODER_CUDA_MMV");
+    c->mmv_f32 = menv && !strcmp(menv, "f32");
     const char *penv = getenv("CODER_CUDA_PREFILL");
     c->prefill = penv && !strcmp(penv, "mma") ? CUDA_PREFILL_MMA : penv && !strcmp(penv, "cublas") ? CUDA_PREFILL_CUBLAS
                                                                                                   : CUDA_PREFILL_AUTO;
@@ -235,6 +239,9 @@ extern "C" coder_status cuda_ctx_new(const cuda_ctx_params *p, cuda_ctx **out) {
                 "f16 activation scratch");
         CTX_TRY(dev_malloc((void **)&c->deq, (size_t)p->deq_elems * sizeof(__half)), "f16 weight scratch");
     }
+    CTX_TRY(dev_malloc((void **)&c->xq, (size_t)CUDA_MMV_MAX_TOKENS * (size_t)p->max_cols), "int8 activation scratch");
+    CTX_TRY(dev_malloc((void **)&c->xd, (size_t)CUDA_MMV_MAX_TOKENS * (size_t)cuda_xd_stride(p->max_cols) * sizeof(float)),
+            "int8 activation scales");
     c->att_part_floats = (size_t)CUDA_ATT_MAX_SPLITS * CUDA_ATT_PART_TOKENS * (size_t)p->max_heads *
                          (size_t)(p->head_dim + 2);
     CTX_TRY(dev_malloc((void **)&c->att_part, c->att_part_floats * sizeof(float)), "attention split scratch");

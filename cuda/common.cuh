@@ -83,6 +83,7 @@ struct cuda_ctx {
     const cuda_blas_api *bl;  /* cuda_blas(): set when blas is                                  */
     int sync_each;            /* CODER_CUDA_SYNC=1                                              */
     int prefill;              /* CUDA_PREFILL_*: CODER_CUDA_PREFILL=mma|cublas, else auto       */
+    int mmv_f32;              /* CODER_CUDA_MMV=f32: the float mat-vec for every type (A/B)     */
     int n_sm;
     cuda_ctx_params p;
     int32_t *ids_dev;         /* [max_tokens] embedding ids                                    */
@@ -91,6 +92,8 @@ struct cuda_ctx {
     int32_t *argmax_host;     /* pinned [2]                                                    */
     __half *xh;               /* [max_tokens][max_cols] f16 activations for the GEMM path      */
     __half *deq;              /* [deq_elems] f16 dequantized weight rows                        */
+    int8_t *xq;               /* [CUDA_MMV_MAX_TOKENS][max_cols] int8 activations (mmv_int8.cu) */
+    float *xd;                /* [CUDA_MMV_MAX_TOKENS][cuda_xd_stride(max_cols)] their scales   */
     float *att_part;          /* [att_part_floats] split-KV partial results                     */
     size_t att_part_floats;
     /* decode steps as CUDA graphs (graph.cu) */
@@ -105,6 +108,12 @@ struct cuda_ctx {
 };
 
 #define WARP 32
+
+/* mmv_int8.cu: whether the int8-activation mat-vec takes this type and width in c, and the call
+ * (cuda_mmv's arguments, already checked). */
+extern "C" int cuda_mmv_int8_ok(const cuda_ctx *c, uint32_t type, int64_t cols);
+extern "C" coder_status cuda_mmv_int8(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
+                                      int64_t cols, const float *x, int n, float *y);
 
 /* A decode step's position: the launch argument, or in a recorded (replayable) step the device
  * copy cuda_graph_begin sets before each launch. */

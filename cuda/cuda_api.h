@@ -56,6 +56,9 @@ typedef struct cuda_ctx_params {
     int32_t head_dim;
 } cuda_ctx_params;
 
+/* Batches up to this many tokens take the mat-vec kernels (mmvq.cu, mmv_int8.cu); larger ones a
+ * prefill path. */
+#define CUDA_MMV_MAX_TOKENS 8
 /* Split-KV attention partials: up to CUDA_ATT_MAX_SPLITS splits for up to CUDA_ATT_PART_TOKENS
  * query tokens of every head, each (m, l, acc[head_dim]); larger batches use fewer splits. */
 #define CUDA_ATT_PART_TOKENS 8
@@ -68,11 +71,18 @@ static inline int64_t cuda_deq_elems(int64_t largest_matrix, int64_t max_cols) {
     if (largest_matrix <= CUDA_DEQ_MAX_ELEMS) return largest_matrix;
     return max_cols > CUDA_DEQ_MAX_ELEMS ? max_cols : CUDA_DEQ_MAX_ELEMS;
 }
+/* The mat-vec's int8 activations (mmv_int8.cu): xq [CUDA_MMV_MAX_TOKENS][max_cols] int8 and xd
+ * [CUDA_MMV_MAX_TOKENS][cuda_xd_stride] f32 (one scale per 32; vdot.cuh's cq_xd_stride). */
+static inline int64_t cuda_xd_stride(int64_t cols) { return ((cols / 32) + 3) & ~(int64_t)3; }
+static inline uint64_t cuda_mmv_scratch_bytes(int64_t max_cols) {
+    return (uint64_t)CUDA_MMV_MAX_TOKENS * ((uint64_t)max_cols + 4u * (uint64_t)cuda_xd_stride(max_cols));
+}
 /* Device bytes cuda_ctx_new allocates for p (the plan counts them; plain arithmetic, so builds
  * without CUDA can plan for a device): the f16 activation and weight scratch of the GEMM path
- * (batches above 8 only) and the attention partials. */
+ * (batches above 8 only), the mat-vec's int8 activations and the attention partials. */
 static inline uint64_t cuda_ctx_scratch_bytes(const cuda_ctx_params *p) {
     uint64_t b = (uint64_t)CUDA_ATT_MAX_SPLITS * CUDA_ATT_PART_TOKENS * (uint64_t)p->max_heads * (uint64_t)(p->head_dim + 2) * 4u;
+    b += cuda_mmv_scratch_bytes(p->max_cols);
     if (p->max_tokens > 8) b += ((uint64_t)p->max_tokens * (uint64_t)p->max_cols + (uint64_t)p->deq_elems) * 2u;
     return b;
 }
@@ -129,7 +139,8 @@ coder_status cuda_matmul_cublas(cuda_ctx *c, uint32_t type, const void *W, uint6
                                 int64_t cols, const float *x, int n, float *y);
 coder_status cuda_matmul_mma(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
                              int64_t cols, const float *x, int n, float *y);
-/* Decode path only (n <= 8), exposed for tests. */
+/* Decode path only (n <= 8), exposed for tests: int8 activations for Q4_K Q5_K Q6_K Q8_0 Q5_0 Q4_0
+ * (mmv_int8.cu), f32 for the rest and for all with CODER_CUDA_MMV=f32 (mmvq.cu). */
 coder_status cuda_mmv(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
                       int64_t cols, const float *x, int n, float *y);
 /* Whether the device layer computes with this weight type (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1

@@ -19,7 +19,6 @@
 #include "common.cuh"
 #include "quant.cuh"
 
-#define MMV_MAX_TOKENS 8
 
 template <int T>
 __global__ void dequant_f16_kernel(const uint8_t *__restrict__ W, uint64_t row_bytes, int64_t r0, int64_t n_rows,
@@ -60,7 +59,7 @@ extern "C" coder_status cuda_dequant_f16(cuda_ctx *c, uint32_t type, const void 
 
 extern "C" coder_status cuda_matmul(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
                                     int64_t cols, const float *x, int n, float *y) {
-    if (n <= MMV_MAX_TOKENS) return cuda_mmv(c, type, W, row_bytes, rows, cols, x, n, y);
+    if (n <= CUDA_MMV_MAX_TOKENS) return cuda_mmv(c, type, W, row_bytes, rows, cols, x, n, y);
     if (c->prefill == CUDA_PREFILL_MMA || (c->prefill == CUDA_PREFILL_AUTO && n <= CUDA_MMA_AUTO_MAX_TOKENS))
         return cuda_matmul_mma(c, type, W, row_bytes, rows, cols, x, n, y);
     return cuda_matmul_cublas(c, type, W, row_bytes, rows, cols, x, n, y);

@@ -10,8 +10,9 @@
  * twice so each lane has two blocks' loads in flight. Batches above 8 go to the GEMM path
  * (mmq_prefill.cu); batches 3, 5, 6, 7 are split into 4/2/1 launches (each reads W once).
  *
- * Activations stay f32 (no q8_1 quantization as llama.cpp does), so the result matches the
- * CPU backend to float rounding. A q8_1 + dp4a path is a later optimisation (docs/CUDA.md). */
+ * Activations stay f32, so the result matches an exact product to float rounding. Only F32, F16,
+ * BF16, Q4_1 and Q5_1 weights come here by default: the integer formats go to mmv_int8.cu (int8
+ * activations and __dp4a, vdot.cuh says why); CODER_CUDA_MMV=f32 sends them here too (A/B). */
 #include "common.cuh"
 #include "quant.cuh"
 
@@ -73,6 +74,7 @@ extern "C" coder_status cuda_mmv(cuda_ctx *c, uint32_t type, const void *W, uint
                           type, (long long)cols);
     if (rows <= 0 || rows > INT32_MAX || n < 1)
         return coder_fail(CODER_ERR_INTERNAL, "cuda matmul: %lld rows, %d tokens", (long long)rows, n);
+    if (cuda_mmv_int8_ok(c, type, cols)) return cuda_mmv_int8(c, type, W, row_bytes, rows, cols, x, n, y);
     for (int t = 0; t < n;) {
         const int left = n - t, nt = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
         const float *xt = x + (size_t)t * (size_t)cols;

@@ -1,7 +1,11 @@
-/* test_cuda_deq.cu - the CUDA kernels' dequantization routines (cuda/quant.cuh: deq<T>::run, the
- * one decoder of every GGUF block format that the mat-vec, both prefill paths and the embedding
- * lookup use), run on the host against lib/quant.c's dequantize_row: every type the device layer
- * takes, every group of 8 elements of rows of several widths, bit for bit. The routines are
+/* test_cuda_deq.cu - the CUDA kernels' block decoders run on the host:
+ * - cuda/quant.cuh's deq<T>::run (the one decoder of every GGUF block format that the float
+ *   mat-vec, both prefill paths and the embedding lookup use) against lib/quant.c's
+ *   dequantize_row: every type the device layer takes, every group of 8 elements of rows of several
+ *   widths, bit for bit;
+ * - cuda/vdot.cuh (the int8-activation mat-vec of mmv_int8.cu): its activation quantizer against
+ *   lib/quant_ref.c's Q8_0 quants, and a whole warp's lanes (vdot_lane for lanes 0..31, 1 and 8
+ *   tokens) against a double-precision dot of the dequantized weights and activations. The routines are
  * __host__ __device__, so this needs nvcc but no GPU; it runs in every CUDA build's `make test`.
  * (On the device nvcc may fuse a multiply-add the host rounds twice: test_gpu covers that.)
  * Blocks are random bytes with sane f16 scales, then raw random bytes (NaN/Inf scales included:
@@ -9,7 +13,8 @@
  * load may be misaligned (a fault on the device). */
 #include <stdint.h>
 
-#include "../cuda/quant.cuh"
+#include "../cuda/cuda_api.h"
+#include "../cuda/vdot.cuh"
 #include "test.h"
 
 extern "C" {
@@ -17,6 +22,7 @@ extern "C" {
 int dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 uint32_t quant_block_size(uint32_t type);
 uint32_t quant_type_size(uint32_t type);
+int quantize_row_ref(uint32_t type, const float *src, void *dst, int64_t n);
 }
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
@@ -131,7 +137,114 @@ TEST(deq_matches_quant_c_every_type) {
     CHECK_MSG(cq_host_misaligned_loads() == 0, "%ld loads would be misaligned on the device", cq_host_misaligned_loads());
 }
 
+/* x [nt][cols] -> xq, xd with the kernel's per-block rule (quant_q8_kernel, whose max and vote are
+ * order-free). */
+static void quantize_acts(const float *x, int nt, int64_t cols, int8_t *xq, float *xd) {
+    const int xs = (int)cuda_xd_stride(cols);
+    for (int t = 0; t < nt; t++)
+        for (int64_t i = 0; i < cols / 32; i++) {
+            const float *b = x + (int64_t)t * cols + 32 * i;
+            float amax = 0.0f;
+            bool fin = true;
+            for (int k = 0; k < 32; k++) {
+                amax = fmaxf(amax, fabsf(b[k]));
+                fin = fin && isfinite(b[k]);
+            }
+            const float d = cq_q8_scale(amax, fin);
+            xd[t * xs + i] = d;
+            for (int k = 0; k < 32; k++) xq[(int64_t)t * cols + 32 * i + k] = cq_q8_value(b[k], d);
+        }
+}
+
+/* The warp's 32 lanes over one row, NT tokens. */
+template <int T, int NT>
+static void warp_row(const uint8_t *row, int64_t cols, const int8_t *xq, const float *xd, float y[8]) {
+    for (int t = 0; t < NT; t++) y[t] = 0.0f;
+    for (int lane = 0; lane < 32; lane++) {
+        float acc[NT] = {0};
+        vdot_lane<T, NT>(row, lane, cols, xq, xd, (int)cuda_xd_stride(cols), acc);
+        for (int t = 0; t < NT; t++) y[t] += acc[t];
+    }
+}
+
+static void warp_row_any(uint32_t type, int nt, const uint8_t *row, int64_t cols, const int8_t *xq, const float *xd,
+                         float y[8]) {
+#define WR(T) (nt == 1 ? warp_row<T, 1>(row, cols, xq, xd, y) : warp_row<T, 8>(row, cols, xq, xd, y))
+    VDOT_DISPATCH(type, WR, y[0] = 12345.0f)
+#undef WR
+}
+
+TEST(vdot_matches_exact_dot_every_int_type) {
+    static const uint32_t types[] = {CQ_Q8_0, CQ_Q4_0, CQ_Q5_0, CQ_Q4_K, CQ_Q5_K, CQ_Q6_K};
+    static const int64_t widths[] = {256, 512, 896, 3584, 4864};
+    enum { NT = 8 };
+    double worst = 0;
+    long rows_checked = 0;
+    for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+        const int64_t cols = widths[w];
+        const int xs = (int)cuda_xd_stride(cols);
+        float *x = (float *)malloc((size_t)(NT * cols) * sizeof *x), *wref = (float *)malloc((size_t)cols * sizeof *wref);
+        int8_t *xq = (int8_t *)aligned_alloc(256, (size_t)(NT * cols));
+        float *xd = (float *)aligned_alloc(256, (size_t)(NT * xs) * sizeof *xd);
+        uint8_t *q8 = (uint8_t *)malloc((size_t)(cols / 32) * 34);
+        CHECK(x && wref && xq && xd && q8);
+        for (int64_t i = 0; i < NT * cols; i++) x[i] = ((float)(next_u32() % 20001) - 10000.0f) * 1e-4f;
+        for (int k = 0; k < 16; k++) x[next_u32() % (NT * cols)] *= 40.0f;   /* outliers set some blocks' scales */
+        quantize_acts(x, NT, cols, xq, xd);
+        /* the quantizer's rule is lib/quant_ref.c's Q8_0 (an independent implementation) */
+        for (int t = 0; t < NT; t++) {
+            CHECK(quantize_row_ref(CQ_Q8_0, x + t * cols, q8, cols) == 0);
+            for (int64_t i = 0; i < cols; i++)
+                CHECK_MSG((int8_t)q8[(i / 32) * 34 + 2 + i % 32] == xq[t * cols + i], "token %d element %lld: q %d, quant_ref %d",
+                          t, (long long)i, xq[t * cols + i], (int8_t)q8[(i / 32) * 34 + 2 + i % 32]);
+        }
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            const uint32_t type = types[ti], bsz = quant_block_size(type), tsz = quant_type_size(type);
+            if (cols % bsz) continue;
+            const size_t bytes = (size_t)(cols / bsz) * tsz;
+            uint8_t *rows = (uint8_t *)aligned_alloc(256, (3 * bytes + 255) / 256 * 256);
+            CHECK(rows);
+            for (int r = 0; r < 3; r++) {   /* rows one after another, as in the device copy */
+                uint8_t *row = rows + (size_t)r * bytes;
+                fill_row(type, row, bytes, cols, true);
+                CHECK(dequantize_row(type, row, wref, cols) == 0);
+                for (int nt = 1; nt <= NT; nt += NT - 1) {
+                    float y[NT];
+                    warp_row_any(type, nt, row, cols, xq, xd, y);
+                    for (int t = 0; t < nt; t++) {
+                        double ref = 0, mag = 0;
+                        for (int64_t i = 0; i < cols; i++) {
+                            const double p = (double)wref[i] * (double)xq[t * cols + i] * (double)xd[t * xs + i / 32];
+                            ref += p;
+                            mag += fabs(p);
+                        }
+                        const double e = fabs((double)y[t] - ref) / (mag > 0 ? mag : 1);
+                        worst = e > worst ? e : worst;
+                        CHECK_MSG(e <= 1e-5, "type %u, %lld columns, row %d, %d tokens, token %d: %.9g, exact %.9g (error %.3g of sum |w x|)",
+                                  type, (long long)cols, r, nt, t, y[t], ref, e);
+                    }
+                    rows_checked++;
+                }
+            }
+            /* a non-finite activation reaches the output: NaN scale for its block */
+            float keep = x[5];
+            x[5] = NAN;
+            quantize_acts(x, 1, cols, xq, xd);
+            float y[NT];
+            warp_row_any(type, 1, rows, cols, xq, xd, y);
+            CHECK_MSG(y[0] != y[0], "type %u: NaN activation gave %g", type, y[0]);
+            x[5] = keep;
+            quantize_acts(x, 1, cols, xq, xd);
+            free(rows);
+        }
+        free(x), free(wref), free(xq), free(xd), free(q8);
+    }
+    printf("  info: %ld row dots, worst error %.3g of sum |w x|\n", rows_checked, worst);
+    CHECK_MSG(cq_host_misaligned_loads() == 0, "%ld loads would be misaligned on the device", cq_host_misaligned_loads());
+}
+
 int main(void) {
     RUN(deq_matches_quant_c_every_type);
+    RUN(vdot_matches_exact_dot_every_int_type);
     return test_summary();
 }

@@ -9,7 +9,9 @@
  * check, device outputs poisoned with NaN before each op (an unwritten element fails), relative
  * rms error ||gpu - ref|| / ||ref||. The reference is the CPU backend with an exact matmul
  * (exact_backend_new: the CPU's own matmul quantizes activations to 8 bits, ~5e-3 per product):
- *   mat-vec (n <= 8, f32 activations)                       1e-5
+ *   mat-vec (n <= 8; the reference rounds the activations
+ *     to int8 blocks as mmv_int8.cu does for Q4_K Q5_K
+ *     Q6_K Q8_0 Q5_0 Q4_0, f32 for the other types)          1e-5
  *   prefill paths (n > 8, mma kernel and cuBLAS; the
  *     reference rounds the operands to f16 as they do)      1e-4
  *   element-wise ops, attention                             1e-4 (embedding 1e-5)
@@ -133,6 +135,27 @@ typedef struct exact_job {
 
 static float f16_round(float v) { return fp16_to_fp32(fp32_to_fp16(v)); }
 
+/* The device mat-vec's int8 activations (cuda/vdot.cuh: d = amax/127 per 32, q = round(x/d); a
+ * non-finite element makes d NaN) for the weight types mmv_int8.cu takes, unless
+ * CODER_CUDA_MMV=f32 sends every type to the float kernel. */
+static bool device_int8_acts(uint32_t type, int n) {
+    const char *e = getenv("CODER_CUDA_MMV");
+    if (n > 8 || (e && !strcmp(e, "f32"))) return false;
+    return type == QT_Q4_K || type == QT_Q5_K || type == QT_Q6_K || type == QT_Q8_0 || type == QT_Q5_0 || type == QT_Q4_0;
+}
+static void int8_round(const float *x, float *out, size_t count) {
+    for (size_t b = 0; b + 32 <= count; b += 32) {
+        float amax = 0.0f;
+        bool fin = true;
+        for (int k = 0; k < 32; k++) {
+            amax = fmaxf(amax, fabsf(x[b + k]));
+            fin = fin && isfinite(x[b + k]);
+        }
+        const float d = fin ? amax / 127.0f : NAN, id = d != 0.0f && d == d ? 1.0f / d : 0.0f;
+        for (int k = 0; k < 32; k++) out[b + k] = roundf(x[b + k] * id) * d;
+    }
+}
+
 static void *exact_rows(void *arg) {
     const exact_job *j = arg;
     const int64_t cols = j->W->cols;
@@ -158,7 +181,9 @@ static coder_status exact_matmul(backend *b, const weight *W, const backend_buf 
     const size_t nx = (size_t)n * (size_t)W->cols;
     float *xr = malloc(nx * sizeof *xr);
     if (!xr) return coder_fail(CODER_ERR_NOMEM, "exact matmul input");
-    for (size_t i = 0; i < nx; i++) xr[i] = n > 8 ? f16_round(((const float *)x->data)[i]) : ((const float *)x->data)[i];
+    if (device_int8_acts(W->type, n)) int8_round((const float *)x->data, xr, nx);   /* cols % 32 == 0 */
+    else
+        for (size_t i = 0; i < nx; i++) xr[i] = n > 8 ? f16_round(((const float *)x->data)[i]) : ((const float *)x->data)[i];
     enum { MAX_T = 64 };
     int nt = coder_cpu_count();
     nt = nt < 1 ? 1 : nt > MAX_T ? MAX_T : nt;
@@ -339,8 +364,10 @@ TEST(matmul_all_types) {
 
 /* The reference itself, without a GPU: exact_matmul against the CPU backend's matmul on the same
  * weights. For F32/F16/BF16 weights the CPU backend is float-exact (1e-6); for quantized ones it
- * differs by its 8-bit activations (<= 2e-2, more than 1e-4: the reference is not the CPU path);
- * with n > 8 the f16 rounding of the operands shows (<= 2e-3). */
+ * differs by its 8-bit activations (<= 2e-2; more than 1e-4 for Q4_1/Q5_1, whose reference keeps
+ * f32 activations: it is not the CPU path); with n > 8 the f16 rounding of the operands shows
+ * (<= 2e-3). Where the reference rounds activations to int8 (device_int8_acts) it must equal the
+ * CPU backend for Q8_0/Q5_0/Q4_0, whose activations follow the same Q8_0 rule (1e-6). */
 TEST(reference_matmul_cpu) {
     static const int ns[] = {1, 5, 17};
     for (size_t t = 0; t < sizeof all_types / sizeof all_types[0]; t++) {
@@ -364,7 +391,10 @@ TEST(reference_matmul_cpu) {
             printf("  info: reference %-5s n=%-2d vs cpu backend rel_rms %.3g\n", quant_type_name(type), n, e);
             const double hi = n > 8 ? 2e-2 : is_float ? 1e-6 : 2e-2;
             CHECK_MSG(e <= hi, "%s n=%d: exact vs cpu %.3g > %.0e", quant_type_name(type), n, e, hi);
-            if (!is_float && n <= 8) CHECK_MSG(e > 1e-4, "%s n=%d: exact equals the quantized-activation path (%.3g)",
+            /* the CPU backend's activations for the 32-block types follow the same Q8_0 rule */
+            if (device_int8_acts(type, n) && (type == QT_Q8_0 || type == QT_Q5_0 || type == QT_Q4_0))
+                CHECK_MSG(e <= 1e-6, "%s n=%d: int8-rounded reference vs cpu %.3g", quant_type_name(type), n, e);
+            if (!is_float && n <= 8 && !device_int8_acts(type, n)) CHECK_MSG(e > 1e-4, "%s n=%d: exact equals the quantized-activation path (%.3g)",
                                                 quant_type_name(type), n, e);
             if (is_float && n > 8) CHECK_MSG(e > 1e-5 && e <= 2e-3, "%s n=%d: f16 operand rounding %.3g", quant_type_name(type), n, e);
             ex->ops->buf_free(ex, xe);
@@ -377,6 +407,26 @@ TEST(reference_matmul_cpu) {
         cpu->ops->free(cpu);
         fake_model_free(m);
     }
+}
+
+/* The reference's int8 activations are lib/quant_ref.c's Q8_0 quants (an independent
+ * implementation of the rule) times amax/127, and NaN for a block with a non-finite element. */
+TEST(reference_int8_rounding) {
+    enum { N = 512 };
+    float *x = rand_floats(N, 3.0f), out[N];
+    block_q8_0 q[N / 32];
+    x[77] = 40.0f;
+    CHECK_OK(quantize_row_ref(QT_Q8_0, x, q, N));
+    int8_round(x, out, N);
+    for (int i = 0; i < N; i++) {
+        float amax = 0.0f;
+        for (int k = 0; k < 32; k++) amax = fmaxf(amax, fabsf(x[i / 32 * 32 + k]));
+        CHECK_MSG(out[i] == (float)q[i / 32].qs[i % 32] * (amax / 127.0f), "element %d: %g, Q8_0 %d", i, out[i], q[i / 32].qs[i % 32]);
+    }
+    x[40] = INFINITY;
+    int8_round(x, out, N);
+    CHECK(isnan(out[32]) && isnan(out[63]) && !isnan(out[31]) && !isnan(out[64]));
+    free(x);
 }
 
 TEST(matmul_7b_shapes) {
@@ -1155,6 +1205,7 @@ int main(int argc, char **argv) {
     RUN(cublas_loaded_lazily);
     if (group_on("matmul")) {
         RUN(reference_matmul_cpu);
+        RUN(reference_int8_rounding);
         RUN(matmul_all_types);
         RUN(matmul_7b_shapes);
     }
