@@ -109,11 +109,13 @@ struct cuda_ctx {
 
 #define WARP 32
 
-/* mmv_int8.cu: whether the int8-activation mat-vec takes this type and width in c, and the call
- * (cuda_mmv's arguments, already checked). */
+/* mmv_int8.cu: whether the int8-activation mat-vec takes this type and width in c; the n
+ * activation rows x [n][cols] to the context's int8 scratch; and weights of one type times those
+ * (each part's y [n][rows]). */
 extern "C" int cuda_mmv_int8_ok(const cuda_ctx *c, uint32_t type, int64_t cols);
-extern "C" coder_status cuda_mmv_int8(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
-                                      int64_t cols, const float *x, int n, float *y);
+extern "C" coder_status cuda_quant_acts(cuda_ctx *c, const float *x, int64_t cols, int n);
+extern "C" coder_status cuda_mmv_int8_parts(cuda_ctx *c, uint32_t type, const cuda_mmv_part *part, int count, int64_t cols,
+                                            int n);
 
 /* A decode step's position: the launch argument, or in a recorded (replayable) step the device
  * copy cuda_graph_begin sets before each launch. */

@@ -127,6 +127,18 @@ int cuda_attention_splits(const cuda_ctx *c, int n, int32_t kv_len, int n_heads,
  * copy in the GGUF layout; x [n][cols] f32, y [n][rows] f32. cols % 8 == 0 (cuda_type_ok). */
 coder_status cuda_matmul(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
                          int64_t cols, const float *x, int n, float *y);
+/* Several weights times the same x (Q/K/V, gate/up), each W[k] (rows[k], cols) into y[k] [n][rows[k]].
+ * Mat-vec batches quantize x once for all, and weights of one type on the int8 path share one
+ * launch; larger batches are cuda_matmul per weight. */
+#define CUDA_MMV_PARTS 4
+typedef struct cuda_mmv_part {
+    const void *W;
+    uint64_t row_bytes;
+    int64_t rows;
+    float *y;
+} cuda_mmv_part;
+coder_status cuda_matmul_many(cuda_ctx *c, const uint32_t *types, const cuda_mmv_part *parts, int count, int64_t cols,
+                              const float *x, int n);
 /* The prefill paths (n > 8), exposed for tests and benchmarks: dequantize row chunks to f16 in
  * device memory + cuBLAS (mmq_prefill.cu), or the hand-written tensor-core kernel that
  * dequantizes tiles in shared memory (mma_prefill.cu). cuda_matmul picks by cuda_ctx.prefill:

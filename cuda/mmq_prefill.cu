@@ -65,6 +65,33 @@ extern "C" coder_status cuda_matmul(cuda_ctx *c, uint32_t type, const void *W, u
     return cuda_matmul_cublas(c, type, W, row_bytes, rows, cols, x, n, y);
 }
 
+extern "C" coder_status cuda_matmul_many(cuda_ctx *c, const uint32_t *types, const cuda_mmv_part *parts, int count,
+                                         int64_t cols, const float *x, int n) {
+    if (count < 1 || count > CUDA_MMV_PARTS) return coder_fail(CODER_ERR_INTERNAL, "cuda matmul: %d weights at once", count);
+    int quantized = 0;
+    for (int k = 0; k < count;) {
+        int run = 1;
+        if (n <= CUDA_MMV_MAX_TOKENS && cuda_type_ok(types[k], cols) && cuda_mmv_int8_ok(c, types[k], cols)) {
+            while (k + run < count && types[k + run] == types[k]) run++;   /* same type: one launch */
+            for (int j = k; j < k + run; j++)
+                if (parts[j].rows <= 0 || parts[j].rows > INT32_MAX)
+                    return coder_fail(CODER_ERR_INTERNAL, "cuda matmul: %lld rows", (long long)parts[j].rows);
+            if (!quantized) {
+                coder_status st = cuda_quant_acts(c, x, cols, n);
+                if (st != CODER_OK) return st;
+                quantized = 1;
+            }
+            coder_status st = cuda_mmv_int8_parts(c, types[k], parts + k, run, cols, n);
+            if (st != CODER_OK) return st;
+        } else {
+            coder_status st = cuda_matmul(c, types[k], parts[k].W, parts[k].row_bytes, parts[k].rows, cols, x, n, parts[k].y);
+            if (st != CODER_OK) return st;
+        }
+        k += run;
+    }
+    return CODER_OK;
+}
+
 extern "C" coder_status cuda_matmul_cublas(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
                                            int64_t cols, const float *x, int n, float *y) {
     if (!cuda_type_ok(type, cols))

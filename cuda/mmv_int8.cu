@@ -2,10 +2,11 @@
  * for Q4_K, Q5_K, Q6_K, Q8_0, Q5_0 and Q4_0 weights (vdot.cuh says why and how; the other types
  * and CODER_CUDA_MMV=f32 use mmvq.cu's float kernel).
  *
- * Two launches per matmul: the n activation rows are quantized once (one warp per 32-block:
- * max |x| by shuffles, then q = round(x / d)) into the context's xq / xd scratch, then one warp
- * per weight row walks its units (lane, lane + 32, ...) and reduces by shuffles; four rows per
- * 128-thread block, as in mmvq.cu. Each weight byte is read once from device memory for all n
+ * The n activation rows are quantized once (one warp per 32-block: max |x| by shuffles, then
+ * q = round(x / d)) into the context's xq / xd scratch - once for all the weights that read them
+ * (cuda_matmul_many: Q/K/V, gate/up) - then one warp per weight row walks its units and reduces
+ * by shuffles; four rows per 128-thread block, as in mmvq.cu; weights of one type that share the
+ * activations share the launch. Each weight byte is read once from device memory for all n
  * tokens; the int8 activations (a quarter of the f32 bytes) are re-read from L1/L2. */
 #include "common.cuh"
 #include "vdot.cuh"
@@ -25,22 +26,37 @@ __global__ void quant_q8_kernel(const float *__restrict__ x, int64_t cols, int64
     if (lane == 0) xd[t * xd_stride + i] = d;
 }
 
+/* Up to CUDA_MMV_PARTS weights of one type read the same activations in one launch (Q/K/V,
+ * gate/up): their rows are numbered one after another, so the 512-row K and V projections of a
+ * 7B model fill the GPU together with Q instead of launching 128 blocks each. */
+struct mmv8_parts {
+    const uint8_t *W[CUDA_MMV_PARTS];
+    uint64_t row_bytes[CUDA_MMV_PARTS];
+    float *y[CUDA_MMV_PARTS];
+    int rows[CUDA_MMV_PARTS];
+    int end[CUDA_MMV_PARTS];   /* cumulative rows */
+    int count;
+};
+
 template <int T, int NT>
 __global__ void __launch_bounds__(MMV8_WARPS * WARP)
-mmv_int8_kernel(const uint8_t *__restrict__ W, uint64_t row_bytes, int rows, int64_t cols, const int8_t *__restrict__ xq,
-                const float *__restrict__ xd, int xd_stride, float *__restrict__ y) {
+mmv_int8_kernel(const mmv8_parts p, int64_t cols, const int8_t *__restrict__ xq, const float *__restrict__ xd,
+                int xd_stride) {
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
-    const int row = blockIdx.x * MMV8_WARPS + warp;
-    if (row >= rows) return;   /* per warp */
+    int row = blockIdx.x * MMV8_WARPS + warp, k = 0;
+    while (k < p.count - 1 && row >= p.end[k]) k++;
+    if (row >= p.end[k]) return;   /* per warp */
+    if (k > 0) row -= p.end[k - 1];
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-    vdot_lane<T, NT>(W + (uint64_t)row * row_bytes, lane, cols, xq, xd, xd_stride, acc);
+    vdot_lane<T, NT>(p.W[k] + (uint64_t)row * p.row_bytes[k], lane, cols, xq, xd, xd_stride, acc);
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = warp_sum(acc[t]);
     if (lane == 0) {
+        float *y = p.y[k];
 #pragma unroll
-        for (int t = 0; t < NT; t++) y[(size_t)t * rows + row] = acc[t];
+        for (int t = 0; t < NT; t++) y[(size_t)t * p.rows[k] + row] = acc[t];
     }
 }
 
@@ -53,35 +69,53 @@ extern "C" int cuda_mmv_int8_ok(const cuda_ctx *c, uint32_t type, int64_t cols) 
     return ok;
 }
 
+extern "C" coder_status cuda_quant_acts(cuda_ctx *c, const float *x, int64_t cols, int n) {
+    if (n < 1 || n > CUDA_MMV_MAX_TOKENS || cols % 32 != 0 || cols > c->p.max_cols)
+        return coder_fail(CODER_ERR_INTERNAL, "cuda int8 activations: %d x %lld (scratch %d x %lld)", n, (long long)cols,
+                          CUDA_MMV_MAX_TOKENS, (long long)c->p.max_cols);
+    const int64_t n_blocks = (int64_t)n * (cols / 32);
+    quant_q8_kernel<<<cuda_blocks(n_blocks, 8), 8 * WARP, 0, c->stream>>>(x, cols, n_blocks, (int)cuda_xd_stride(cols),
+                                                                          c->xq, c->xd);
+    LAUNCH_CHECK(c, "quant_q8");
+    return CODER_OK;
+}
+
 template <int NT>
-static void mmv_int8_launch(uint32_t type, const uint8_t *W, uint64_t row_bytes, int rows, int64_t cols, const int8_t *xq,
-                            const float *xd, int xd_stride, float *y, cudaStream_t s) {
-    const dim3 grid(cuda_blocks(rows, MMV8_WARPS)), block(MMV8_WARPS * WARP);
-#define V8_L(T) mmv_int8_kernel<T, NT><<<grid, block, 0, s>>>(W, row_bytes, rows, cols, xq, xd, xd_stride, y)
+static void mmv_int8_launch(uint32_t type, const mmv8_parts &p, int64_t cols, const int8_t *xq, const float *xd,
+                            int xd_stride, cudaStream_t s) {
+    const dim3 grid(cuda_blocks(p.end[p.count - 1], MMV8_WARPS)), block(MMV8_WARPS * WARP);
+#define V8_L(T) mmv_int8_kernel<T, NT><<<grid, block, 0, s>>>(p, cols, xq, xd, xd_stride)
     VDOT_DISPATCH(type, V8_L, (void)0)
 #undef V8_L
 }
 
-/* Called by cuda_mmv (mmvq.cu) after its checks, for types cuda_mmv_int8_ok accepts. */
-extern "C" coder_status cuda_mmv_int8(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
-                                      int64_t cols, const float *x, int n, float *y) {
-    if (n > CUDA_MMV_MAX_TOKENS)
-        return coder_fail(CODER_ERR_INTERNAL, "cuda mat-vec: %d tokens (at most %d)", n, CUDA_MMV_MAX_TOKENS);
+extern "C" coder_status cuda_mmv_int8_parts(cuda_ctx *c, uint32_t type, const cuda_mmv_part *part, int count, int64_t cols,
+                                            int n) {
+    if (count < 1 || count > CUDA_MMV_PARTS || n < 1 || n > CUDA_MMV_MAX_TOKENS)
+        return coder_fail(CODER_ERR_INTERNAL, "cuda mat-vec: %d weights, %d tokens", count, n);
     const int xd_stride = (int)cuda_xd_stride(cols);
-    const int64_t n_blocks = (int64_t)n * (cols / 32);
-    quant_q8_kernel<<<cuda_blocks(n_blocks, 8), 8 * WARP, 0, c->stream>>>(x, cols, n_blocks, xd_stride, c->xq, c->xd);
-    LAUNCH_CHECK(c, "quant_q8");
     for (int t = 0; t < n;) {
         const int left = n - t, nt = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+        mmv8_parts p;
+        p.count = count;
+        int64_t end = 0;
+        for (int k = 0; k < count; k++) {
+            end += part[k].rows;
+            if (part[k].rows <= 0 || end > INT32_MAX)
+                return coder_fail(CODER_ERR_INTERNAL, "cuda mat-vec: %lld rows in all", (long long)end);
+            p.W[k] = (const uint8_t *)part[k].W;
+            p.row_bytes[k] = part[k].row_bytes;
+            p.rows[k] = (int)part[k].rows;
+            p.end[k] = (int)end;
+            p.y[k] = part[k].y + (size_t)t * (size_t)part[k].rows;
+        }
         const int8_t *xq = c->xq + (size_t)t * (size_t)cols;
         const float *xd = c->xd + (size_t)t * (size_t)xd_stride;
-        float *yt = y + (size_t)t * (size_t)rows;
-        const uint8_t *w = (const uint8_t *)W;
         switch (nt) {
-        case 8: mmv_int8_launch<8>(type, w, row_bytes, (int)rows, cols, xq, xd, xd_stride, yt, c->stream); break;
-        case 4: mmv_int8_launch<4>(type, w, row_bytes, (int)rows, cols, xq, xd, xd_stride, yt, c->stream); break;
-        case 2: mmv_int8_launch<2>(type, w, row_bytes, (int)rows, cols, xq, xd, xd_stride, yt, c->stream); break;
-        default: mmv_int8_launch<1>(type, w, row_bytes, (int)rows, cols, xq, xd, xd_stride, yt, c->stream); break;
+        case 8: mmv_int8_launch<8>(type, p, cols, xq, xd, xd_stride, c->stream); break;
+        case 4: mmv_int8_launch<4>(type, p, cols, xq, xd, xd_stride, c->stream); break;
+        case 2: mmv_int8_launch<2>(type, p, cols, xq, xd, xd_stride, c->stream); break;
+        default: mmv_int8_launch<1>(type, p, cols, xq, xd, xd_stride, c->stream); break;
         }
         LAUNCH_CHECK(c, "mmv_int8");
         t += nt;

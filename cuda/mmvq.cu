@@ -74,7 +74,11 @@ extern "C" coder_status cuda_mmv(cuda_ctx *c, uint32_t type, const void *W, uint
                           type, (long long)cols);
     if (rows <= 0 || rows > INT32_MAX || n < 1)
         return coder_fail(CODER_ERR_INTERNAL, "cuda matmul: %lld rows, %d tokens", (long long)rows, n);
-    if (cuda_mmv_int8_ok(c, type, cols)) return cuda_mmv_int8(c, type, W, row_bytes, rows, cols, x, n, y);
+    if (cuda_mmv_int8_ok(c, type, cols)) {
+        const cuda_mmv_part part = {W, row_bytes, rows, y};
+        coder_status st = cuda_quant_acts(c, x, cols, n);
+        return st != CODER_OK ? st : cuda_mmv_int8_parts(c, type, &part, 1, cols, n);
+    }
     for (int t = 0; t < n;) {
         const int left = n - t, nt = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
         const float *xt = x + (size_t)t * (size_t)cols;

@@ -300,6 +300,25 @@ static coder_status cuda_glue_matmul(backend *b, const weight *W, const backend_
     return st;
 }
 
+/* Q/K/V and gate/up: the mat-vec quantizes x once for all and runs same-type weights in one
+ * launch (cuda_matmul_many). */
+static coder_status cuda_glue_matmul_many(backend *b, const weight *const *W, int count, const backend_buf *x, int n,
+                                          backend_buf *const *y) {
+    if (count < 1 || count > CUDA_MMV_PARTS) return coder_fail(CODER_ERR_INTERNAL, "matmul_many: %d weights", count);
+    uint32_t types[CUDA_MMV_PARTS];
+    cuda_mmv_part parts[CUDA_MMV_PARTS];
+    for (int k = 0; k < count; k++) {
+        void *wd;
+        TRY(cuda_glue_need(CB(b), W[k], &wd));
+        if (W[k]->cols != W[0]->cols) return coder_fail(CODER_ERR_INTERNAL, "matmul_many: widths differ");
+        types[k] = W[k]->type;
+        parts[k] = (cuda_mmv_part){wd, W[k]->row_bytes, W[k]->rows, DF(y[k])};
+    }
+    coder_status st = cuda_matmul_many(CB(b)->ctx, types, parts, count, W[0]->cols, DF(x), n);
+    if (st != CODER_OK) coder_fail_context("matmul %s and %d more", cuda_glue_wname(W[0]), count - 1);
+    return st;
+}
+
 static coder_status cuda_glue_add_bias(backend *b, backend_buf *y, const weight *bias, int n) {
     void *bd;
     TRY(cuda_glue_need(CB(b), bias, &bd));
@@ -415,6 +434,7 @@ static const backend_ops cuda_glue_ops = {
     .embed = cuda_glue_embed,
     .rms_norm = cuda_glue_rms_norm,
     .matmul = cuda_glue_matmul,
+    .matmul_many = cuda_glue_matmul_many,
     .add_bias = cuda_glue_add_bias,
     .rope = cuda_glue_rope,
     .kv_write = cuda_glue_kv_write,

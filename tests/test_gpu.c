@@ -409,6 +409,47 @@ TEST(reference_matmul_cpu) {
     }
 }
 
+/* matmul_many (Q/K/V: x quantized once, same-type weights in one launch) gives each weight the
+ * bits a matmul of its own gives, mixed types and batches on both sides of the mat-vec limit. */
+TEST(matmul_many_matches_single) {
+    NEED_GPU();
+    coder_model *m = fake_model(512, 512, 4, 1, 128);
+    layer_weights *L = &m->layers[0];
+    make_weight(&L->wq, QT_Q4_K, 512, 512, 0.05f);
+    make_weight(&L->wk, QT_Q4_K, 128, 512, 0.05f);
+    make_weight(&L->wv, QT_Q6_K, 128, 512, 0.05f);
+    make_weight(&L->wo, QT_F16, 96, 512, 0.05f);
+    const weight *ws[4] = {&L->wq, &L->wk, &L->wv, &L->wo};
+    pair p;
+    CHECK_OK(pair_new(m, 64, 16, &p));
+    static const int ns[] = {1, 3, 8, 9};
+    for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+        const int n = ns[i];
+        float *x = rand_floats((size_t)n * 512, 1.0f);
+        backend_buf *xg = buf_new(p.gpu, (size_t)n * 512, x), *many[4], *one[4];
+        for (int k = 0; k < 4; k++) {
+            many[k] = buf_new(p.gpu, (size_t)n * (size_t)ws[k]->rows, NULL);
+            one[k] = buf_new(p.gpu, (size_t)n * (size_t)ws[k]->rows, NULL);
+            CHECK_OK(p.gpu->ops->matmul(p.gpu, ws[k], xg, n, one[k]));
+        }
+        CHECK(p.gpu->ops->matmul_many != NULL);
+        CHECK_OK(p.gpu->ops->matmul_many(p.gpu, ws, 4, xg, n, many));
+        for (int k = 0; k < 4; k++) {
+            const size_t cnt = (size_t)n * (size_t)ws[k]->rows;
+            float *a = buf_get(p.gpu, many[k], cnt), *b = buf_get(p.gpu, one[k], cnt);
+            CHECK_MSG(memcmp(a, b, cnt * sizeof *a) == 0, "n=%d weight %d (%s): matmul_many differs from matmul", n, k,
+                      quant_type_name(ws[k]->type));
+            free(a), free(b);
+            p.gpu->ops->buf_free(p.gpu, many[k]);
+            p.gpu->ops->buf_free(p.gpu, one[k]);
+        }
+        p.gpu->ops->buf_free(p.gpu, xg);
+        free(x);
+    }
+    pair_free(&p);
+    fake_model_free(m);
+}
+
 /* The reference's int8 activations are lib/quant_ref.c's Q8_0 quants (an independent
  * implementation of the rule) times amax/127, and NaN for a block with a non-finite element. */
 TEST(reference_int8_rounding) {
@@ -1208,6 +1249,7 @@ int main(int argc, char **argv) {
         RUN(reference_int8_rounding);
         RUN(matmul_all_types);
         RUN(matmul_7b_shapes);
+        RUN(matmul_many_matches_single);
     }
     if (group_on("ops")) {
         RUN(ops_elementwise);
