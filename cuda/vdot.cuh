@@ -98,51 +98,38 @@ CQ_UNROLL
     }
 };
 
-/* Q4_0 {f16 d; u8 qs[16]}: weights 0-15 low nibbles, 16-31 high; value q - 8. */
-template <> struct vdot<CQ_Q4_0> {
-    enum { BLOCK = 32, BYTES = 18, UPB = 4 };
-    template <int NT>
-    static CQ_FN void run(const uint8_t *b, int u, int64_t i0, const int8_t *xq, const float *xd, int64_t cols,
-                          int xd_stride, float acc[NT]) {
-        const int j = u * 8, sh = (j >> 4) * 4;
-        i0 += j;
-        const float d = cq_f16(b);
-        uint32_t w[2];
-        cq_ld8_words(b + 2 + (j & 15), w);
-        w[0] = (w[0] >> sh) & 0x0f0f0f0fu;
-        w[1] = (w[1] >> sh) & 0x0f0f0f0fu;
-CQ_UNROLL
-        for (int t = 0; t < NT; t++) {
-            const cq_x8 x = cq_x8_load(xq, xd, cols, xd_stride, t, i0);
-            acc[t] += d * x.d * (float)(cq_dot8(w, x) - 8 * cq_sum8(x));
-        }
-    }
-};
-
 /* Bits 0..3 of b to bit 4 of bytes 0..3 (the fifth bit of four Q5_0 weights). */
 CQ_FN uint32_t cq_spread4(uint32_t b) { return ((b & 0xfu) * 0x00204081u & 0x01010101u) << 4; }
 
-/* Q5_0 {f16 d; u8 qh[4]; u8 qs[16]}: Q4_0's nibbles plus bit i of qh for weight i; value q - 16. */
-template <> struct vdot<CQ_Q5_0> {
-    enum { BLOCK = 32, BYTES = 22, UPB = 4 };
+/* Q4_0 {f16 d; u8 qs[16]}: weights 0-15 low nibbles, 16-31 high; value q - 8. Q5_0 {f16 d;
+ * u8 qh[4]; u8 qs[16]}: the same nibbles plus bit i of qh as weight i's fifth bit; value q - 16. */
+template <bool FIVE>
+struct vdot_q5 {
+    enum { BLOCK = 32, BYTES = FIVE ? 22 : 18, UPB = 4 };
     template <int NT>
     static CQ_FN void run(const uint8_t *b, int u, int64_t i0, const int8_t *xq, const float *xd, int64_t cols,
                           int xd_stride, float acc[NT]) {
         const int j = u * 8, sh = (j >> 4) * 4;
         i0 += j;
         const float d = cq_f16(b);
-        const uint32_t qh = ((uint32_t)cq_load<unsigned short>(b + 2) | (uint32_t)cq_load<unsigned short>(b + 4) << 16) >> j;
         uint32_t w[2];
-        cq_ld8_words(b + 6 + (j & 15), w);
-        w[0] = ((w[0] >> sh) & 0x0f0f0f0fu) | cq_spread4(qh);
-        w[1] = ((w[1] >> sh) & 0x0f0f0f0fu) | cq_spread4(qh >> 4);
+        cq_ld8_words(b + (FIVE ? 6 : 2) + (j & 15), w);
+        w[0] = (w[0] >> sh) & 0x0f0f0f0fu;
+        w[1] = (w[1] >> sh) & 0x0f0f0f0fu;
+        if (FIVE) {
+            const uint32_t qh = ((uint32_t)cq_load<unsigned short>(b + 2) | (uint32_t)cq_load<unsigned short>(b + 4) << 16) >> j;
+            w[0] |= cq_spread4(qh);
+            w[1] |= cq_spread4(qh >> 4);
+        }
 CQ_UNROLL
         for (int t = 0; t < NT; t++) {
             const cq_x8 x = cq_x8_load(xq, xd, cols, xd_stride, t, i0);
-            acc[t] += d * x.d * (float)(cq_dot8(w, x) - 16 * cq_sum8(x));
+            acc[t] += d * x.d * (float)(cq_dot8(w, x) - (FIVE ? 16 : 8) * cq_sum8(x));
         }
     }
 };
+template <> struct vdot<CQ_Q4_0> : vdot_q5<false> {};
+template <> struct vdot<CQ_Q5_0> : vdot_q5<true> {};
 
 /* Q6_K {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}: deq<CQ_Q6_K>'s layout; value (4 low bits |
  * 2 high bits << 4) - 32, one scale per 16 weights, which is a unit here (16 per block: the
