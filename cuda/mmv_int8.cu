@@ -80,19 +80,23 @@ extern "C" coder_status cuda_quant_acts(cuda_ctx *c, const float *x, int64_t col
     return CODER_OK;
 }
 
+/* 0 when the type has no int8 kernel (nothing launched). */
 template <int NT>
-static void mmv_int8_launch(uint32_t type, const mmv8_parts &p, int64_t cols, const int8_t *xq, const float *xd,
-                            int xd_stride, cudaStream_t s) {
+static int mmv_int8_launch(uint32_t type, const mmv8_parts &p, int64_t cols, const int8_t *xq, const float *xd,
+                           int xd_stride, cudaStream_t s) {
     const dim3 grid(cuda_blocks(p.end[p.count - 1], MMV8_WARPS)), block(MMV8_WARPS * WARP);
 #define V8_L(T) mmv_int8_kernel<T, NT><<<grid, block, 0, s>>>(p, cols, xq, xd, xd_stride)
-    VDOT_DISPATCH(type, V8_L, (void)0)
+    VDOT_DISPATCH(type, V8_L, return 0)
 #undef V8_L
+    return 1;
 }
 
 extern "C" coder_status cuda_mmv_int8_parts(cuda_ctx *c, uint32_t type, const cuda_mmv_part *part, int count, int64_t cols,
                                             int n) {
-    if (count < 1 || count > CUDA_MMV_PARTS || n < 1 || n > CUDA_MMV_MAX_TOKENS)
-        return coder_fail(CODER_ERR_INTERNAL, "cuda mat-vec: %d weights, %d tokens", count, n);
+    if (count < 1 || count > CUDA_MMV_PARTS || n < 1 || n > CUDA_MMV_MAX_TOKENS || !cuda_mmv_int8_ok(c, type, cols) ||
+        !cuda_type_ok(type, cols))
+        return coder_fail(CODER_ERR_INTERNAL, "cuda int8 mat-vec: %d weights of type %u, %lld columns, %d tokens", count,
+                          type, (long long)cols, n);
     const int xd_stride = (int)cuda_xd_stride(cols);
     for (int t = 0; t < n;) {
         const int left = n - t, nt = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
@@ -101,7 +105,7 @@ extern "C" coder_status cuda_mmv_int8_parts(cuda_ctx *c, uint32_t type, const cu
         int64_t end = 0;
         for (int k = 0; k < count; k++) {
             end += part[k].rows;
-            if (part[k].rows <= 0 || end > INT32_MAX)
+            if (part[k].rows <= 0 || end > INT32_MAX - MMV8_WARPS)   /* the kernel's row numbers are int */
                 return coder_fail(CODER_ERR_INTERNAL, "cuda mat-vec: %lld rows in all", (long long)end);
             p.W[k] = (const uint8_t *)part[k].W;
             p.row_bytes[k] = part[k].row_bytes;
@@ -111,12 +115,14 @@ extern "C" coder_status cuda_mmv_int8_parts(cuda_ctx *c, uint32_t type, const cu
         }
         const int8_t *xq = c->xq + (size_t)t * (size_t)cols;
         const float *xd = c->xd + (size_t)t * (size_t)xd_stride;
+        int launched;
         switch (nt) {
-        case 8: mmv_int8_launch<8>(type, p, cols, xq, xd, xd_stride, c->stream); break;
-        case 4: mmv_int8_launch<4>(type, p, cols, xq, xd, xd_stride, c->stream); break;
-        case 2: mmv_int8_launch<2>(type, p, cols, xq, xd, xd_stride, c->stream); break;
-        default: mmv_int8_launch<1>(type, p, cols, xq, xd, xd_stride, c->stream); break;
+        case 8: launched = mmv_int8_launch<8>(type, p, cols, xq, xd, xd_stride, c->stream); break;
+        case 4: launched = mmv_int8_launch<4>(type, p, cols, xq, xd, xd_stride, c->stream); break;
+        case 2: launched = mmv_int8_launch<2>(type, p, cols, xq, xd, xd_stride, c->stream); break;
+        default: launched = mmv_int8_launch<1>(type, p, cols, xq, xd, xd_stride, c->stream); break;
         }
+        if (!launched) return coder_fail(CODER_ERR_INTERNAL, "cuda int8 mat-vec: no kernel for type %u", type);
         LAUNCH_CHECK(c, "mmv_int8");
         t += nt;
     }

@@ -49,9 +49,11 @@ CQ_FN int cq_dp4a(int a, int b, int c) {
 CQ_FN float cq_q8_scale(float amax, bool all_finite) {
     return all_finite ? amax / 127.0f : cq_bits_float(0x7fc00000u);
 }
+/* A block whose scale is below the smallest normal float (amax < 1.5e-36) quantizes to zeros: its
+ * 1/d would be +Inf and the conversion of x * Inf undefined (the device and the host differ). */
 CQ_FN int8_t cq_q8_value(float x, float d) {
-    const float id = d != 0.0f && d == d ? 1.0f / d : 0.0f;   /* IEEE division on the device too */
-    return (int8_t)roundf(x * id);                           /* |x * id| <= 127 */
+    const float id = d >= 1.17549435e-38f ? 1.0f / d : 0.0f;   /* also 0 for d NaN; IEEE division */
+    return (int8_t)roundf(x * id);                            /* |x * id| <= 127 */
 }
 
 /* 8 bytes from a 2-byte aligned address as two words (four 16-bit loads). */

@@ -234,6 +234,15 @@ TEST(vdot_matches_exact_dot_every_int_type) {
             warp_row_any(type, 1, rows, cols, xq, xd, y);
             CHECK_MSG(y[0] != y[0], "type %u: NaN activation gave %g", type, y[0]);
             x[5] = keep;
+            /* a block of tiny values (scale below FLT_MIN) quantizes to zeros, not to x * Inf */
+            float saved[32];
+            memcpy(saved, x, sizeof saved);
+            for (int k = 0; k < 32; k++) x[k] = (float)(k % 3 - 1) * 1e-38f;
+            quantize_acts(x, 1, cols, xq, xd);
+            for (int k = 0; k < 32; k++) CHECK_MSG(xq[k] == 0, "tiny block: q[%d] = %d", k, xq[k]);
+            warp_row_any(type, 1, rows, cols, xq, xd, y);
+            CHECK_MSG(isfinite(y[0]), "type %u: tiny block gave %g", type, y[0]);
+            memcpy(x, saved, sizeof saved);
             quantize_acts(x, 1, cols, xq, xd);
             free(rows);
         }

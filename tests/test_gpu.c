@@ -19,6 +19,7 @@
  *                                                           1e-2 for F16 weights; quantized: printed)
  * Shapes are real ones (896x4864, 3584x18944, head_dim 64/128, GQA 7:1) plus odd row counts.
  * The figures are printed as "  info:" lines. */
+#include <float.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -151,7 +152,7 @@ static void int8_round(const float *x, float *out, size_t count) {
             amax = fmaxf(amax, fabsf(x[b + k]));
             fin = fin && isfinite(x[b + k]);
         }
-        const float d = fin ? amax / 127.0f : NAN, id = d != 0.0f && d == d ? 1.0f / d : 0.0f;
+        const float d = fin ? amax / 127.0f : NAN, id = d >= FLT_MIN ? 1.0f / d : 0.0f;
         for (int k = 0; k < 32; k++) out[b + k] = roundf(x[b + k] * id) * d;
     }
 }
