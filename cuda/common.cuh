@@ -115,7 +115,15 @@ struct cuda_ctx {
 extern "C" int cuda_mmv_int8_ok(const cuda_ctx *c, uint32_t type, int64_t cols);
 extern "C" coder_status cuda_quant_acts(cuda_ctx *c, const float *x, int64_t cols, int n);
 extern "C" coder_status cuda_mmv_int8_parts(cuda_ctx *c, uint32_t type, const cuda_mmv_part *part, int count, int64_t cols,
-                                            int n);
+                                            int n, int accumulate);
+
+/* A mat-vec's result for one row and token: + bias (Q/K/V), or added to what y holds (the
+ * residual stream): the same float additions, in the same order, as the add_bias / add ops the
+ * fusion replaces, so fused and separate give the same bits. */
+__device__ __forceinline__ void cuda_mmv_store(float *y, float v, const float *bias, int accumulate) {
+    if (bias) v += *bias;
+    *y = accumulate ? *y + v : v;
+}
 
 /* A decode step's position: the launch argument, or in a recorded (replayable) step the device
  * copy cuda_graph_begin sets before each launch. */

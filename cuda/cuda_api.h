@@ -127,15 +127,17 @@ int cuda_attention_splits(const cuda_ctx *c, int n, int32_t kv_len, int n_heads,
  * copy in the GGUF layout; x [n][cols] f32, y [n][rows] f32. cols % 8 == 0 (cuda_type_ok). */
 coder_status cuda_matmul(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
                          int64_t cols, const float *x, int n, float *y);
-/* Several weights times the same x (Q/K/V, gate/up), each W[k] (rows[k], cols) into y[k] [n][rows[k]].
- * Mat-vec batches quantize x once for all, and weights of one type on the int8 path share one
- * launch; larger batches are cuda_matmul per weight. */
+/* Several weights times the same x (Q/K/V, gate/up), each W[k] (rows[k], cols) into y[k] [n][rows[k]],
+ * plus bias[k] [rows[k]] where not NULL. Mat-vec batches quantize x once for all, weights of one
+ * type on the int8 path share one launch, and the bias is added as the rows are stored; larger
+ * batches are cuda_matmul and cuda_add_bias per weight. */
 #define CUDA_MMV_PARTS 4
 typedef struct cuda_mmv_part {
     const void *W;
     uint64_t row_bytes;
     int64_t rows;
     float *y;
+    const float *bias;
 } cuda_mmv_part;
 coder_status cuda_matmul_many(cuda_ctx *c, const uint32_t *types, const cuda_mmv_part *parts, int count, int64_t cols,
                               const float *x, int n);
@@ -151,10 +153,15 @@ coder_status cuda_matmul_cublas(cuda_ctx *c, uint32_t type, const void *W, uint6
                                 int64_t cols, const float *x, int n, float *y);
 coder_status cuda_matmul_mma(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
                              int64_t cols, const float *x, int n, float *y);
-/* Decode path only (n <= 8), exposed for tests: int8 activations for Q4_K Q5_K Q6_K Q8_0 Q5_0 Q4_0
- * (mmv_int8.cu), f32 for the rest and for all with CODER_CUDA_MMV=f32 (mmvq.cu). */
+/* y[t] += W @ x[t] (the residual stream) for a mat-vec batch (n <= CUDA_MMV_MAX_TOKENS; the
+ * backend's matmul_add_max_n): the add happens as each row is stored. */
+coder_status cuda_matmul_add(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
+                             int64_t cols, const float *x, int n, float *y);
+/* Decode path only (n <= 8): int8 activations for Q4_K Q5_K Q6_K Q8_0 Q5_0 Q4_0 (mmv_int8.cu), f32
+ * for the rest and for all with CODER_CUDA_MMV=f32 (mmvq.cu); + bias[row] where bias is not NULL,
+ * and with accumulate the result is added to y. */
 coder_status cuda_mmv(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
-                      int64_t cols, const float *x, int n, float *y);
+                      int64_t cols, const float *x, int n, float *y, const float *bias, int accumulate);
 /* Whether the device layer computes with this weight type (F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1
  * Q4_K Q5_K Q6_K) at this width. */
 int cuda_type_ok(uint32_t type, int64_t cols);

@@ -59,7 +59,7 @@ extern "C" coder_status cuda_dequant_f16(cuda_ctx *c, uint32_t type, const void 
 
 extern "C" coder_status cuda_matmul(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
                                     int64_t cols, const float *x, int n, float *y) {
-    if (n <= CUDA_MMV_MAX_TOKENS) return cuda_mmv(c, type, W, row_bytes, rows, cols, x, n, y);
+    if (n <= CUDA_MMV_MAX_TOKENS) return cuda_mmv(c, type, W, row_bytes, rows, cols, x, n, y, NULL, 0);
     if (c->prefill == CUDA_PREFILL_MMA || (c->prefill == CUDA_PREFILL_AUTO && n <= CUDA_MMA_AUTO_MAX_TOKENS))
         return cuda_matmul_mma(c, type, W, row_bytes, rows, cols, x, n, y);
     return cuda_matmul_cublas(c, type, W, row_bytes, rows, cols, x, n, y);
@@ -81,15 +81,26 @@ extern "C" coder_status cuda_matmul_many(cuda_ctx *c, const uint32_t *types, con
                 if (st != CODER_OK) return st;
                 quantized = 1;
             }
-            coder_status st = cuda_mmv_int8_parts(c, types[k], parts + k, run, cols, n);
+            coder_status st = cuda_mmv_int8_parts(c, types[k], parts + k, run, cols, n, 0);
             if (st != CODER_OK) return st;
         } else {
-            coder_status st = cuda_matmul(c, types[k], parts[k].W, parts[k].row_bytes, parts[k].rows, cols, x, n, parts[k].y);
+            const cuda_mmv_part *p = &parts[k];
+            coder_status st = n <= CUDA_MMV_MAX_TOKENS
+                                  ? cuda_mmv(c, types[k], p->W, p->row_bytes, p->rows, cols, x, n, p->y, p->bias, 0)
+                                  : cuda_matmul(c, types[k], p->W, p->row_bytes, p->rows, cols, x, n, p->y);
+            if (st == CODER_OK && p->bias && n > CUDA_MMV_MAX_TOKENS) st = cuda_add_bias(c, p->y, p->bias, n, (int)p->rows);
             if (st != CODER_OK) return st;
         }
         k += run;
     }
     return CODER_OK;
+}
+
+extern "C" coder_status cuda_matmul_add(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
+                                        int64_t cols, const float *x, int n, float *y) {
+    if (n > CUDA_MMV_MAX_TOKENS)
+        return coder_fail(CODER_ERR_INTERNAL, "cuda matmul_add: %d tokens (at most %d)", n, CUDA_MMV_MAX_TOKENS);
+    return cuda_mmv(c, type, W, row_bytes, rows, cols, x, n, y, NULL, 1);
 }
 
 extern "C" coder_status cuda_matmul_cublas(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,

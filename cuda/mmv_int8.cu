@@ -33,6 +33,7 @@ struct mmv8_parts {
     const uint8_t *W[CUDA_MMV_PARTS];
     uint64_t row_bytes[CUDA_MMV_PARTS];
     float *y[CUDA_MMV_PARTS];
+    const float *bias[CUDA_MMV_PARTS];   /* [rows] or NULL */
     int rows[CUDA_MMV_PARTS];
     int end[CUDA_MMV_PARTS];   /* cumulative rows */
     int count;
@@ -41,7 +42,7 @@ struct mmv8_parts {
 template <int T, int NT>
 __global__ void __launch_bounds__(MMV8_WARPS * WARP)
 mmv_int8_kernel(const mmv8_parts p, int64_t cols, const int8_t *__restrict__ xq, const float *__restrict__ xd,
-                int xd_stride) {
+                int xd_stride, int accumulate) {
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
     int row = blockIdx.x * MMV8_WARPS + warp, k = 0;
     while (k < p.count - 1 && row >= p.end[k]) k++;
@@ -55,8 +56,9 @@ mmv_int8_kernel(const mmv8_parts p, int64_t cols, const int8_t *__restrict__ xq,
     for (int t = 0; t < NT; t++) acc[t] = warp_sum(acc[t]);
     if (lane == 0) {
         float *y = p.y[k];
+        const float *bias = p.bias[k] ? p.bias[k] + row : NULL;
 #pragma unroll
-        for (int t = 0; t < NT; t++) y[(size_t)t * p.rows[k] + row] = acc[t];
+        for (int t = 0; t < NT; t++) cuda_mmv_store(y + (size_t)t * p.rows[k] + row, acc[t], bias, accumulate);
     }
 }
 
@@ -83,16 +85,16 @@ extern "C" coder_status cuda_quant_acts(cuda_ctx *c, const float *x, int64_t col
 /* 0 when the type has no int8 kernel (nothing launched). */
 template <int NT>
 static int mmv_int8_launch(uint32_t type, const mmv8_parts &p, int64_t cols, const int8_t *xq, const float *xd,
-                           int xd_stride, cudaStream_t s) {
+                           int xd_stride, int accumulate, cudaStream_t s) {
     const dim3 grid(cuda_blocks(p.end[p.count - 1], MMV8_WARPS)), block(MMV8_WARPS * WARP);
-#define V8_L(T) mmv_int8_kernel<T, NT><<<grid, block, 0, s>>>(p, cols, xq, xd, xd_stride)
+#define V8_L(T) mmv_int8_kernel<T, NT><<<grid, block, 0, s>>>(p, cols, xq, xd, xd_stride, accumulate)
     VDOT_DISPATCH(type, V8_L, return 0)
 #undef V8_L
     return 1;
 }
 
 extern "C" coder_status cuda_mmv_int8_parts(cuda_ctx *c, uint32_t type, const cuda_mmv_part *part, int count, int64_t cols,
-                                            int n) {
+                                            int n, int accumulate) {
     if (count < 1 || count > CUDA_MMV_PARTS || n < 1 || n > CUDA_MMV_MAX_TOKENS || !cuda_mmv_int8_ok(c, type, cols) ||
         !cuda_type_ok(type, cols))
         return coder_fail(CODER_ERR_INTERNAL, "cuda int8 mat-vec: %d weights of type %u, %lld columns, %d tokens", count,
@@ -112,15 +114,16 @@ extern "C" coder_status cuda_mmv_int8_parts(cuda_ctx *c, uint32_t type, const cu
             p.rows[k] = (int)part[k].rows;
             p.end[k] = (int)end;
             p.y[k] = part[k].y + (size_t)t * (size_t)part[k].rows;
+            p.bias[k] = part[k].bias;
         }
         const int8_t *xq = c->xq + (size_t)t * (size_t)cols;
         const float *xd = c->xd + (size_t)t * (size_t)xd_stride;
         int launched;
         switch (nt) {
-        case 8: launched = mmv_int8_launch<8>(type, p, cols, xq, xd, xd_stride, c->stream); break;
-        case 4: launched = mmv_int8_launch<4>(type, p, cols, xq, xd, xd_stride, c->stream); break;
-        case 2: launched = mmv_int8_launch<2>(type, p, cols, xq, xd, xd_stride, c->stream); break;
-        default: launched = mmv_int8_launch<1>(type, p, cols, xq, xd, xd_stride, c->stream); break;
+        case 8: launched = mmv_int8_launch<8>(type, p, cols, xq, xd, xd_stride, accumulate, c->stream); break;
+        case 4: launched = mmv_int8_launch<4>(type, p, cols, xq, xd, xd_stride, accumulate, c->stream); break;
+        case 2: launched = mmv_int8_launch<2>(type, p, cols, xq, xd, xd_stride, accumulate, c->stream); break;
+        default: launched = mmv_int8_launch<1>(type, p, cols, xq, xd, xd_stride, accumulate, c->stream); break;
         }
         if (!launched) return coder_fail(CODER_ERR_INTERNAL, "cuda int8 mat-vec: no kernel for type %u", type);
         LAUNCH_CHECK(c, "mmv_int8");

@@ -21,7 +21,7 @@
 template <int T, int NT>
 __global__ void __launch_bounds__(MMV_WARPS * WARP)
 mmv_kernel(const uint8_t *__restrict__ W, uint64_t row_bytes, int rows, int cols, const float *__restrict__ x,
-           float *__restrict__ y) {
+           float *__restrict__ y, const float *__restrict__ bias, int accumulate) {
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
     const int row = blockIdx.x * MMV_WARPS + warp;
     if (row >= rows) return;   /* whole warps leave together: row is per warp */
@@ -45,7 +45,7 @@ mmv_kernel(const uint8_t *__restrict__ W, uint64_t row_bytes, int rows, int cols
     for (int t = 0; t < NT; t++) acc[t] = warp_sum(acc[t]);
     if (lane == 0) {
 #pragma unroll
-        for (int t = 0; t < NT; t++) y[(size_t)t * rows + row] = acc[t];
+        for (int t = 0; t < NT; t++) cuda_mmv_store(y + (size_t)t * rows + row, acc[t], bias ? bias + row : NULL, accumulate);
     }
 }
 
@@ -64,24 +64,24 @@ extern "C" int cuda_type_ok(uint32_t type, int64_t cols) {
 
 template <int NT>
 static void mmv_launch(uint32_t type, const uint8_t *W, uint64_t row_bytes, int rows, int cols, const float *x,
-                       float *y, cudaStream_t s) {
+                       float *y, const float *bias, int accumulate, cudaStream_t s) {
     const dim3 grid(cuda_blocks(rows, MMV_WARPS)), block(MMV_WARPS * WARP);
-#define MMV_L(T) mmv_kernel<T, NT><<<grid, block, 0, s>>>(W, row_bytes, rows, cols, x, y)
+#define MMV_L(T) mmv_kernel<T, NT><<<grid, block, 0, s>>>(W, row_bytes, rows, cols, x, y, bias, accumulate)
     CQ_DISPATCH(type, MMV_L, (void)0)
 #undef MMV_L
 }
 
 extern "C" coder_status cuda_mmv(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,
-                                 int64_t cols, const float *x, int n, float *y) {
+                                 int64_t cols, const float *x, int n, float *y, const float *bias, int accumulate) {
     if (!cuda_type_ok(type, cols))
         return coder_fail(CODER_ERR_UNSUPPORTED, "cuda matmul: weight type %u with %lld columns has no kernel",
                           type, (long long)cols);
     if (rows <= 0 || rows > INT32_MAX || n < 1)
         return coder_fail(CODER_ERR_INTERNAL, "cuda matmul: %lld rows, %d tokens", (long long)rows, n);
     if (cuda_mmv_int8_ok(c, type, cols)) {
-        const cuda_mmv_part part = {W, row_bytes, rows, y};
+        const cuda_mmv_part part = {W, row_bytes, rows, y, bias};
         coder_status st = cuda_quant_acts(c, x, cols, n);
-        return st != CODER_OK ? st : cuda_mmv_int8_parts(c, type, &part, 1, cols, n);
+        return st != CODER_OK ? st : cuda_mmv_int8_parts(c, type, &part, 1, cols, n, accumulate);
     }
     for (int t = 0; t < n;) {
         const int left = n - t, nt = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
@@ -89,10 +89,10 @@ extern "C" coder_status cuda_mmv(cuda_ctx *c, uint32_t type, const void *W, uint
         float *yt = y + (size_t)t * (size_t)rows;
         const uint8_t *w = (const uint8_t *)W;
         switch (nt) {
-        case 8: mmv_launch<8>(type, w, row_bytes, (int)rows, (int)cols, xt, yt, c->stream); break;
-        case 4: mmv_launch<4>(type, w, row_bytes, (int)rows, (int)cols, xt, yt, c->stream); break;
-        case 2: mmv_launch<2>(type, w, row_bytes, (int)rows, (int)cols, xt, yt, c->stream); break;
-        default: mmv_launch<1>(type, w, row_bytes, (int)rows, (int)cols, xt, yt, c->stream); break;
+        case 8: mmv_launch<8>(type, w, row_bytes, (int)rows, (int)cols, xt, yt, bias, accumulate, c->stream); break;
+        case 4: mmv_launch<4>(type, w, row_bytes, (int)rows, (int)cols, xt, yt, bias, accumulate, c->stream); break;
+        case 2: mmv_launch<2>(type, w, row_bytes, (int)rows, (int)cols, xt, yt, bias, accumulate, c->stream); break;
+        default: mmv_launch<1>(type, w, row_bytes, (int)rows, (int)cols, xt, yt, bias, accumulate, c->stream); break;
         }
         LAUNCH_CHECK(c, "mmv");
         t += nt;

@@ -57,9 +57,16 @@ typedef struct backend_ops {
     /* y[t] = W @ x[t] for t < n:  W (rows, cols) @ x[n][cols] -> y[n][rows]. n = 1 is a
      * matrix-vector product (decode), n > 1 a matrix-matrix product (prefill).               */
     coder_status (*matmul)(backend *b, const weight *W, const backend_buf *x, int n, backend_buf *y);
-    /* y[i] = W[i] @ x for i < count (<= 3; Q/K/V, gate/up), same results as count matmuls: one
-     * dispatch where the backend can. Optional (NULL: the caller runs matmul count times). */
-    coder_status (*matmul_many)(backend *b, const weight *const *W, int count, const backend_buf *x, int n, backend_buf *const *y);
+    /* y[i] = W[i] @ x (+ bias[i] where bias and bias[i]->data are set) for i < count (<= 3; Q/K/V,
+     * gate/up): the same bits as count matmuls and add_bias, in one dispatch where the backend can
+     * (the CUDA mat-vec adds the bias as it stores a row). Optional (NULL: the caller runs
+     * matmul and add_bias). */
+    coder_status (*matmul_many)(backend *b, const weight *const *W, int count, const backend_buf *x, int n, backend_buf *const *y,
+                                const weight *const *bias);
+    /* y[t] += W @ x[t] for t < n <= matmul_add_max_n: the residual add fused into the matmul, the
+     * same bits as matmul into another buffer and add. Optional (NULL). */
+    coder_status (*matmul_add)(backend *b, const weight *W, const backend_buf *x, int n, backend_buf *y);
+    int matmul_add_max_n;
     /* y[t] += bias for t < n.                                 bias (width,), y [n][width]    */
     coder_status (*add_bias)(backend *b, backend_buf *y, const weight *bias, int n);
     /* Rotates each head of x in place for positions pos0+t (style, base and scaling from the

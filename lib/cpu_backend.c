@@ -121,13 +121,18 @@ static coder_status cpu_matmul_op(backend *b, const weight *W, const backend_buf
     return cpu_matmul(c->tp, c->k, W, CF(x), n, F(y), c->mm_scratch, c->mm_bytes);
 }
 
+static coder_status cpu_add_bias(backend *b, backend_buf *y, const weight *bias, int n);
+
 static coder_status cpu_matmul_many_op(backend *b, const weight *const *W, int count, const backend_buf *x, int n,
-                                       backend_buf *const *y) {
+                                       backend_buf *const *y, const weight *const *bias) {
     cpu_backend *c = (cpu_backend *)b;
     float *ys[CPU_MATVEC_MAX];
     if (count < 1 || count > CPU_MATVEC_MAX) return coder_fail(CODER_ERR_INTERNAL, "matmul_many: %d weights", count);
     for (int i = 0; i < count; i++) ys[i] = F(y[i]);
-    return cpu_matmul_many(c->tp, c->k, W, count, CF(x), n, ys, c->mm_scratch, c->mm_bytes);
+    TRY(cpu_matmul_many(c->tp, c->k, W, count, CF(x), n, ys, c->mm_scratch, c->mm_bytes));
+    for (int i = 0; bias && i < count; i++)
+        if (bias[i] && bias[i]->data) TRY(cpu_add_bias(b, y[i], bias[i], n));
+    return CODER_OK;
 }
 
 static coder_status cpu_add_bias(backend *b, backend_buf *y, const weight *bias, int n) {

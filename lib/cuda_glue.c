@@ -303,7 +303,7 @@ static coder_status cuda_glue_matmul(backend *b, const weight *W, const backend_
 /* Q/K/V and gate/up: the mat-vec quantizes x once for all and runs same-type weights in one
  * launch (cuda_matmul_many). */
 static coder_status cuda_glue_matmul_many(backend *b, const weight *const *W, int count, const backend_buf *x, int n,
-                                          backend_buf *const *y) {
+                                          backend_buf *const *y, const weight *const *bias) {
     if (count < 1 || count > CUDA_MMV_PARTS) return coder_fail(CODER_ERR_INTERNAL, "matmul_many: %d weights", count);
     uint32_t types[CUDA_MMV_PARTS];
     cuda_mmv_part parts[CUDA_MMV_PARTS];
@@ -311,11 +311,25 @@ static coder_status cuda_glue_matmul_many(backend *b, const weight *const *W, in
         void *wd;
         TRY(cuda_glue_need(CB(b), W[k], &wd));
         if (W[k]->cols != W[0]->cols) return coder_fail(CODER_ERR_INTERNAL, "matmul_many: widths differ");
+        void *bd = NULL;
+        if (bias && bias[k] && bias[k]->data) {
+            TRY(cuda_glue_need(CB(b), bias[k], &bd));
+            if (bias[k]->cols != W[k]->rows) return coder_fail(CODER_ERR_INTERNAL, "matmul_many: bias of %lld for %lld rows",
+                                                               (long long)bias[k]->cols, (long long)W[k]->rows);
+        }
         types[k] = W[k]->type;
-        parts[k] = (cuda_mmv_part){wd, W[k]->row_bytes, W[k]->rows, DF(y[k])};
+        parts[k] = (cuda_mmv_part){wd, W[k]->row_bytes, W[k]->rows, DF(y[k]), (const float *)bd};
     }
     coder_status st = cuda_matmul_many(CB(b)->ctx, types, parts, count, W[0]->cols, DF(x), n);
     if (st != CODER_OK) coder_fail_context("matmul %s and %d more", cuda_glue_wname(W[0]), count - 1);
+    return st;
+}
+
+static coder_status cuda_glue_matmul_add(backend *b, const weight *W, const backend_buf *x, int n, backend_buf *y) {
+    void *wd;
+    TRY(cuda_glue_need(CB(b), W, &wd));
+    coder_status st = cuda_matmul_add(CB(b)->ctx, W->type, wd, W->row_bytes, W->rows, W->cols, DF(x), n, DF(y));
+    if (st != CODER_OK) coder_fail_context("matmul %s", cuda_glue_wname(W));
     return st;
 }
 
@@ -435,6 +449,8 @@ static const backend_ops cuda_glue_ops = {
     .rms_norm = cuda_glue_rms_norm,
     .matmul = cuda_glue_matmul,
     .matmul_many = cuda_glue_matmul_many,
+    .matmul_add = cuda_glue_matmul_add,
+    .matmul_add_max_n = CUDA_MMV_MAX_TOKENS,
     .add_bias = cuda_glue_add_bias,
     .rope = cuda_glue_rope,
     .kv_write = cuda_glue_kv_write,

@@ -141,12 +141,23 @@ coder_status forward_set_debug(forward_state *f, forward_debug_fn fn, void *user
     return CODER_OK;
 }
 
-/* W[i] @ x -> y[i] for the matrices that share an input (Q/K/V, gate/up): one dispatch where the
- * backend has matmul_many (decode on the CPU: one pool wake-up and join instead of 3 or 2). */
-static coder_status fwd_matmuls(backend *b, const weight *const *ws, int count, const backend_buf *x, int n, backend_buf *const *ys) {
-    if (b->ops->matmul_many) return b->ops->matmul_many(b, ws, count, x, n, ys);
-    for (int i = 0; i < count; i++) TRY(b->ops->matmul(b, ws[i], x, n, ys[i]));
+/* W[i] @ x (+ bias[i]) -> y[i] for the matrices that share an input (Q/K/V, gate/up): one dispatch
+ * where the backend has matmul_many (decode on the CPU: one pool wake-up and join instead of 3 or
+ * 2; on CUDA one launch, the bias added as rows are stored). */
+static coder_status fwd_matmuls(backend *b, const weight *const *ws, int count, const backend_buf *x, int n, backend_buf *const *ys,
+                                const weight *const *bias) {
+    if (b->ops->matmul_many) return b->ops->matmul_many(b, ws, count, x, n, ys, bias);
+    for (int i = 0; i < count; i++) {
+        TRY(b->ops->matmul(b, ws[i], x, n, ys[i]));
+        if (bias && bias[i] && bias[i]->data) TRY(b->ops->add_bias(b, ys[i], bias[i], n));
+    }
     return CODER_OK;
+}
+
+/* Whether the residual add after W can go into the matmul (matmul_add): not with a norm between
+ * them (gemma3) or a debug hook that wants the matmul's own output. */
+static bool fwd_fuse_residual(const forward_state *f, const backend *b, int n, const weight *post_norm) {
+    return b->ops->matmul_add && n <= b->ops->matmul_add_max_n && !post_norm->data && !f->dbg;
 }
 
 static coder_status forward_layer(forward_state *f, fwd_stage *S, int il, int n, int32_t pos0) {
@@ -161,22 +172,23 @@ static coder_status forward_layer(forward_state *f, fwd_stage *S, int il, int n,
     TRY(o->rms_norm(b, S->x, &L->attn_norm, n, dim, hp->rms_eps, S->h));
     DBG(b, "attn_norm", il, "MUL", S->h, n, dim);
     {
-        const weight *ws[3] = {&L->wq, &L->wk, &L->wv};
+        /* the biases go into the matmuls unless the debug hook wants the products alone */
+        const weight *ws[3] = {&L->wq, &L->wk, &L->wv}, *bias[3] = {&L->bq, &L->bk, &L->bv};
         backend_buf *ys[3] = {S->q, S->k, S->v};
-        TRY(fwd_matmuls(b, ws, 3, S->h, n, ys));
+        TRY(fwd_matmuls(b, ws, 3, S->h, n, ys, f->dbg ? NULL : bias));
     }
     DBG(b, "Qcur", il, "MUL_MAT", S->q, n, qw);
     DBG(b, "Kcur", il, "MUL_MAT", S->k, n, kw);
     DBG(b, "Vcur", il, "MUL_MAT", S->v, n, kw);
-    if (L->bq.data) {
+    if (f->dbg && L->bq.data) {
         TRY(o->add_bias(b, S->q, &L->bq, n));
         DBG(b, "Qcur", il, "ADD", S->q, n, qw);
     }
-    if (L->bk.data) {
+    if (f->dbg && L->bk.data) {
         TRY(o->add_bias(b, S->k, &L->bk, n));
         DBG(b, "Kcur", il, "ADD", S->k, n, kw);
     }
-    if (L->bv.data) {
+    if (f->dbg && L->bv.data) {
         TRY(o->add_bias(b, S->v, &L->bv, n));
         DBG(b, "Vcur", il, "ADD", S->v, n, kw);
     }
@@ -195,13 +207,17 @@ static coder_status forward_layer(forward_state *f, fwd_stage *S, int il, int n,
     TRY(o->kv_write(b, il, S->k, S->v, n, pos0));
     TRY(o->attention(b, il, S->q, n, pos0, S->att));
     DBG(b, "kqv_out", il, "CONT", S->att, n, qw);
-    TRY(o->matmul(b, &L->wo, S->att, n, S->h));
-    DBG(b, "attn_out", il, "MUL_MAT", S->h, n, dim);
-    if (L->post_attn_norm.data) {   /* gemma3 */
-        TRY(o->rms_norm(b, S->h, &L->post_attn_norm, n, dim, hp->rms_eps, S->h));
-        DBG(b, "attn_post_norm", il, "MUL", S->h, n, dim);
+    if (fwd_fuse_residual(f, b, n, &L->post_attn_norm)) {
+        TRY(o->matmul_add(b, &L->wo, S->att, n, S->x));
+    } else {
+        TRY(o->matmul(b, &L->wo, S->att, n, S->h));
+        DBG(b, "attn_out", il, "MUL_MAT", S->h, n, dim);
+        if (L->post_attn_norm.data) {   /* gemma3 */
+            TRY(o->rms_norm(b, S->h, &L->post_attn_norm, n, dim, hp->rms_eps, S->h));
+            DBG(b, "attn_post_norm", il, "MUL", S->h, n, dim);
+        }
+        TRY(o->add(b, S->x, S->h, n, dim));
     }
-    TRY(o->add(b, S->x, S->h, n, dim));
     DBG(b, "ffn_inp", il, "ADD", S->x, n, dim);
 
     /* feed-forward block */
@@ -210,7 +226,7 @@ static coder_status forward_layer(forward_state *f, fwd_stage *S, int il, int n,
     {
         const weight *ws[2] = {&L->w_gate, &L->w_up};
         backend_buf *ys[2] = {S->gate, S->up};
-        TRY(fwd_matmuls(b, ws, 2, S->h, n, ys));
+        TRY(fwd_matmuls(b, ws, 2, S->h, n, ys, NULL));
     }
     DBG(b, "ffn_gate", il, "MUL_MAT", S->gate, n, hp->ffn_dim);
     DBG(b, "ffn_up", il, "MUL_MAT", S->up, n, hp->ffn_dim);
@@ -221,13 +237,17 @@ static coder_status forward_layer(forward_state *f, fwd_stage *S, int il, int n,
         TRY(o->swiglu(b, S->gate, S->up, n, hp->ffn_dim));
         DBG(b, "ffn_swiglu", il, "SWIGLU", S->gate, n, hp->ffn_dim);
     }
-    TRY(o->matmul(b, &L->w_down, S->gate, n, S->h));
-    DBG(b, "ffn_out", il, "MUL_MAT", S->h, n, dim);
-    if (L->post_ffw_norm.data) {   /* gemma3 */
-        TRY(o->rms_norm(b, S->h, &L->post_ffw_norm, n, dim, hp->rms_eps, S->h));
-        DBG(b, "ffn_post_norm", il, "MUL", S->h, n, dim);
+    if (fwd_fuse_residual(f, b, n, &L->post_ffw_norm)) {
+        TRY(o->matmul_add(b, &L->w_down, S->gate, n, S->x));
+    } else {
+        TRY(o->matmul(b, &L->w_down, S->gate, n, S->h));
+        DBG(b, "ffn_out", il, "MUL_MAT", S->h, n, dim);
+        if (L->post_ffw_norm.data) {   /* gemma3 */
+            TRY(o->rms_norm(b, S->h, &L->post_ffw_norm, n, dim, hp->rms_eps, S->h));
+            DBG(b, "ffn_post_norm", il, "MUL", S->h, n, dim);
+        }
+        TRY(o->add(b, S->x, S->h, n, dim));
     }
-    TRY(o->add(b, S->x, S->h, n, dim));
     DBG(b, "l_out", il, "ADD", S->x, n, dim);
     return CODER_OK;
 }

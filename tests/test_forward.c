@@ -481,6 +481,38 @@ TEST(session_params) {
     CHECK_MSG(n_ctx > 0 && n_ctx <= 4096, "default n_ctx %d", n_ctx);
 }
 
+static void count_hook(void *ud, const char *name, const char *op, const float *data, int64_t rows, int64_t cols) {
+    (void)name, (void)op, (void)data, (void)rows, (void)cols;
+    (*(int *)ud)++;
+}
+
+/* With a debug hook the forward pass runs every op on its own (biases after the Q/K/V products,
+ * the residual adds after the output projections) so each intermediate can be dumped; without
+ * one the biases go into matmul_many and, on backends with matmul_add, the adds into the matmuls.
+ * Both orders must give the same bits: qwen2 (Q/K/V biases), prefill and one-token steps. */
+TEST(fused_and_separate_ops_same_logits) {
+    coder_model *m = load_model("tiny-qwen2-q4_k_m.gguf");
+    if (!m) SKIP("refdata not found (set CODER_REFDATA)");
+    CHECK(m->layers[0].bq.data != NULL);
+    coder_session *s = new_session(m, CODER_KV_F16, 16);
+    CHECK(s != NULL);
+    const int32_t toks[7] = {9707, 11, 1879, 0, 5765, 2038, 13};
+    const int V = m->hp.vocab_size;
+    float *a = malloc((size_t)V * 2 * sizeof *a), *b = a + V;
+    int calls = 0;
+    CHECK_OK(forward_eval(s->engine, toks, 6, 0, NULL, a, NULL));
+    CHECK_OK(forward_eval(s->engine, toks + 6, 1, 6, NULL, a, NULL));
+    forward_set_debug(s->engine, count_hook, &calls);
+    CHECK_OK(forward_eval(s->engine, toks, 6, 0, NULL, b, NULL));
+    CHECK_OK(forward_eval(s->engine, toks + 6, 1, 6, NULL, b, NULL));
+    forward_set_debug(s->engine, NULL, NULL);
+    CHECK_MSG(calls > 0, "the debug hook was not called");
+    CHECK_MSG(memcmp(a, b, (size_t)V * sizeof *a) == 0, "logits differ with the debug hook");
+    free(a);
+    coder_session_free(s);
+    coder_model_free(m);
+}
+
 int main(void) {
     RUN(llama_f16_as_f32_last_logits);
     RUN(llama_f32_all_positions_and_activations);
@@ -489,5 +521,6 @@ int main(void) {
     RUN(teacher_forcing_greedy);
     RUN(batching_and_session_api);
     RUN(session_params);
+    RUN(fused_and_separate_ops_same_logits);
     return test_summary();
 }

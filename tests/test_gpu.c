@@ -410,9 +410,10 @@ TEST(reference_matmul_cpu) {
     }
 }
 
-/* matmul_many (Q/K/V: x quantized once, same-type weights in one launch) gives each weight the
- * bits a matmul of its own gives, mixed types and batches on both sides of the mat-vec limit. */
-TEST(matmul_many_matches_single) {
+/* matmul_many (Q/K/V: x quantized once, same-type weights in one launch, biases added as rows are
+ * stored) gives each weight the bits of its own matmul + add_bias, and matmul_add (the residual
+ * add fused) the bits of matmul + add; mixed types, batches on both sides of the mat-vec limit. */
+TEST(fused_matmuls_match_separate_ops) {
     NEED_GPU();
     coder_model *m = fake_model(512, 512, 4, 1, 128);
     layer_weights *L = &m->layers[0];
@@ -420,9 +421,13 @@ TEST(matmul_many_matches_single) {
     make_weight(&L->wk, QT_Q4_K, 128, 512, 0.05f);
     make_weight(&L->wv, QT_Q6_K, 128, 512, 0.05f);
     make_weight(&L->wo, QT_F16, 96, 512, 0.05f);
-    const weight *ws[4] = {&L->wq, &L->wk, &L->wv, &L->wo};
+    make_weight(&L->bq, QT_F32, 1, 512, 0.5f);
+    make_weight(&L->bv, QT_F32, 1, 128, 0.5f);
+    const weight *ws[4] = {&L->wq, &L->wk, &L->wv, &L->wo}, *bias[4] = {&L->bq, NULL, &L->bv, NULL};
     pair p;
     CHECK_OK(pair_new(m, 64, 16, &p));
+    const backend_ops *o = p.gpu->ops;
+    CHECK(o->matmul_many != NULL && o->matmul_add != NULL && o->matmul_add_max_n >= 8);
     static const int ns[] = {1, 3, 8, 9};
     for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
         const int n = ns[i];
@@ -431,20 +436,36 @@ TEST(matmul_many_matches_single) {
         for (int k = 0; k < 4; k++) {
             many[k] = buf_new(p.gpu, (size_t)n * (size_t)ws[k]->rows, NULL);
             one[k] = buf_new(p.gpu, (size_t)n * (size_t)ws[k]->rows, NULL);
-            CHECK_OK(p.gpu->ops->matmul(p.gpu, ws[k], xg, n, one[k]));
+            CHECK_OK(o->matmul(p.gpu, ws[k], xg, n, one[k]));
+            if (bias[k]) CHECK_OK(o->add_bias(p.gpu, one[k], bias[k], n));
         }
-        CHECK(p.gpu->ops->matmul_many != NULL);
-        CHECK_OK(p.gpu->ops->matmul_many(p.gpu, ws, 4, xg, n, many));
+        CHECK_OK(o->matmul_many(p.gpu, ws, 4, xg, n, many, bias));
         for (int k = 0; k < 4; k++) {
             const size_t cnt = (size_t)n * (size_t)ws[k]->rows;
             float *a = buf_get(p.gpu, many[k], cnt), *b = buf_get(p.gpu, one[k], cnt);
-            CHECK_MSG(memcmp(a, b, cnt * sizeof *a) == 0, "n=%d weight %d (%s): matmul_many differs from matmul", n, k,
-                      quant_type_name(ws[k]->type));
+            CHECK_MSG(memcmp(a, b, cnt * sizeof *a) == 0, "n=%d weight %d (%s): matmul_many differs from matmul + add_bias",
+                      n, k, quant_type_name(ws[k]->type));
             free(a), free(b);
-            p.gpu->ops->buf_free(p.gpu, many[k]);
-            p.gpu->ops->buf_free(p.gpu, one[k]);
         }
-        p.gpu->ops->buf_free(p.gpu, xg);
+        for (int k = 0; n <= o->matmul_add_max_n && k < 4; k++) {   /* y += W x on a residual stream */
+            const size_t cnt = (size_t)n * (size_t)ws[k]->rows;
+            float *r = rand_floats(cnt, 2.0f);
+            backend_buf *fused = buf_new(p.gpu, cnt, r), *sep = buf_new(p.gpu, cnt, r);
+            CHECK_OK(o->matmul_add(p.gpu, ws[k], xg, n, fused));
+            CHECK_OK(o->matmul(p.gpu, ws[k], xg, n, one[k]));
+            CHECK_OK(o->add(p.gpu, sep, one[k], n, (int)ws[k]->rows));
+            float *a = buf_get(p.gpu, fused, cnt), *b = buf_get(p.gpu, sep, cnt);
+            CHECK_MSG(memcmp(a, b, cnt * sizeof *a) == 0, "n=%d weight %d (%s): matmul_add differs from matmul + add", n, k,
+                      quant_type_name(ws[k]->type));
+            free(a), free(b), free(r);
+            o->buf_free(p.gpu, fused);
+            o->buf_free(p.gpu, sep);
+        }
+        for (int k = 0; k < 4; k++) {
+            o->buf_free(p.gpu, many[k]);
+            o->buf_free(p.gpu, one[k]);
+        }
+        o->buf_free(p.gpu, xg);
         free(x);
     }
     pair_free(&p);
@@ -1250,7 +1271,7 @@ int main(int argc, char **argv) {
         RUN(reference_int8_rounding);
         RUN(matmul_all_types);
         RUN(matmul_7b_shapes);
-        RUN(matmul_many_matches_single);
+        RUN(fused_matmuls_match_separate_ops);
     }
     if (group_on("ops")) {
         RUN(ops_elementwise);
