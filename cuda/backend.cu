@@ -284,12 +284,14 @@ extern "C" coder_status cuda_d2h(cuda_ctx *c, void *dst, const void *src, size_t
 }
 
 extern "C" coder_status cuda_h2d(cuda_ctx *c, void *dst, const void *src, size_t bytes) {
+    c->launches++;
     CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
     CUDA_TRY(cudaStreamSynchronize(c->stream));
     return CODER_OK;
 }
 
 extern "C" coder_status cuda_d2d(cuda_ctx *c, void *dst, const void *src, size_t bytes) {
+    c->launches++;
     CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
     if (c->sync_each) CUDA_TRY(cudaStreamSynchronize(c->stream));
     return CODER_OK;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "cuda_api.h"
+#include "vdot.cuh"
 
 extern "C" coder_status coder_fail(coder_status status, const char *fmt, ...);
 extern "C" void coder_log(coder_log_level level, const char *fmt, ...);
@@ -50,6 +51,7 @@ static inline coder_status cuda_fail_err(cudaError_t e, const char *file, int li
 /* After every kernel launch: the launch error, and in CODER_CUDA_SYNC=1 mode the kernel's own. */
 #define LAUNCH_CHECK(c, name)                                                                      \
     do {                                                                                           \
+        (c)->launches++;                                                                           \
         cudaError_t e_ = cudaGetLastError();                                                       \
         if (e_ == cudaSuccess && (c)->sync_each) e_ = cudaStreamSynchronize((c)->stream);           \
         if (e_ != cudaSuccess) return cuda_fail_err(e_, __FILE__, __LINE__, "kernel " name);       \
@@ -94,6 +96,14 @@ struct cuda_ctx {
     __half *deq;              /* [deq_elems] f16 dequantized weight rows                        */
     int8_t *xq;               /* [CUDA_MMV_MAX_TOKENS][max_cols] int8 activations (mmv_int8.cu) */
     float *xd;                /* [CUDA_MMV_MAX_TOKENS][cuda_xd_stride(max_cols)] their scales   */
+    /* Kernels launched and device copies issued on the stream (LAUNCH_CHECK, cuda_d2d/h2d, graph
+     * launches): xq/xd hold the int8 form of xq_src [xq_n][xq_cols] while launches == xq_at,
+     * i.e. when the op that wrote it (a fused RMSNorm or SwiGLU, or a quantization) was the last
+     * thing on the stream, so nothing can have changed xq_src since. */
+    unsigned long long launches, xq_at;
+    const float *xq_src;
+    int xq_n;
+    int64_t xq_cols;
     float *att_part;          /* [att_part_floats] split-KV partial results                     */
     size_t att_part_floats;
     /* decode steps as CUDA graphs (graph.cu) */
@@ -109,11 +119,6 @@ struct cuda_ctx {
 
 #define WARP 32
 
-/* mmv_int8.cu: whether the int8-activation mat-vec takes this type and width in c; the n
- * activation rows x [n][cols] to the context's int8 scratch; and weights of one type times those
- * (each part's y [n][rows]). */
-extern "C" int cuda_mmv_int8_ok(const cuda_ctx *c, uint32_t type, int64_t cols);
-extern "C" coder_status cuda_quant_acts(cuda_ctx *c, const float *x, int64_t cols, int n);
 extern "C" coder_status cuda_mmv_int8_parts(cuda_ctx *c, uint32_t type, const cuda_mmv_part *part, int count, int64_t cols,
                                             int n, int accumulate);
 
@@ -140,6 +145,34 @@ __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
+}
+
+/* mmv_int8.cu: whether the int8-activation mat-vec takes this type and width in c; the n
+ * activation rows x [n][cols] to the context's int8 scratch; and weights of one type times those
+ * (each part's y [n][rows]). */
+extern "C" int cuda_mmv_int8_ok(const cuda_ctx *c, uint32_t type, int64_t cols);
+extern "C" coder_status cuda_quant_acts(cuda_ctx *c, const float *x, int64_t cols, int n);
+/* cuda_quant_acts unless the last op on the stream left x's int8 form in the scratch. */
+extern "C" coder_status cuda_need_acts(cuda_ctx *c, const float *x, int64_t cols, int n);
+/* Whether an op writing y [n][cols] should also write its int8 form (then it calls
+ * cuda_acts_written after its launch): mat-vec batches of widths the scratch holds. */
+static inline int cuda_fuse_acts(const cuda_ctx *c, int n, int64_t cols) {
+    return c->xq && !c->mmv_f32 && n >= 1 && n <= CUDA_MMV_MAX_TOKENS && cols % 32 == 0 && cols <= c->p.max_cols;
+}
+static inline void cuda_acts_written(cuda_ctx *c, const float *y, int n, int64_t cols) {
+    c->xq_src = y;
+    c->xq_n = n;
+    c->xq_cols = cols;
+    c->xq_at = c->launches;
+}
+/* The quantizer's per-warp step, shared by quant_q8_kernel and the fused RMSNorm / SwiGLU: the 32
+ * lanes hold one block's values v (element e of the [n][cols] activations, block (t, i)). */
+__device__ __forceinline__ void cuda_q8_block(float v, int lane, int64_t e, int64_t t, int64_t i, int xd_stride,
+                                              int8_t *xq, float *xd) {
+    const float amax = warp_max(fabsf(v));
+    const float d = cq_q8_scale(amax, __all_sync(0xffffffffu, isfinite(v)));
+    xq[e] = cq_q8_value(v, d);
+    if (lane == 0) xd[t * xd_stride + i] = d;
 }
 
 static inline unsigned cuda_blocks(int64_t n, int per) { return (unsigned)((n + per - 1) / per); }

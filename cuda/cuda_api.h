@@ -182,7 +182,7 @@ coder_status cuda_add_bias(cuda_ctx *c, float *y, const float *bias, int n, int 
 /* x[i] += y[i] for i < count. */
 coder_status cuda_add(cuda_ctx *c, float *x, const float *y, int64_t count);
 /* gate[i] = silu(gate[i]) * up[i] for i < count. */
-coder_status cuda_swiglu(cuda_ctx *c, float *gate, const float *up, int64_t count);
+coder_status cuda_swiglu(cuda_ctx *c, float *gate, const float *up, int n, int width);
 
 /* RoPE parameters as resolved by the CPU backend's cpu_rope_init (same meaning). */
 typedef struct cuda_rope_params {

@@ -49,6 +49,7 @@ extern "C" coder_status cuda_graph_begin(cuda_ctx *c, int32_t pos0, uint64_t key
 }
 
 static coder_status graph_launch(cuda_ctx *c) {
+    c->launches++;
     cudaError_t e = cudaGraphLaunch(c->graph_exec, c->stream);
     if (e == cudaSuccess && c->sync_each) e = cudaStreamSynchronize(c->stream);
     if (e != cudaSuccess) return coder_fail(cuda_status_of(e), "cudaGraphLaunch: %s (%s)", cudaGetErrorName(e), cudaGetErrorString(e));

@@ -77,7 +77,7 @@ extern "C" coder_status cuda_matmul_many(cuda_ctx *c, const uint32_t *types, con
                 if (parts[j].rows <= 0 || parts[j].rows > INT32_MAX)
                     return coder_fail(CODER_ERR_INTERNAL, "cuda matmul: %lld rows", (long long)parts[j].rows);
             if (!quantized) {
-                coder_status st = cuda_quant_acts(c, x, cols, n);
+                coder_status st = cuda_need_acts(c, x, cols, n);
                 if (st != CODER_OK) return st;
                 quantized = 1;
             }

@@ -19,11 +19,7 @@ __global__ void quant_q8_kernel(const float *__restrict__ x, int64_t cols, int64
     if (g >= n_blocks) return;                                       /* whole warps leave together */
     const int lane = threadIdx.x % WARP;
     const int64_t per_row = cols / 32, t = g / per_row, i = g % per_row, e = t * cols + i * 32 + lane;
-    const float v = x[e];
-    const float amax = warp_max(fabsf(v));
-    const float d = cq_q8_scale(amax, __all_sync(0xffffffffu, isfinite(v)));
-    xq[e] = cq_q8_value(v, d);
-    if (lane == 0) xd[t * xd_stride + i] = d;
+    cuda_q8_block(x[e], lane, e, t, i, xd_stride, xq, xd);
 }
 
 /* Up to CUDA_MMV_PARTS weights of one type read the same activations in one launch (Q/K/V,
@@ -79,7 +75,13 @@ extern "C" coder_status cuda_quant_acts(cuda_ctx *c, const float *x, int64_t col
     quant_q8_kernel<<<cuda_blocks(n_blocks, 8), 8 * WARP, 0, c->stream>>>(x, cols, n_blocks, (int)cuda_xd_stride(cols),
                                                                           c->xq, c->xd);
     LAUNCH_CHECK(c, "quant_q8");
+    cuda_acts_written(c, x, n, cols);
     return CODER_OK;
+}
+
+extern "C" coder_status cuda_need_acts(cuda_ctx *c, const float *x, int64_t cols, int n) {
+    if (c->xq_src == x && c->xq_n == n && c->xq_cols == cols && c->xq_at == c->launches) return CODER_OK;
+    return cuda_quant_acts(c, x, cols, n);
 }
 
 /* 0 when the type has no int8 kernel (nothing launched). */

@@ -80,7 +80,7 @@ extern "C" coder_status cuda_mmv(cuda_ctx *c, uint32_t type, const void *W, uint
         return coder_fail(CODER_ERR_INTERNAL, "cuda matmul: %lld rows, %d tokens", (long long)rows, n);
     if (cuda_mmv_int8_ok(c, type, cols)) {
         const cuda_mmv_part part = {W, row_bytes, rows, y, bias};
-        coder_status st = cuda_quant_acts(c, x, cols, n);
+        coder_status st = cuda_need_acts(c, x, cols, n);
         return st != CODER_OK ? st : cuda_mmv_int8_parts(c, type, &part, 1, cols, n, accumulate);
     }
     for (int t = 0; t < n;) {

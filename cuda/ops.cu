@@ -56,8 +56,12 @@ __device__ float block_sum_256(float v, float *red /* [8] */) {
     return s;
 }
 
+/* Q: also the int8 form of y for the next mat-vec (cuda_fuse_acts; width % 32 == 0): warp w of
+ * the 256 threads holds 32-block 8k + w of the row in step k, so each block is quantized by one
+ * whole warp, the y values bit for bit those of the plain kernel. */
+template <bool Q>
 __global__ void __launch_bounds__(256) rms_norm_kernel(const float *x, const float *__restrict__ w, int width, float eps,
-                                                       float *y) {
+                                                       float *y, int8_t *xq, float *xd, int xd_stride) {
     __shared__ float red[8];
     const float *xr = x + (size_t)blockIdx.x * width;
     float *yr = y + (size_t)blockIdx.x * width;
@@ -66,16 +70,24 @@ __global__ void __launch_bounds__(256) rms_norm_kernel(const float *x, const flo
     s = block_sum_256(s, red);
     const float scale = 1.0f / sqrtf(s / (float)width + eps);
     /* Each element is read and written by the same thread: y may alias x. */
-    if (w)
-        for (int i = threadIdx.x; i < width; i += 256) yr[i] = (xr[i] * scale) * w[i];
-    else
-        for (int i = threadIdx.x; i < width; i += 256) yr[i] = xr[i] * scale;
+    for (int i = threadIdx.x; i < width; i += 256) {
+        const float v = w ? (xr[i] * scale) * w[i] : xr[i] * scale;
+        yr[i] = v;
+        if (Q) cuda_q8_block(v, threadIdx.x % WARP, (int64_t)blockIdx.x * width + i, blockIdx.x, i / 32, xd_stride, xq, xd);
+    }
 }
 
 extern "C" coder_status cuda_rms_norm(cuda_ctx *c, const float *x, const float *w, int n_rows, int width, float eps,
                                       float *y) {
     if (n_rows <= 0) return CODER_OK;
-    rms_norm_kernel<<<(unsigned)n_rows, 256, 0, c->stream>>>(x, w, width, eps, y);
+    if (cuda_fuse_acts(c, n_rows, width)) {
+        rms_norm_kernel<true><<<(unsigned)n_rows, 256, 0, c->stream>>>(x, w, width, eps, y, c->xq, c->xd,
+                                                                       (int)cuda_xd_stride(width));
+        LAUNCH_CHECK(c, "rms_norm+q8");
+        cuda_acts_written(c, y, n_rows, width);
+        return CODER_OK;
+    }
+    rms_norm_kernel<false><<<(unsigned)n_rows, 256, 0, c->stream>>>(x, w, width, eps, y, NULL, NULL, 0);
     LAUNCH_CHECK(c, "rms_norm");
     return CODER_OK;
 }
@@ -92,11 +104,17 @@ __global__ void add_kernel(float *x, const float *__restrict__ y, int64_t count)
     if (i < count) x[i] += y[i];
 }
 
-__global__ void swiglu_kernel(float *gate, const float *__restrict__ up, int64_t count) {
+/* Q: also the int8 form for the down projection (width % 32 == 0: a warp's 32 elements are one
+ * 32-block of one token, and whole warps pass or fail i < count). */
+template <bool Q>
+__global__ void swiglu_kernel(float *gate, const float *__restrict__ up, int64_t count, int width, int8_t *xq, float *xd,
+                              int xd_stride) {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < count) {
         const float g = gate[i];
-        gate[i] = g / (1.0f + expf(-g)) * up[i];
+        const float v = g / (1.0f + expf(-g)) * up[i];
+        gate[i] = v;
+        if (Q) cuda_q8_block(v, threadIdx.x % WARP, i, i / width, (i % width) / 32, xd_stride, xq, xd);
     }
 }
 
@@ -115,9 +133,17 @@ extern "C" coder_status cuda_add(cuda_ctx *c, float *x, const float *y, int64_t 
     return CODER_OK;
 }
 
-extern "C" coder_status cuda_swiglu(cuda_ctx *c, float *gate, const float *up, int64_t count) {
+extern "C" coder_status cuda_swiglu(cuda_ctx *c, float *gate, const float *up, int n, int width) {
+    const int64_t count = (int64_t)n * width;
     if (count <= 0) return CODER_OK;
-    swiglu_kernel<<<cuda_blocks(count, 256), 256, 0, c->stream>>>(gate, up, count);
+    if (cuda_fuse_acts(c, n, width)) {
+        swiglu_kernel<true><<<cuda_blocks(count, 256), 256, 0, c->stream>>>(gate, up, count, width, c->xq, c->xd,
+                                                                           (int)cuda_xd_stride(width));
+        LAUNCH_CHECK(c, "swiglu+q8");
+        cuda_acts_written(c, gate, n, width);
+        return CODER_OK;
+    }
+    swiglu_kernel<false><<<cuda_blocks(count, 256), 256, 0, c->stream>>>(gate, up, count, width, NULL, NULL, 0);
     LAUNCH_CHECK(c, "swiglu");
     return CODER_OK;
 }

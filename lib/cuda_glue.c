@@ -368,7 +368,7 @@ static coder_status cuda_glue_attention(backend *b, int layer, const backend_buf
 }
 
 static coder_status cuda_glue_swiglu(backend *b, backend_buf *gate, const backend_buf *up, int n, int width) {
-    return cuda_swiglu(CB(b)->ctx, DF(gate), DF(up), (int64_t)n * width);
+    return cuda_swiglu(CB(b)->ctx, DF(gate), DF(up), n, width);
 }
 
 static coder_status cuda_glue_add(backend *b, backend_buf *x, const backend_buf *y, int n, int width) {

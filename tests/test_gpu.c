@@ -412,7 +412,9 @@ TEST(reference_matmul_cpu) {
 
 /* matmul_many (Q/K/V: x quantized once, same-type weights in one launch, biases added as rows are
  * stored) gives each weight the bits of its own matmul + add_bias, and matmul_add (the residual
- * add fused) the bits of matmul + add; mixed types, batches on both sides of the mat-vec limit. */
+ * add fused) the bits of matmul + add; mixed types, batches on both sides of the mat-vec limit;
+ * a mat-vec that uses the int8 activations a fused RMSNorm / SwiGLU left the bits of one that
+ * quantizes them itself. */
 TEST(fused_matmuls_match_separate_ops) {
     NEED_GPU();
     coder_model *m = fake_model(512, 512, 4, 1, 128);
@@ -460,6 +462,32 @@ TEST(fused_matmuls_match_separate_ops) {
             free(a), free(b), free(r);
             o->buf_free(p.gpu, fused);
             o->buf_free(p.gpu, sep);
+        }
+        if (n <= 8) {
+            /* RMSNorm and SwiGLU leave their output's int8 form for the next mat-vec: the same
+             * bits as quantizing it afresh (forced by any other launch in between) */
+            backend_buf *h = buf_new(p.gpu, (size_t)n * 512, NULL), *ya = buf_new(p.gpu, (size_t)n * 512, NULL),
+                        *yb = buf_new(p.gpu, (size_t)n * 512, NULL), *zero = buf_new(p.gpu, 8, NULL);
+            float *up = rand_floats((size_t)n * 512, 1.0f);
+            backend_buf *upg = buf_new(p.gpu, (size_t)n * 512, up);
+            for (int pass = 0; pass < 2; pass++) {
+                if (pass == 0) CHECK_OK(o->rms_norm(p.gpu, xg, NULL, n, 512, 1e-6f, h));
+                else {
+                    CHECK_OK(o->buf_write(p.gpu, h, 0, (size_t)n * 512, x));
+                    CHECK_OK(o->swiglu(p.gpu, h, upg, n, 512));
+                }
+                CHECK_OK(o->matmul(p.gpu, &L->wq, h, n, ya));            /* the fused int8 form */
+                CHECK_OK(o->add(p.gpu, zero, zero, 1, 8));               /* any launch ends it */
+                CHECK_OK(o->matmul(p.gpu, &L->wq, h, n, yb));            /* quantized again */
+                const size_t cnt = (size_t)n * 512;
+                float *a = buf_get(p.gpu, ya, cnt), *b = buf_get(p.gpu, yb, cnt);
+                CHECK_MSG(memcmp(a, b, cnt * sizeof *a) == 0, "n=%d: matmul after fused %s differs", n,
+                          pass ? "swiglu" : "rms_norm");
+                free(a), free(b);
+            }
+            o->buf_free(p.gpu, h), o->buf_free(p.gpu, ya), o->buf_free(p.gpu, yb), o->buf_free(p.gpu, zero);
+            o->buf_free(p.gpu, upg);
+            free(up);
         }
         for (int k = 0; k < 4; k++) {
             o->buf_free(p.gpu, many[k]);
