@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Static cost of the decode mat-vec kernels, without a GPU: compiles cuda/mmvq.cu (float) and
-cuda/mmv_int8.cu (int8 activations) for sm_90, disassembles them with cuobjdump, finds each
+cuda/mmv_int8.cu (int8 activations; "grouped": the device layout of the 2-byte aligned formats,
+cuda/quant.cuh) for sm_90, disassembles them with cuobjdump, finds each
 1-token kernel's main loop (its longest backward branch) and prints SASS instructions per weight.
 
 Why it matters: an H100 SM issues at most 128 thread-instructions per clock and must consume
@@ -23,10 +24,12 @@ import tempfile
 
 # ggml type id -> (name, weights per clock per SM at 12.8 bytes/clock)
 TYPES = {12: ("Q4_K", 12.8 * 256 / 144), 13: ("Q5_K", 12.8 * 256 / 176), 14: ("Q6_K", 12.8 * 256 / 210),
-         8: ("Q8_0", 12.8 * 32 / 34), 6: ("Q5_0", 12.8 * 32 / 22), 2: ("Q4_0", 12.8 * 32 / 18), 1: ("F16", 12.8 / 2)}
+         114: ("Q6_K grouped", 12.8 * 256 / 210), 8: ("Q8_0", 12.8 * 32 / 34), 108: ("Q8_0 grouped", 12.8 * 32 / 34),
+         6: ("Q5_0", 12.8 * 32 / 22), 106: ("Q5_0 grouped", 12.8 * 32 / 22), 2: ("Q4_0", 12.8 * 32 / 18),
+         102: ("Q4_0 grouped", 12.8 * 32 / 18), 1: ("F16", 12.8 / 2)}
 # weights one lane handles per iteration of the main loop (both loops are unrolled twice)
 FLOAT_WEIGHTS = 16
-INT8_WEIGHTS = {12: 64, 13: 64, 14: 32, 8: 16, 6: 16, 2: 16}
+INT8_WEIGHTS = {12: 64, 13: 64, 14: 32, 8: 16, 6: 16, 2: 16, 114: 128, 108: 64, 106: 64, 102: 64}
 
 
 def find_cuobjdump(given):

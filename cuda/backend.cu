@@ -178,6 +178,45 @@ extern "C" coder_status cuda_upload(cuda_uploader *u, void *dst, const void *src
     return CODER_OK;
 }
 
+/* ---- grouped weight layouts (cuda_api.h, quant.cuh) ------------------------------------------ */
+
+extern "C" uint32_t cuda_device_type(uint32_t type) {
+    const char *env = getenv("CODER_CUDA_GROUPED");
+    if ((env && env[0] == '0') || !cuda_group_of(type).block || type >= 100) return type;
+    return type + 100;
+}
+
+extern "C" void cuda_group_rows(uint32_t type, const void *src, int64_t rows, int64_t cols, uint64_t row_bytes, void *dst) {
+    const cuda_group_fmt f = cuda_group_of(type);
+    const int64_t nb = cols / f.block;
+    const uint64_t out_bytes = cuda_group_row_bytes(type, nb);
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *s = (const uint8_t *)src + (uint64_t)r * row_bytes;
+        uint8_t *d = (uint8_t *)dst + (uint64_t)r * out_bytes;
+        for (int64_t g0 = 0; g0 < nb; g0 += 8) {
+            const int k = (int)(nb - g0 < 8 ? nb - g0 : 8);
+            memset(d, 0, (size_t)f.head);   /* header fields of blocks the last group lacks */
+            for (int j = 0; j < k; j++) {
+                const uint8_t *b = s + (g0 + j) * f.bytes;
+                uint8_t *pay = d + f.head + j * f.pay;
+                if (f.block == 256) {   /* Q6_K {ql[128]; qh[64]; scales[16]; d} */
+                    memcpy(d + 2 * j, b + 208, 2);
+                    memcpy(d + 16 + 16 * j, b + 192, 16);
+                    memcpy(pay, b, 192);
+                } else if (f.head == 48) {   /* Q5_0 {d; qh[4]; qs[16]} */
+                    memcpy(d + 2 * j, b, 2);
+                    memcpy(d + 16 + 4 * j, b + 2, 4);
+                    memcpy(pay, b + 6, 16);
+                } else {   /* Q8_0, Q4_0 {d; qs} */
+                    memcpy(d + 2 * j, b, 2);
+                    memcpy(pay, b + 2, (size_t)f.pay);
+                }
+            }
+            d += f.head + k * f.pay;
+        }
+    }
+}
+
 /* ---- per-session context -------------------------------------------------------------------- */
 
 extern "C" void cuda_ctx_free(cuda_ctx *c) {

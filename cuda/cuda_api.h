@@ -46,6 +46,46 @@ coder_status cuda_upload(cuda_uploader *u, void *dst, const void *src, size_t by
 /* Waits for every copy, frees the staging buffers and the stream (also after a failure). */
 coder_status cuda_upload_end(cuda_uploader *u);
 
+/* ---- device weight layouts ----------------------------------------------------------------- */
+
+/* Q8_0, Q4_0, Q5_0 and Q6_K blocks (34, 18, 22, 210 bytes) are only 2-byte aligned; the device
+ * stores their rows grouped (cuda/quant.cuh says how), under the type id + 100, so the kernels
+ * read quants 16 bytes at a time. block/bytes: the GGUF block; head: a group's header (8
+ * blocks' scale fields); pay: quant bytes per block. Zeros for other types. */
+typedef struct cuda_group_fmt {
+    int block, bytes, head, pay;
+} cuda_group_fmt;
+static inline cuda_group_fmt cuda_group_of(uint32_t type) {
+    cuda_group_fmt f = {0, 0, 0, 0};
+    switch (type >= 100 ? type - 100 : type) {
+    case 8: f.block = 32, f.bytes = 34, f.head = 16, f.pay = 32; break;      /* Q8_0 */
+    case 2: f.block = 32, f.bytes = 18, f.head = 16, f.pay = 16; break;      /* Q4_0 */
+    case 6: f.block = 32, f.bytes = 22, f.head = 48, f.pay = 16; break;      /* Q5_0 */
+    case 14: f.block = 256, f.bytes = 210, f.head = 144, f.pay = 192; break; /* Q6_K */
+    default: break;
+    }
+    return f;
+}
+/* Bytes of a grouped row of nb blocks (a multiple of 16: full groups, then the last one with its
+ * full header and only the blocks the row has). */
+static inline uint64_t cuda_group_row_bytes(uint32_t type, int64_t nb) {
+    const cuda_group_fmt f = cuda_group_of(type);
+    const int64_t full = nb / 8, rem = nb % 8;
+    return (uint64_t)full * (uint64_t)(f.head + 8 * f.pay) + (rem ? (uint64_t)(f.head + rem * f.pay) : 0);
+}
+/* Device bytes of a rows x cols tensor of GGUF type `type` taking file_bytes in the file (the
+ * plan's figure; with CODER_CUDA_GROUPED=0 the file's). */
+static inline uint64_t cuda_device_tensor_bytes(uint32_t type, int64_t rows, int64_t cols, uint64_t file_bytes) {
+    const cuda_group_fmt f = cuda_group_of(type);
+    if (!f.block || rows < 2 || cols % f.block) return file_bytes;
+    return (uint64_t)rows * cuda_group_row_bytes(type, cols / f.block);
+}
+/* The type the device stores for a matrix of GGUF type `type` (its grouped id, or type itself;
+ * CODER_CUDA_GROUPED=0: always type). */
+uint32_t cuda_device_type(uint32_t type);
+/* rows GGUF rows (row_bytes apart) of type -> grouped rows (cuda_group_row_bytes apart). */
+void cuda_group_rows(uint32_t type, const void *src, int64_t rows, int64_t cols, uint64_t row_bytes, void *dst);
+
 /* ---- per-session context: stream, cuBLAS handle, scratch (backend.cu) -------------------- */
 
 typedef struct cuda_ctx_params {

@@ -52,7 +52,7 @@ mmv_kernel(const uint8_t *__restrict__ W, uint64_t row_bytes, int rows, int cols
 /* Whole blocks only: the kernels walk cols / block size blocks (a loader that let a K-quant row
  * of 288 columns through would otherwise get 256 of them multiplied, silently). */
 extern "C" int cuda_type_ok(uint32_t type, int64_t cols) {
-    const int64_t block = type == CQ_Q4_K || type == CQ_Q5_K || type == CQ_Q6_K ? 256
+    const int64_t block = type == CQ_Q4_K || type == CQ_Q5_K || type == CQ_Q6_K || type == CQ_Q6_KG ? 256
                           : type == CQ_F32 || type == CQ_F16 || type == CQ_BF16 ? 8 : 32;
     if (cols <= 0 || cols % block != 0 || cols > (int64_t)1 << 30) return 0;
     int ok = 0;

@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "cuda_api.h"
+
 /* Host and device: tests/test_cuda_deq.cu runs these very routines on the CPU against lib/quant.c
  * (no GPU needed), so every CI build checks the layouts the kernels decode. */
 #define CQ_FN __host__ __device__ __forceinline__
@@ -34,6 +36,28 @@ inline long &cq_host_misaligned_loads() {
     return n;
 }
 
+/* Host runs can also name the memory a routine may read (up to 4 regions; none set: unchecked) and
+ * count the loads that fall outside: a unit past a row's end reads the next row or past the
+ * allocation on the device, which values alone may not show. */
+struct cq_host_region {
+    const uint8_t *lo, *hi;
+};
+inline cq_host_region *cq_host_regions() {
+    static cq_host_region r[4];
+    return r;
+}
+inline long &cq_host_oob_loads() {
+    static long n = 0;
+    return n;
+}
+inline void cq_host_check_bounds(const uint8_t *p, size_t size) {
+    const cq_host_region *r = cq_host_regions();
+    if (!r[0].lo) return;
+    for (int i = 0; i < 4 && r[i].lo; i++)
+        if (p >= r[i].lo && p + size <= r[i].hi) return;
+    cq_host_oob_loads()++;
+}
+
 /* Loads of 2, 8 or 16 bytes: one instruction on the device (the address must be aligned to the
  * size: a fault otherwise); memcpy on the host, where reading bytes stored as other types through
  * a uint4 lvalue breaks C++ aliasing rules (gcc then reads stale data). */
@@ -43,6 +67,7 @@ CQ_FN V cq_load(const uint8_t *p) {
     return *(const V *)p;
 #else
     if ((uintptr_t)p % sizeof(V) != 0) cq_host_misaligned_loads()++;
+    cq_host_check_bounds(p, sizeof(V));
     V v;
     memcpy(&v, p, sizeof v);
     return v;
@@ -270,6 +295,79 @@ CQ_UNROLL
     }
 };
 
+/* ---- grouped device layouts of the 2-byte aligned formats ----------------------------------
+ * Q8_0 (34-byte blocks), Q4_0 (18), Q5_0 (22) and Q6_K (210) blocks are only 2-byte aligned, so
+ * the kernels could read them 2 bytes at a time only. On the device their rows are stored
+ * regrouped (cuda_glue.c at upload, backend.cu cuda_group_rows): per group of 8 blocks a header with the 8
+ * blocks' scale fields (f16 d's, then Q5_0's qh words or Q6_K's scales), then the 8 blocks'
+ * quants, every part 16-byte aligned; the last group of a row has the full header and only the
+ * blocks the row has. The same bytes, moved: every row of the device copy starts 16-byte
+ * aligned, quants can be read 16 bytes at a time, and nothing about a row's length is needed to
+ * find element i (all earlier groups are full). Device-only type ids: the GGUF id + 100. */
+enum { CQ_Q4_0G = 102, CQ_Q5_0G = 106, CQ_Q8_0G = 108, CQ_Q6_KG = 114 };
+/* (sizes and the host-side regrouping: cuda_api.h cuda_group_of / cuda_group_row_bytes,
+ * backend.cu cuda_group_rows) */
+
+/* Block bi of a grouped row: where its header fields and its quants are. */
+struct cq_gblock {
+    const uint8_t *g;         /* the group's header                                              */
+    int j;                    /* the block within the group                                      */
+    const uint8_t *q;         /* its quants                                                      */
+};
+CQ_FN cq_gblock cq_gblock_at(const uint8_t *row, int64_t bi, int head, int pay) {
+    cq_gblock r;
+    r.g = row + (bi >> 3) * (int64_t)(head + 8 * pay);
+    r.j = (int)(bi & 7);
+    r.q = r.g + head + r.j * pay;
+    return r;
+}
+
+template <> struct deq<CQ_Q8_0G> {
+    static CQ_FN void run(const uint8_t *row, int64_t i0, float v[8]) {
+        const cq_gblock g = cq_gblock_at(row, i0 >> 5, 16, 32);
+        const float d = cq_f16(g.g + 2 * g.j);
+        const uint2 u = cq_load<uint2>(g.q + (i0 & 31));
+        const uint32_t w[2] = {u.x, u.y};
+CQ_UNROLL
+        for (int k = 0; k < 8; k++) v[k] = (float)(int8_t)(uint8_t)(w[k >> 2] >> (8 * (k & 3))) * d;
+    }
+};
+
+template <bool FIVE>
+struct deq_q45g {
+    static CQ_FN void run(const uint8_t *row, int64_t i0, float v[8]) {
+        const cq_gblock g = cq_gblock_at(row, i0 >> 5, FIVE ? 48 : 16, 16);
+        const int j = (int)(i0 & 31), hi = j >> 4, l0 = j & 15;
+        const float d = cq_f16(g.g + 2 * g.j);
+        const uint2 u = cq_load<uint2>(g.q + l0);
+        const uint32_t w[2] = {u.x, u.y}, qh = FIVE ? cq_load<uint32_t>(g.g + 16 + 4 * g.j) : 0;
+CQ_UNROLL
+        for (int k = 0; k < 8; k++) {
+            const int b = (int)((w[k >> 2] >> (8 * (k & 3))) & 0xff), lo4 = hi ? b >> 4 : b & 0xf;
+            v[k] = FIVE ? (float)((lo4 | (int)(((qh >> (j + k)) & 1) << 4)) - 16) * d : (float)(lo4 - 8) * d;
+        }
+    }
+};
+template <> struct deq<CQ_Q4_0G> : deq_q45g<false> {};
+template <> struct deq<CQ_Q5_0G> : deq_q45g<true> {};
+
+template <> struct deq<CQ_Q6_KG> {
+    static CQ_FN void run(const uint8_t *row, int64_t i0, float v[8]) {
+        const cq_gblock g = cq_gblock_at(row, i0 >> 8, 144, 192);
+        const int j = (int)(i0 & 255), h = j >> 7, k4 = (j >> 5) & 3, l0 = j & 31;
+        const float d = cq_f16(g.g + 2 * g.j);
+        const float ds = d * (float)(int8_t)g.g[16 + 16 * g.j + 8 * h + (l0 >> 4) + 2 * k4];
+        const uint2 ul = cq_load<uint2>(g.q + 64 * h + 32 * (k4 & 1) + l0), uh = cq_load<uint2>(g.q + 128 + 32 * h + l0);
+        const uint32_t ql[2] = {ul.x, ul.y}, qh[2] = {uh.x, uh.y};
+CQ_UNROLL
+        for (int k = 0; k < 8; k++) {
+            const int lb = (int)((ql[k >> 2] >> (8 * (k & 3))) & 0xff), hb = (int)((qh[k >> 2] >> (8 * (k & 3))) & 0xff);
+            const int lo4 = k4 >= 2 ? lb >> 4 : lb & 0xf;
+            v[k] = ds * (float)((lo4 | (((hb >> (2 * k4)) & 3) << 4)) - 32);
+        }
+    }
+};
+
 /* Host-side dispatch over the supported types: F(T) is expanded once per type inside a switch;
  * default returns `unsupported`. */
 #define CQ_DISPATCH(type, F, unsupported)                                                          \
@@ -285,6 +383,10 @@ CQ_UNROLL
     case CQ_Q4_K: F(CQ_Q4_K); break;                                                               \
     case CQ_Q5_K: F(CQ_Q5_K); break;                                                               \
     case CQ_Q6_K: F(CQ_Q6_K); break;                                                               \
+    case CQ_Q8_0G: F(CQ_Q8_0G); break;                                                             \
+    case CQ_Q4_0G: F(CQ_Q4_0G); break;                                                             \
+    case CQ_Q5_0G: F(CQ_Q5_0G); break;                                                             \
+    case CQ_Q6_KG: F(CQ_Q6_KG); break;                                                             \
     default: unsupported;                                                                          \
     }
 

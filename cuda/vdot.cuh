@@ -241,13 +241,118 @@ CQ_UNROLL
 template <> struct vdot<CQ_Q4_K> : vdot_k<false> {};
 template <> struct vdot<CQ_Q5_K> : vdot_k<true> {};
 
+/* ---- grouped device layouts (quant.cuh, backend.cu cuda_group_rows): 16-byte loads of quants -----
+ * A "block" of vdot_lane is a group of 8 GGUF blocks here (the last group of a row may be
+ * partial: units past the row's end do nothing). */
+
+/* sum of the four dp4a's of w[k] . x[k], and of x[k] */
+CQ_FN int cq_dot16(const uint32_t w[4], const uint4 &x) {
+    return cq_dp4a((int)w[3], (int)x.w, cq_dp4a((int)w[2], (int)x.z, cq_dp4a((int)w[1], (int)x.y, cq_dp4a((int)w[0], (int)x.x, 0))));
+}
+CQ_FN int cq_sum16(const uint4 &x) {
+    return cq_dp4a(0x01010101, (int)x.w, cq_dp4a(0x01010101, (int)x.z, cq_dp4a(0x01010101, (int)x.y, cq_dp4a(0x01010101, (int)x.x, 0))));
+}
+CQ_FN uint4 cq_x16(const int8_t *xq, int64_t cols, int t, int64_t e) { return cq_load<uint4>((const uint8_t *)(xq + (int64_t)t * cols + e)); }
+
+/* Q8_0: unit = one 32-block: its f16 d from the header, its 32 quants in two 16-byte loads. */
+template <> struct vdot<CQ_Q8_0G> {
+    enum { BLOCK = 256, BYTES = 272, UPB = 8 };
+    template <int NT>
+    static CQ_FN void run(const uint8_t *b, int u, int64_t i0, const int8_t *xq, const float *xd, int64_t cols,
+                          int xd_stride, float acc[NT]) {
+        i0 += 32 * u;
+        if (i0 >= cols) return;
+        const float d = cq_f16(b + 2 * u);
+        const uint4 q0 = cq_load<uint4>(b + 16 + 32 * u), q1 = cq_load<uint4>(b + 32 + 32 * u);
+        const uint32_t w0[4] = {q0.x, q0.y, q0.z, q0.w}, w1[4] = {q1.x, q1.y, q1.z, q1.w};
+CQ_UNROLL
+        for (int t = 0; t < NT; t++) {
+            const int dot = cq_dot16(w0, cq_x16(xq, cols, t, i0)) + cq_dot16(w1, cq_x16(xq, cols, t, i0 + 16));
+            acc[t] += d * xd[(int64_t)t * xd_stride + (i0 >> 5)] * (float)dot;
+        }
+    }
+};
+
+/* Q4_0 / Q5_0: unit = one 32-block: quants in one 16-byte load (low nibbles weights 0-15, high
+ * 16-31), Q5_0's qh word from the header. */
+template <bool FIVE>
+struct vdot_q5g {
+    enum { BLOCK = 256, BYTES = FIVE ? 176 : 144, UPB = 8 };
+    template <int NT>
+    static CQ_FN void run(const uint8_t *b, int u, int64_t i0, const int8_t *xq, const float *xd, int64_t cols,
+                          int xd_stride, float acc[NT]) {
+        i0 += 32 * u;
+        if (i0 >= cols) return;
+        const float d = cq_f16(b + 2 * u);
+        const uint4 q = cq_load<uint4>(b + (FIVE ? 48 : 16) + 16 * u);
+        const uint32_t qw[4] = {q.x, q.y, q.z, q.w};
+        uint32_t lo[4], hi[4];
+        const uint32_t qh = FIVE ? cq_load<uint32_t>(b + 16 + 4 * u) : 0;
+CQ_UNROLL
+        for (int k = 0; k < 4; k++) {
+            lo[k] = qw[k] & 0x0f0f0f0fu;
+            hi[k] = (qw[k] >> 4) & 0x0f0f0f0fu;
+            if (FIVE) {
+                lo[k] |= cq_spread4(qh >> (4 * k));
+                hi[k] |= cq_spread4(qh >> (16 + 4 * k));
+            }
+        }
+CQ_UNROLL
+        for (int t = 0; t < NT; t++) {
+            const uint4 xl = cq_x16(xq, cols, t, i0), xh = cq_x16(xq, cols, t, i0 + 16);
+            const int dot = cq_dot16(lo, xl) + cq_dot16(hi, xh), sum = cq_sum16(xl) + cq_sum16(xh);
+            acc[t] += d * xd[(int64_t)t * xd_stride + (i0 >> 5)] * (float)(dot - (FIVE ? 16 : 8) * sum);
+        }
+    }
+};
+template <> struct vdot<CQ_Q4_0G> : vdot_q5g<false> {};
+template <> struct vdot<CQ_Q5_0G> : vdot_q5g<true> {};
+
+/* Q6_K: unit u of a group = block j = u / 4, half h = (u / 2) % 2, kp = u % 2: the 32 ql bytes
+ * 64h + 32kp .. (low nibbles: weights 128h + 32kp + l, high: 128h + 32(kp + 2) + l) and the 32 qh
+ * bytes 32h .. (bits 2kp and 2kp + 4), four 16-byte loads for 64 weights; four scales. */
+template <> struct vdot<CQ_Q6_KG> {
+    enum { BLOCK = 2048, BYTES = 1680, UPB = 32 };
+    template <int NT>
+    static CQ_FN void run(const uint8_t *b, int u, int64_t i0, const int8_t *xq, const float *xd, int64_t cols,
+                          int xd_stride, float acc[NT]) {
+        const int j = u >> 2, h = (u >> 1) & 1, kp = u & 1;
+        const int64_t ea = i0 + 256 * j + 128 * h + 32 * kp, eb = ea + 64;   /* first weights of k = kp, kp + 2 */
+        if (ea >= cols) return;
+        const float d = cq_f16(b + 2 * j);
+        const uint8_t *sc = b + 16 + 16 * j + 8 * h + 2 * kp, *q = b + 144 + 192 * j;
+        const unsigned short s01 = cq_load<unsigned short>(sc), s45 = cq_load<unsigned short>(sc + 4);
+        const int sa0 = (int8_t)(s01 & 0xff), sa1 = (int8_t)(s01 >> 8), sb0 = (int8_t)(s45 & 0xff), sb1 = (int8_t)(s45 >> 8);
+        uint32_t wa[2][4], wb[2][4];
+CQ_UNROLL
+        for (int half = 0; half < 2; half++) {
+            const uint4 l = cq_load<uint4>(q + 64 * h + 32 * kp + 16 * half), hb = cq_load<uint4>(q + 128 + 32 * h + 16 * half);
+            const uint32_t lw[4] = {l.x, l.y, l.z, l.w}, hw[4] = {hb.x, hb.y, hb.z, hb.w};
+CQ_UNROLL
+            for (int k = 0; k < 4; k++) {
+                wa[half][k] = (lw[k] & 0x0f0f0f0fu) | (((hw[k] >> (2 * kp)) & 0x03030303u) << 4);
+                wb[half][k] = ((lw[k] >> 4) & 0x0f0f0f0fu) | (((hw[k] >> (2 * kp + 4)) & 0x03030303u) << 4);
+            }
+        }
+CQ_UNROLL
+        for (int t = 0; t < NT; t++) {
+            const uint4 xa0 = cq_x16(xq, cols, t, ea), xa1 = cq_x16(xq, cols, t, ea + 16);
+            const uint4 xb0 = cq_x16(xq, cols, t, eb), xb1 = cq_x16(xq, cols, t, eb + 16);
+            const int ia = sa0 * (cq_dot16(wa[0], xa0) - 32 * cq_sum16(xa0)) + sa1 * (cq_dot16(wa[1], xa1) - 32 * cq_sum16(xa1));
+            const int ib = sb0 * (cq_dot16(wb[0], xb0) - 32 * cq_sum16(xb0)) + sb1 * (cq_dot16(wb[1], xb1) - 32 * cq_sum16(xb1));
+            const float *xdt = xd + (int64_t)t * xd_stride;
+            acc[t] += d * (xdt[ea >> 5] * (float)ia + xdt[eb >> 5] * (float)ib);
+        }
+    }
+};
+
 /* One lane's share of a row (lane l: unit l % UPB of blocks l / UPB, + 32 / UPB, ...): the
  * kernel's loop, and the host test's warp emulation. */
 template <int T, int NT>
 CQ_FN void vdot_lane(const uint8_t *row, int lane, int64_t cols, const int8_t *xq, const float *xd, int xd_stride,
                      float acc[NT]) {
     typedef vdot<T> V;
-    const int64_t n_blocks = cols / V::BLOCK, step = 32 / V::UPB;
+    const int64_t n_blocks = (cols + V::BLOCK - 1) / V::BLOCK, step = 32 / V::UPB;   /* grouped rows: a partial last group */
     const int u = lane % V::UPB;
     const uint8_t *b = row + (int64_t)(lane / V::UPB) * V::BYTES;
 #ifdef __CUDA_ARCH__
@@ -266,6 +371,10 @@ CQ_FN void vdot_lane(const uint8_t *row, int lane, int64_t cols, const int8_t *x
     case CQ_Q4_K: F(CQ_Q4_K); break;                                                               \
     case CQ_Q5_K: F(CQ_Q5_K); break;                                                               \
     case CQ_Q6_K: F(CQ_Q6_K); break;                                                               \
+    case CQ_Q8_0G: F(CQ_Q8_0G); break;                                                             \
+    case CQ_Q4_0G: F(CQ_Q4_0G); break;                                                             \
+    case CQ_Q5_0G: F(CQ_Q5_0G); break;                                                             \
+    case CQ_Q6_KG: F(CQ_Q6_KG); break;                                                             \
     default: unsupported;                                                                          \
     }
 

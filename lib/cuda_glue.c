@@ -2,9 +2,10 @@
  * the op table (backend.h) mapped onto the device layer (cuda/cuda_api.h).
  *
  * Memory plan (docs/CUDA.md):
- *   model (once, at load): one device arena holding every bound weight in its GGUF bytes, each
- *     tensor 256-byte aligned; looked up by the weight's host data pointer (a sorted table), so
- *     a tied output matrix shares token_embd's copy. Planned before the first allocation against
+ *   model (once, at load): one device arena holding every bound weight in its GGUF bytes (Q8_0,
+ *     Q4_0, Q5_0 and Q6_K matrices regrouped for 16-byte loads: cuda_api.h cuda_device_type),
+ *     each tensor 256-byte aligned; looked up by the weight's host data pointer (a sorted
+ *     table), so a tied output matrix shares token_embd's copy. Planned before the first allocation against
  *     cudaMemGetInfo; uploaded from the mmap through two pinned staging buffers.
  *   session: the KV cache (F16, 2 x n_layers x n_ctx x kv_width), activation buffers (forward.c
  *     asks buf_alloc), and the context's scratch (f16 activations, f16 weight chunk for prefill
@@ -32,6 +33,8 @@ typedef struct cuda_wentry {
     const void *host;         /* weight.data: the key                                         */
     void *dev;
     const weight *w;          /* first weight seen with this data (for names and sizes)        */
+    uint32_t dtype;           /* the device layout's type id (cuda_device_type)                */
+    uint64_t drow;            /* bytes per row on the device                                   */
 } cuda_wentry;
 
 typedef struct cuda_model {
@@ -48,12 +51,38 @@ static int cuda_glue_cmp(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Device copy of W, or NULL when W has no data or was never uploaded. */
-static void *cuda_glue_dev(const cuda_model *cm, const weight *W) {
+/* The device entry of W, or NULL when W has no data or was never uploaded. */
+static const cuda_wentry *cuda_glue_entry(const cuda_model *cm, const weight *W) {
     if (!W || !W->data) return NULL;
     cuda_wentry key = {.host = W->data};
-    const cuda_wentry *e = bsearch(&key, cm->w, cm->n_w, sizeof key, cuda_glue_cmp);
+    return bsearch(&key, cm->w, cm->n_w, sizeof key, cuda_glue_cmp);
+}
+static void *cuda_glue_dev(const cuda_model *cm, const weight *W) {
+    const cuda_wentry *e = cuda_glue_entry(cm, W);
     return e ? e->dev : NULL;
+}
+
+/* W's device layout: its type and row size there (matrices of the 2-byte aligned formats are
+ * stored grouped). */
+static void cuda_glue_layout(const weight *w, uint32_t *dtype, uint64_t *drow) {
+    *dtype = w->rows > 1 ? cuda_device_type(w->type) : w->type;
+    *drow = *dtype != w->type ? cuda_group_row_bytes(*dtype, w->cols / cuda_group_of(*dtype).block) : w->row_bytes;
+}
+
+/* Uploads W's rows regrouped (cuda_group_rows) a chunk at a time through a host buffer. */
+static coder_status cuda_glue_upload_grouped(cuda_uploader *up, const cuda_wentry *e) {
+    const weight *w = e->w;
+    const int64_t chunk = e->drow >= (8u << 20) ? 1 : (int64_t)((8u << 20) / e->drow);
+    void *buf = coder_malloc((size_t)(chunk * (int64_t)e->drow));
+    if (!buf) return coder_fail(CODER_ERR_NOMEM, "cuda upload: regrouping buffer");
+    coder_status st = CODER_OK;
+    for (int64_t r = 0; r < w->rows && st == CODER_OK; r += chunk) {
+        const int64_t n = w->rows - r < chunk ? w->rows - r : chunk;
+        cuda_group_rows(w->type, (const char *)w->data + (uint64_t)r * w->row_bytes, n, w->cols, w->row_bytes, buf);
+        st = cuda_upload(up, (char *)e->dev + (uint64_t)r * e->drow, buf, (size_t)(n * (int64_t)e->drow));
+    }
+    coder_mfree(buf);
+    return st;
 }
 
 static void cuda_model_free(coder_model *m) {
@@ -114,7 +143,9 @@ coder_status cuda_model_upload(coder_model *m, int32_t g, float lo, float hi) {
                             cuda_glue_wname(w), quant_type_name(w->type), (long long)w->cols);
             goto fail;
         }
-        cm->w[cm->n_w++] = (cuda_wentry){.host = w->data, .w = w};
+        cuda_wentry e = {.host = w->data, .w = w};
+        cuda_glue_layout(w, &e.dtype, &e.drow);
+        cm->w[cm->n_w++] = e;
     }
     qsort(cm->w, cm->n_w, sizeof *cm->w, cuda_glue_cmp);
     size_t k = 0;   /* drop duplicates (tied output = token_embd) */
@@ -132,7 +163,7 @@ coder_status cuda_model_upload(coder_model *m, int32_t g, float lo, float hi) {
     for (size_t i = 0; i < cm->n_w; i++) {
         const weight *w = cm->w[i].w;
         uint64_t bytes;
-        if (ck_mul((uint64_t)w->rows, w->row_bytes, &bytes) || ck_add(total, CUDA_GLUE_ALIGN - 1, &total)) {
+        if (ck_mul((uint64_t)w->rows, cm->w[i].drow, &bytes) || ck_add(total, CUDA_GLUE_ALIGN - 1, &total)) {
             coder_mfree(offs);
             st = coder_fail(CODER_ERR_LIMIT, "cuda upload: tensor %s size overflows", cuda_glue_wname(w));
             goto fail;
@@ -167,9 +198,10 @@ coder_status cuda_model_upload(coder_model *m, int32_t g, float lo, float hi) {
     uint64_t done = 0;
     for (size_t i = 0; i < cm->n_w; i++) {
         const weight *w = cm->w[i].w;
-        const size_t bytes = (size_t)((uint64_t)w->rows * w->row_bytes);
+        const size_t bytes = (size_t)((uint64_t)w->rows * cm->w[i].drow);
         cm->w[i].dev = (char *)cm->arena + offs[i];
-        if ((st = cuda_upload(up, cm->w[i].dev, w->data, bytes)) != CODER_OK) {
+        st = cm->w[i].dtype != w->type ? cuda_glue_upload_grouped(up, &cm->w[i]) : cuda_upload(up, cm->w[i].dev, w->data, bytes);
+        if (st != CODER_OK) {
             coder_fail_context("uploading tensor %s", cuda_glue_wname(w));
             break;
         }
@@ -229,6 +261,19 @@ static cuda_kv_layer cuda_glue_layer(cuda_backend *c, int layer) {
                            .v_row = c->v_row};
 }
 
+/* A matrix's device copy and layout, or CODER_ERR_INTERNAL naming it. */
+typedef struct cuda_glue_mat {
+    void *p;
+    uint32_t type;
+    uint64_t row_bytes;
+} cuda_glue_mat;
+static coder_status cuda_glue_need_mat(cuda_backend *c, const weight *W, cuda_glue_mat *out) {
+    const cuda_wentry *e = cuda_glue_entry(c->cm, W);
+    if (!e) return coder_fail(CODER_ERR_INTERNAL, "cuda: tensor %s has no device copy", W ? cuda_glue_wname(W) : "(null)");
+    *out = (cuda_glue_mat){e->dev, e->dtype, e->drow};
+    return CODER_OK;
+}
+
 /* The device copy of W or CODER_ERR_INTERNAL naming it. */
 static coder_status cuda_glue_need(cuda_backend *c, const weight *W, void **out) {
     *out = cuda_glue_dev(c->cm, W);
@@ -280,9 +325,9 @@ static coder_status cuda_glue_buf_write(backend *b, backend_buf *buf, size_t off
 }
 
 static coder_status cuda_glue_embed(backend *b, const weight *E, const int32_t *ids, int n, backend_buf *x) {
-    void *e;
-    TRY(cuda_glue_need(CB(b), E, &e));
-    return cuda_embed(CB(b)->ctx, E->type, e, E->row_bytes, E->cols, ids, n, DF(x));
+    cuda_glue_mat e = {0};
+    TRY(cuda_glue_need_mat(CB(b), E, &e));
+    return cuda_embed(CB(b)->ctx, e.type, e.p, e.row_bytes, E->cols, ids, n, DF(x));
 }
 
 static coder_status cuda_glue_rms_norm(backend *b, const backend_buf *x, const weight *w, int n_rows, int width, float eps,
@@ -293,9 +338,9 @@ static coder_status cuda_glue_rms_norm(backend *b, const backend_buf *x, const w
 }
 
 static coder_status cuda_glue_matmul(backend *b, const weight *W, const backend_buf *x, int n, backend_buf *y) {
-    void *wd;
-    TRY(cuda_glue_need(CB(b), W, &wd));
-    coder_status st = cuda_matmul(CB(b)->ctx, W->type, wd, W->row_bytes, W->rows, W->cols, DF(x), n, DF(y));
+    cuda_glue_mat wd = {0};
+    TRY(cuda_glue_need_mat(CB(b), W, &wd));
+    coder_status st = cuda_matmul(CB(b)->ctx, wd.type, wd.p, wd.row_bytes, W->rows, W->cols, DF(x), n, DF(y));
     if (st != CODER_OK) coder_fail_context("matmul %s", cuda_glue_wname(W));
     return st;
 }
@@ -308,8 +353,8 @@ static coder_status cuda_glue_matmul_many(backend *b, const weight *const *W, in
     uint32_t types[CUDA_MMV_PARTS];
     cuda_mmv_part parts[CUDA_MMV_PARTS];
     for (int k = 0; k < count; k++) {
-        void *wd;
-        TRY(cuda_glue_need(CB(b), W[k], &wd));
+        cuda_glue_mat wd = {0};
+        TRY(cuda_glue_need_mat(CB(b), W[k], &wd));
         if (W[k]->cols != W[0]->cols) return coder_fail(CODER_ERR_INTERNAL, "matmul_many: widths differ");
         void *bd = NULL;
         if (bias && bias[k] && bias[k]->data) {
@@ -317,8 +362,8 @@ static coder_status cuda_glue_matmul_many(backend *b, const weight *const *W, in
             if (bias[k]->cols != W[k]->rows) return coder_fail(CODER_ERR_INTERNAL, "matmul_many: bias of %lld for %lld rows",
                                                                (long long)bias[k]->cols, (long long)W[k]->rows);
         }
-        types[k] = W[k]->type;
-        parts[k] = (cuda_mmv_part){wd, W[k]->row_bytes, W[k]->rows, DF(y[k]), (const float *)bd};
+        types[k] = wd.type;
+        parts[k] = (cuda_mmv_part){wd.p, wd.row_bytes, W[k]->rows, DF(y[k]), (const float *)bd};
     }
     coder_status st = cuda_matmul_many(CB(b)->ctx, types, parts, count, W[0]->cols, DF(x), n);
     if (st != CODER_OK) coder_fail_context("matmul %s and %d more", cuda_glue_wname(W[0]), count - 1);
@@ -326,9 +371,9 @@ static coder_status cuda_glue_matmul_many(backend *b, const weight *const *W, in
 }
 
 static coder_status cuda_glue_matmul_add(backend *b, const weight *W, const backend_buf *x, int n, backend_buf *y) {
-    void *wd;
-    TRY(cuda_glue_need(CB(b), W, &wd));
-    coder_status st = cuda_matmul_add(CB(b)->ctx, W->type, wd, W->row_bytes, W->rows, W->cols, DF(x), n, DF(y));
+    cuda_glue_mat wd = {0};
+    TRY(cuda_glue_need_mat(CB(b), W, &wd));
+    coder_status st = cuda_matmul_add(CB(b)->ctx, wd.type, wd.p, wd.row_bytes, W->rows, W->cols, DF(x), n, DF(y));
     if (st != CODER_OK) coder_fail_context("matmul %s", cuda_glue_wname(W));
     return st;
 }

@@ -24,6 +24,7 @@
 #include "device.h"
 #include "kv_cache.h"
 #include "plan.h"
+#include "quant.h"
 #include "../cuda/cuda_api.h"   /* plain C: the device scratch arithmetic */
 
 #define PLAN_DEFAULT_CTX 4096
@@ -145,7 +146,9 @@ void plan_compute(const plan_input *in, int32_t n_ctx_req, int32_t gpu_req, bool
     for (size_t i = 0; gpu && i < gguf_tensor_count(f); i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         if (!plan_on_device(t, hp.n_layers, gpu, tied)) continue;
-        dev_w += t->nbytes;
+        uint64_t rb = 0;   /* rows x columns: the device stores some formats regrouped (cuda_api.h) */
+        const bool sized = quant_row_bytes(t->type, t->ne[0], &rb) && rb > 0;
+        dev_w += sized ? cuda_device_tensor_bytes(t->type, (int64_t)(t->nbytes / rb), (int64_t)t->ne[0], t->nbytes) : t->nbytes;
         if (t->n_dims >= 2 && t->ne[1] > 1 && (int64_t)(t->ne[0] * t->ne[1]) > largest) largest = (int64_t)(t->ne[0] * t->ne[1]);
     }
     const uint64_t kv_layer = p.kv_bytes / (uint64_t)hp.n_layers;

@@ -137,6 +137,46 @@ TEST(deq_matches_quant_c_every_type) {
     CHECK_MSG(cq_host_misaligned_loads() == 0, "%ld loads would be misaligned on the device", cq_host_misaligned_loads());
 }
 
+/* The grouped device layouts (backend.cu cuda_group_rows, quant.cuh): deq of the grouped rows gives lib/quant.c's
+ * values of the GGUF rows bit for bit, at widths with full and partial last groups; every row
+ * starts 16-byte aligned. */
+TEST(grouped_rows_same_values) {
+    static const uint32_t types[] = {CQ_Q8_0, CQ_Q4_0, CQ_Q5_0, CQ_Q6_K};
+    static const int64_t widths[] = {256, 512, 896, 2048, 3584, 4864, 18944};
+    long checked = 0;
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        const uint32_t type = types[t], gt = type + 100, bsz = quant_block_size(type), tsz = quant_type_size(type);
+        CHECK(cuda_group_of(gt).bytes == (int)tsz && cuda_group_of(gt).block == (int)bsz);
+        for (size_t w = 0; w < sizeof widths / sizeof widths[0]; w++) {
+            const int64_t cols = widths[w], nb = cols / bsz;
+            if (cols % bsz) continue;
+            const size_t bytes = (size_t)nb * tsz, gbytes = (size_t)cuda_group_row_bytes(gt, nb);
+            CHECK_MSG(gbytes % 16 == 0 && gbytes >= bytes && gbytes <= bytes + (size_t)cuda_group_of(gt).head,
+                      "type %u, %lld blocks: grouped row of %zu bytes for %zu", type, (long long)nb, gbytes, bytes);
+            uint8_t *src = (uint8_t *)malloc(bytes), *rows = (uint8_t *)aligned_alloc(256, (3 * gbytes + 255) / 256 * 256);
+            float *ref = (float *)malloc((size_t)cols * sizeof *ref);
+            CHECK(src && rows && ref);
+            for (int r = 0; r < 3; r++) {
+                fill_row(type, src, bytes, cols, r < 2);
+                uint8_t *row = rows + (size_t)r * gbytes;
+                cuda_group_rows(type, src, 1, cols, bytes, row);
+                CHECK(dequantize_row(type, src, ref, cols) == 0);
+                for (int64_t i0 = 0; i0 < cols; i0 += 8) {
+                    float v[8];
+                    run8(gt, row, i0, v);
+                    for (int k = 0; k < 8; k++)
+                        CHECK_MSG(same_bits(v[k], ref[i0 + k]), "type %u, %lld columns, row %d: element %lld is %.9g grouped, %.9g in quant.c",
+                                  type, (long long)cols, r, (long long)(i0 + k), v[k], ref[i0 + k]);
+                    checked += 8;
+                }
+            }
+            free(src), free(rows), free(ref);
+        }
+    }
+    printf("  info: %ld elements compared\n", checked);
+    CHECK_MSG(cq_host_misaligned_loads() == 0, "%ld loads would be misaligned on the device", cq_host_misaligned_loads());
+}
+
 /* x [nt][cols] -> xq, xd with the kernel's per-block rule (quant_q8_kernel, whose max and vote are
  * order-free). */
 static void quantize_acts(const float *x, int nt, int64_t cols, int8_t *xq, float *xd) {
@@ -176,7 +216,7 @@ static void warp_row_any(uint32_t type, int nt, const uint8_t *row, int64_t cols
 
 TEST(vdot_matches_exact_dot_every_int_type) {
     static const uint32_t types[] = {CQ_Q8_0, CQ_Q4_0, CQ_Q5_0, CQ_Q4_K, CQ_Q5_K, CQ_Q6_K};
-    static const int64_t widths[] = {256, 512, 896, 3584, 4864};
+    static const int64_t widths[] = {256, 512, 896, 2080, 3584, 4864};   /* 2080: padded scale stride */
     enum { NT = 8 };
     double worst = 0;
     long rows_checked = 0;
@@ -208,9 +248,22 @@ TEST(vdot_matches_exact_dot_every_int_type) {
                 uint8_t *row = rows + (size_t)r * bytes;
                 fill_row(type, row, bytes, cols, true);
                 CHECK(dequantize_row(type, row, wref, cols) == 0);
-                for (int nt = 1; nt <= NT; nt += NT - 1) {
+                /* the 2-byte aligned formats also in their grouped device layout (third row of
+                 * three: the 16-byte aligned rows follow one another) */
+                const uint32_t gt = cuda_group_of(type).block ? type + 100 : 0;
+                const size_t gbytes = gt ? (size_t)cuda_group_row_bytes(gt, cols / bsz) : 0;
+                uint8_t *grows = gt ? (uint8_t *)aligned_alloc(256, (3 * gbytes + 255) / 256 * 256) : NULL;
+                if (gt) cuda_group_rows(type, row, 1, cols, bytes, grows + 2 * gbytes);
+                for (int pass = 0; pass < (gt ? 4 : 2); pass++) {
+                    const int nt = pass % 2 ? NT : 1;
                     float y[NT];
-                    warp_row_any(type, nt, row, cols, xq, xd, y);
+                    const uint8_t *wrow = pass < 2 ? row : grows + 2 * gbytes;
+                    /* vector loads only inside this row and the nt activation rows and scales */
+                    cq_host_regions()[0] = {wrow, wrow + (pass < 2 ? bytes : gbytes)};
+                    cq_host_regions()[1] = {(const uint8_t *)xq, (const uint8_t *)xq + nt * cols};
+                    cq_host_regions()[2] = {(const uint8_t *)xd, (const uint8_t *)(xd + nt * xs)};
+                    warp_row_any(pass < 2 ? type : gt, nt, wrow, cols, xq, xd, y);
+                    cq_host_regions()[0] = cq_host_regions()[1] = cq_host_regions()[2] = {NULL, NULL};
                     for (int t = 0; t < nt; t++) {
                         double ref = 0, mag = 0;
                         for (int64_t i = 0; i < cols; i++) {
@@ -221,10 +274,11 @@ TEST(vdot_matches_exact_dot_every_int_type) {
                         const double e = fabs((double)y[t] - ref) / (mag > 0 ? mag : 1);
                         worst = e > worst ? e : worst;
                         CHECK_MSG(e <= 1e-5, "type %u, %lld columns, row %d, %d tokens, token %d: %.9g, exact %.9g (error %.3g of sum |w x|)",
-                                  type, (long long)cols, r, nt, t, y[t], ref, e);
+                                  pass < 2 ? type : gt, (long long)cols, r, nt, t, y[t], ref, e);
                     }
                     rows_checked++;
                 }
+                free(grows);
             }
             /* a non-finite activation reaches the output: NaN scale for its block */
             float keep = x[5];
@@ -249,11 +303,13 @@ TEST(vdot_matches_exact_dot_every_int_type) {
         free(x), free(wref), free(xq), free(xd), free(q8);
     }
     printf("  info: %ld row dots, worst error %.3g of sum |w x|\n", rows_checked, worst);
+    CHECK_MSG(cq_host_oob_loads() == 0, "%ld loads outside the row or the activations", cq_host_oob_loads());
     CHECK_MSG(cq_host_misaligned_loads() == 0, "%ld loads would be misaligned on the device", cq_host_misaligned_loads());
 }
 
 int main(void) {
     RUN(deq_matches_quant_c_every_type);
+    RUN(grouped_rows_same_values);
     RUN(vdot_matches_exact_dot_every_int_type);
     return test_summary();
 }
