@@ -73,8 +73,9 @@ static inline uint64_t cuda_group_row_bytes(uint32_t type, int64_t nb) {
     const int64_t full = nb / 8, rem = nb % 8;
     return (uint64_t)full * (uint64_t)(f.head + 8 * f.pay) + (rem ? (uint64_t)(f.head + rem * f.pay) : 0);
 }
-/* Device bytes of a rows x cols tensor of GGUF type `type` taking file_bytes in the file (the
- * plan's figure; with CODER_CUDA_GROUPED=0 the file's). */
+/* Device bytes of a rows x cols tensor of GGUF type `type` taking file_bytes in the file, as
+ * uploaded grouped (the plan's figure; with CODER_CUDA_GROUPED=0 the upload needs at most one
+ * group header per row less). */
 static inline uint64_t cuda_device_tensor_bytes(uint32_t type, int64_t rows, int64_t cols, uint64_t file_bytes) {
     const cuda_group_fmt f = cuda_group_of(type);
     if (!f.block || rows < 2 || cols % f.block) return file_bytes;
@@ -215,8 +216,9 @@ coder_status cuda_dequant_f16(cuda_ctx *c, uint32_t type, const void *W, uint64_
 coder_status cuda_embed(cuda_ctx *c, uint32_t type, const void *E, uint64_t row_bytes, int64_t cols,
                         const int32_t *ids, int n, float *x);
 /* y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * w (w may be NULL); y may be x. */
+/* acts != 0: a mat-vec reads y next, so its int8 form is written too (mmv_int8.cu). */
 coder_status cuda_rms_norm(cuda_ctx *c, const float *x, const float *w, int n_rows, int width, float eps,
-                           float *y);
+                           float *y, int acts);
 /* y[t][i] += bias[i]. */
 coder_status cuda_add_bias(cuda_ctx *c, float *y, const float *bias, int n, int width);
 /* x[i] += y[i] for i < count. */

@@ -69,6 +69,12 @@ extern "C" coder_status cuda_matmul_many(cuda_ctx *c, const uint32_t *types, con
                                          int64_t cols, const float *x, int n) {
     if (count < 1 || count > CUDA_MMV_PARTS) return coder_fail(CODER_ERR_INTERNAL, "cuda matmul: %d weights at once", count);
     int quantized = 0;
+    for (int k = 0; k < count && n <= CUDA_MMV_MAX_TOKENS && !quantized; k++)   /* before a float part's launch ends a fused form */
+        if (cuda_type_ok(types[k], cols) && cuda_mmv_int8_ok(c, types[k], cols)) {
+            coder_status st = cuda_need_acts(c, x, cols, n);
+            if (st != CODER_OK) return st;
+            quantized = 1;
+        }
     for (int k = 0; k < count;) {
         int run = 1;
         if (n <= CUDA_MMV_MAX_TOKENS && cuda_type_ok(types[k], cols) && cuda_mmv_int8_ok(c, types[k], cols)) {
@@ -76,11 +82,6 @@ extern "C" coder_status cuda_matmul_many(cuda_ctx *c, const uint32_t *types, con
             for (int j = k; j < k + run; j++)
                 if (parts[j].rows <= 0 || parts[j].rows > INT32_MAX)
                     return coder_fail(CODER_ERR_INTERNAL, "cuda matmul: %lld rows", (long long)parts[j].rows);
-            if (!quantized) {
-                coder_status st = cuda_need_acts(c, x, cols, n);
-                if (st != CODER_OK) return st;
-                quantized = 1;
-            }
             coder_status st = cuda_mmv_int8_parts(c, types[k], parts + k, run, cols, n, 0);
             if (st != CODER_OK) return st;
         } else {

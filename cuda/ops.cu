@@ -78,9 +78,9 @@ __global__ void __launch_bounds__(256) rms_norm_kernel(const float *x, const flo
 }
 
 extern "C" coder_status cuda_rms_norm(cuda_ctx *c, const float *x, const float *w, int n_rows, int width, float eps,
-                                      float *y) {
+                                      float *y, int acts) {
     if (n_rows <= 0) return CODER_OK;
-    if (cuda_fuse_acts(c, n_rows, width)) {
+    if (acts && cuda_fuse_acts(c, n_rows, width)) {
         rms_norm_kernel<true><<<(unsigned)n_rows, 256, 0, c->stream>>>(x, w, width, eps, y, c->xq, c->xd,
                                                                        (int)cuda_xd_stride(width));
         LAUNCH_CHECK(c, "rms_norm+q8");

@@ -72,7 +72,8 @@ static void cuda_glue_layout(const weight *w, uint32_t *dtype, uint64_t *drow) {
 /* Uploads W's rows regrouped (cuda_group_rows) a chunk at a time through a host buffer. */
 static coder_status cuda_glue_upload_grouped(cuda_uploader *up, const cuda_wentry *e) {
     const weight *w = e->w;
-    const int64_t chunk = e->drow >= (8u << 20) ? 1 : (int64_t)((8u << 20) / e->drow);
+    int64_t chunk = e->drow >= (8u << 20) ? 1 : (int64_t)((8u << 20) / e->drow);
+    if (chunk > w->rows) chunk = w->rows;
     void *buf = coder_malloc((size_t)(chunk * (int64_t)e->drow));
     if (!buf) return coder_fail(CODER_ERR_NOMEM, "cuda upload: regrouping buffer");
     coder_status st = CODER_OK;
@@ -334,7 +335,10 @@ static coder_status cuda_glue_rms_norm(backend *b, const backend_buf *x, const w
                                        backend_buf *y) {
     void *wd = NULL;
     if (w && w->data) TRY(cuda_glue_need(CB(b), w, &wd));
-    return cuda_rms_norm(CB(b)->ctx, DF(x), wd, n_rows, width, eps, DF(y));
+    /* the norms over the model width feed mat-vecs (their int8 form is written along); the
+     * per-head q/k norms of qwen3 feed RoPE */
+    const int acts = width == b->model->hp.dim;
+    return cuda_rms_norm(CB(b)->ctx, DF(x), wd, n_rows, width, eps, DF(y), acts);
 }
 
 static coder_status cuda_glue_matmul(backend *b, const weight *W, const backend_buf *x, int n, backend_buf *y) {
