@@ -230,25 +230,39 @@ __global__ void __launch_bounds__(ATT_WARPS * WARP) attn_kernel(const att_args a
             }
         }
         const int32_t p = p0 + lane;
+        float pr[RPW];
+        int kmax[RPW], kmax_all = 0;   /* warp-uniform */
 #pragma unroll
         for (int i = 0; i < RPW; i++) {
+            pr[i] = 0.0f;
+            kmax[i] = 0;
             const float si = (p < kv_hi && p <= row_pos[i]) ? sc[i] : -INFINITY;
             /* a NaN score poisons the row (fmaxf would drop it), as on the CPU: NUMERIC upstream */
             const float m_new = __any_sync(0xffffffffu, isnan(si)) ? NAN : fmaxf(m[i], warp_max(si));
             if (m_new == -INFINITY) continue;   /* nothing visible yet for this row (warp-uniform) */
             const float corr = expf(m[i] - m_new);   /* m = -inf -> 0 */
-            const float pr = expf(si - m_new);       /* masked -> 0  */
-            l[i] = l[i] * corr + warp_sum(pr);
+            pr[i] = expf(si - m_new);                /* masked -> 0  */
+            l[i] = l[i] * corr + warp_sum(pr[i]);
             m[i] = m_new;
 #pragma unroll
             for (int e = 0; e < E; e++) acc[i][e] *= corr;
             /* keys past the row's position (causal) or the split stay out: 0 * an infinite V is NaN */
-            const int kmax = min(ATT_TK, min(kv_hi, row_pos[i] + 1) - p0);   /* warp-uniform */
-#pragma unroll 4
-            for (int kk = 0; kk < kmax; kk++) {
-                const float pk = __shfl_sync(0xffffffffu, pr, kk);
+            kmax[i] = min(ATT_TK, min(kv_hi, row_pos[i] + 1) - p0);
+            kmax_all = max(kmax_all, kmax[i]);
+        }
+        /* keys outside, rows inside: each V element is loaded and converted once per tile, and
+         * every row still adds its keys in key order (the same bits as a loop per row) */
+#pragma unroll 2
+        for (int kk = 0; kk < kmax_all; kk++) {
+            float v[E];
 #pragma unroll
-                for (int e = 0; e < E; e++) acc[i][e] += pk * __half2float(vs[kk][lane + WARP * e]);
+            for (int e = 0; e < E; e++) v[e] = __half2float(vs[kk][lane + WARP * e]);
+#pragma unroll
+            for (int i = 0; i < RPW; i++) {
+                if (kk >= kmax[i]) continue;   /* warp-uniform */
+                const float pk = __shfl_sync(0xffffffffu, pr[i], kk);
+#pragma unroll
+                for (int e = 0; e < E; e++) acc[i][e] += pk * v[e];
             }
         }
     }
