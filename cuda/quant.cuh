@@ -368,6 +368,20 @@ CQ_UNROLL
     }
 };
 
+/* The case labels of the types with an int8-activation mat-vec (vdot.cuh's VDOT_DISPATCH), part
+ * of CQ_DISPATCH too. */
+#define CQ_CASES_INT8(F)                                                                           \
+    case CQ_Q8_0: F(CQ_Q8_0); break;                                                               \
+    case CQ_Q4_0: F(CQ_Q4_0); break;                                                               \
+    case CQ_Q5_0: F(CQ_Q5_0); break;                                                               \
+    case CQ_Q4_K: F(CQ_Q4_K); break;                                                               \
+    case CQ_Q5_K: F(CQ_Q5_K); break;                                                               \
+    case CQ_Q6_K: F(CQ_Q6_K); break;                                                               \
+    case CQ_Q8_0G: F(CQ_Q8_0G); break;                                                             \
+    case CQ_Q4_0G: F(CQ_Q4_0G); break;                                                             \
+    case CQ_Q5_0G: F(CQ_Q5_0G); break;                                                             \
+    case CQ_Q6_KG: F(CQ_Q6_KG); break;
+
 /* Host-side dispatch over the supported types: F(T) is expanded once per type inside a switch;
  * default returns `unsupported`. */
 #define CQ_DISPATCH(type, F, unsupported)                                                          \
@@ -375,18 +389,9 @@ CQ_UNROLL
     case CQ_F32: F(CQ_F32); break;                                                                 \
     case CQ_F16: F(CQ_F16); break;                                                                 \
     case CQ_BF16: F(CQ_BF16); break;                                                               \
-    case CQ_Q8_0: F(CQ_Q8_0); break;                                                               \
-    case CQ_Q4_0: F(CQ_Q4_0); break;                                                               \
     case CQ_Q4_1: F(CQ_Q4_1); break;                                                               \
-    case CQ_Q5_0: F(CQ_Q5_0); break;                                                               \
     case CQ_Q5_1: F(CQ_Q5_1); break;                                                               \
-    case CQ_Q4_K: F(CQ_Q4_K); break;                                                               \
-    case CQ_Q5_K: F(CQ_Q5_K); break;                                                               \
-    case CQ_Q6_K: F(CQ_Q6_K); break;                                                               \
-    case CQ_Q8_0G: F(CQ_Q8_0G); break;                                                             \
-    case CQ_Q4_0G: F(CQ_Q4_0G); break;                                                             \
-    case CQ_Q5_0G: F(CQ_Q5_0G); break;                                                             \
-    case CQ_Q6_KG: F(CQ_Q6_KG); break;                                                             \
+    CQ_CASES_INT8(F)                                                                               \
     default: unsupported;                                                                          \
     }
 

@@ -80,14 +80,19 @@ CQ_FN cq_x8 cq_x8_load(const int8_t *xq, const float *xd, int64_t cols, int xd_s
 CQ_FN int cq_dot8(const uint32_t w[2], const cq_x8 &x) { return cq_dp4a((int)w[1], x.w[1], cq_dp4a((int)w[0], x.w[0], 0)); }
 CQ_FN int cq_sum8(const cq_x8 &x) { return cq_dp4a(0x01010101, x.w[1], cq_dp4a(0x01010101, x.w[0], 0)); }
 
+/* Every vdot<T>::run: unit u of the block at b (first weight: element i0 of the row) times NT
+ * activation rows, added to acc[NT]. */
+#define VDOT_RUN                                                                                   \
+    template <int NT>                                                                              \
+    static CQ_FN void run(const uint8_t *b, int u, int64_t i0, const int8_t *xq, const float *xd, int64_t cols, \
+                          int xd_stride, float acc[NT])
+
 template <int T> struct vdot;
 
 /* Q8_0 {f16 d; int8 qs[32]}: 4 units per block. */
 template <> struct vdot<CQ_Q8_0> {
     enum { BLOCK = 32, BYTES = 34, UPB = 4 };
-    template <int NT>
-    static CQ_FN void run(const uint8_t *b, int u, int64_t i0, const int8_t *xq, const float *xd, int64_t cols,
-                          int xd_stride, float acc[NT]) {
+    VDOT_RUN {
         const float d = cq_f16(b);
         uint32_t w[2];
         cq_ld8_words(b + 2 + u * 8, w);
@@ -108,9 +113,7 @@ CQ_FN uint32_t cq_spread4(uint32_t b) { return ((b & 0xfu) * 0x00204081u & 0x010
 template <bool FIVE>
 struct vdot_q5 {
     enum { BLOCK = 32, BYTES = FIVE ? 22 : 18, UPB = 4 };
-    template <int NT>
-    static CQ_FN void run(const uint8_t *b, int u, int64_t i0, const int8_t *xq, const float *xd, int64_t cols,
-                          int xd_stride, float acc[NT]) {
+    VDOT_RUN {
         const int j = u * 8, sh = (j >> 4) * 4;
         i0 += j;
         const float d = cq_f16(b);
@@ -138,9 +141,7 @@ template <> struct vdot<CQ_Q5_0> : vdot_q5<true> {};
  * fixed cost of a unit, its scales and x's, over twice the weights of an 8-weight unit). */
 template <> struct vdot<CQ_Q6_K> {
     enum { BLOCK = 256, BYTES = 210, UPB = 16 };
-    template <int NT>
-    static CQ_FN void run(const uint8_t *b, int u, int64_t i0, const int8_t *xq, const float *xd, int64_t cols,
-                          int xd_stride, float acc[NT]) {
+    VDOT_RUN {
         const int j = u * 16, h = j >> 7, k4 = (j >> 5) & 3, l0 = j & 31;
         i0 += j;
         const float ds = cq_f16(b + 208) * (float)(int8_t)b[192 + 8 * h + (l0 >> 4) + 2 * k4];
@@ -190,9 +191,7 @@ CQ_FN void cq_scale_min_pair(int c, uint32_t s0, uint32_t s1, uint32_t s2, uint3
 template <bool FIVE>
 struct vdot_k {
     enum { BLOCK = 256, BYTES = FIVE ? 176 : 144, UPB = 8 };
-    template <int NT>
-    static CQ_FN void run(const uint8_t *b, int u, int64_t i0, const int8_t *xq, const float *xd, int64_t cols,
-                          int xd_stride, float acc[NT]) {
+    VDOT_RUN {
         const int c = u >> 1, l0 = (u & 1) * 16;
         const uint4 hd = cq_load<uint4>(b);
         const uint4 q = cq_load<uint4>(b + (FIVE ? 48 : 16) + 32 * c + l0);
@@ -257,9 +256,7 @@ CQ_FN uint4 cq_x16(const int8_t *xq, int64_t cols, int t, int64_t e) { return cq
 /* Q8_0: unit = one 32-block: its f16 d from the header, its 32 quants in two 16-byte loads. */
 template <> struct vdot<CQ_Q8_0G> {
     enum { BLOCK = 256, BYTES = 272, UPB = 8 };
-    template <int NT>
-    static CQ_FN void run(const uint8_t *b, int u, int64_t i0, const int8_t *xq, const float *xd, int64_t cols,
-                          int xd_stride, float acc[NT]) {
+    VDOT_RUN {
         i0 += 32 * u;
         if (i0 >= cols) return;
         const float d = cq_f16(b + 2 * u);
@@ -278,9 +275,7 @@ CQ_UNROLL
 template <bool FIVE>
 struct vdot_q5g {
     enum { BLOCK = 256, BYTES = FIVE ? 176 : 144, UPB = 8 };
-    template <int NT>
-    static CQ_FN void run(const uint8_t *b, int u, int64_t i0, const int8_t *xq, const float *xd, int64_t cols,
-                          int xd_stride, float acc[NT]) {
+    VDOT_RUN {
         i0 += 32 * u;
         if (i0 >= cols) return;
         const float d = cq_f16(b + 2 * u);
@@ -313,9 +308,7 @@ template <> struct vdot<CQ_Q5_0G> : vdot_q5g<true> {};
  * bytes 32h .. (bits 2kp and 2kp + 4), four 16-byte loads for 64 weights; four scales. */
 template <> struct vdot<CQ_Q6_KG> {
     enum { BLOCK = 2048, BYTES = 1680, UPB = 32 };
-    template <int NT>
-    static CQ_FN void run(const uint8_t *b, int u, int64_t i0, const int8_t *xq, const float *xd, int64_t cols,
-                          int xd_stride, float acc[NT]) {
+    VDOT_RUN {
         const int j = u >> 2, h = (u >> 1) & 1, kp = u & 1;
         const int64_t ea = i0 + 256 * j + 128 * h + 32 * kp, eb = ea + 64;   /* first weights of k = kp, kp + 2 */
         if (ea >= cols) return;
@@ -365,16 +358,7 @@ CQ_FN void vdot_lane(const uint8_t *row, int lane, int64_t cols, const int8_t *x
 /* The types with an integer path; others use the float mat-vec. */
 #define VDOT_DISPATCH(type, F, unsupported)                                                        \
     switch (type) {                                                                                \
-    case CQ_Q8_0: F(CQ_Q8_0); break;                                                               \
-    case CQ_Q4_0: F(CQ_Q4_0); break;                                                               \
-    case CQ_Q5_0: F(CQ_Q5_0); break;                                                               \
-    case CQ_Q4_K: F(CQ_Q4_K); break;                                                               \
-    case CQ_Q5_K: F(CQ_Q5_K); break;                                                               \
-    case CQ_Q6_K: F(CQ_Q6_K); break;                                                               \
-    case CQ_Q8_0G: F(CQ_Q8_0G); break;                                                             \
-    case CQ_Q4_0G: F(CQ_Q4_0G); break;                                                             \
-    case CQ_Q5_0G: F(CQ_Q5_0G); break;                                                             \
-    case CQ_Q6_KG: F(CQ_Q6_KG); break;                                                             \
+    CQ_CASES_INT8(F)                                                                               \
     default: unsupported;                                                                          \
     }
 

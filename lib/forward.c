@@ -154,10 +154,22 @@ static coder_status fwd_matmuls(backend *b, const weight *const *ws, int count, 
     return CODER_OK;
 }
 
-/* Whether the residual add after W can go into the matmul (matmul_add): not with a norm between
- * them (gemma3) or a debug hook that wants the matmul's own output. */
-static bool fwd_fuse_residual(const forward_state *f, const backend *b, int n, const weight *post_norm) {
-    return b->ops->matmul_add && n <= b->ops->matmul_add_max_n && !post_norm->data && !f->dbg;
+/* x += post_norm(W @ in): an output projection into the residual stream. In one matmul_add where
+ * the backend has it, unless a norm comes between (gemma3) or the debug hook wants the products
+ * (names: the debug names of the product and of its norm). */
+static coder_status fwd_residual(forward_state *f, fwd_stage *S, int il, const weight *W, const backend_buf *in, int n,
+                                 const weight *post_norm, const char *name, const char *norm_name) {
+    backend *b = S->b;
+    const backend_ops *o = b->ops;
+    const int dim = f->m->hp.dim;
+    if (o->matmul_add && n <= o->matmul_add_max_n && !post_norm->data && !f->dbg) return o->matmul_add(b, W, in, n, S->x);
+    TRY(o->matmul(b, W, in, n, S->h));
+    DBG(b, name, il, "MUL_MAT", S->h, n, dim);
+    if (post_norm->data) {
+        TRY(o->rms_norm(b, S->h, post_norm, n, dim, f->m->hp.rms_eps, S->h));
+        DBG(b, norm_name, il, "MUL", S->h, n, dim);
+    }
+    return o->add(b, S->x, S->h, n, dim);
 }
 
 static coder_status forward_layer(forward_state *f, fwd_stage *S, int il, int n, int32_t pos0) {
@@ -207,17 +219,7 @@ static coder_status forward_layer(forward_state *f, fwd_stage *S, int il, int n,
     TRY(o->kv_write(b, il, S->k, S->v, n, pos0));
     TRY(o->attention(b, il, S->q, n, pos0, S->att));
     DBG(b, "kqv_out", il, "CONT", S->att, n, qw);
-    if (fwd_fuse_residual(f, b, n, &L->post_attn_norm)) {
-        TRY(o->matmul_add(b, &L->wo, S->att, n, S->x));
-    } else {
-        TRY(o->matmul(b, &L->wo, S->att, n, S->h));
-        DBG(b, "attn_out", il, "MUL_MAT", S->h, n, dim);
-        if (L->post_attn_norm.data) {   /* gemma3 */
-            TRY(o->rms_norm(b, S->h, &L->post_attn_norm, n, dim, hp->rms_eps, S->h));
-            DBG(b, "attn_post_norm", il, "MUL", S->h, n, dim);
-        }
-        TRY(o->add(b, S->x, S->h, n, dim));
-    }
+    TRY(fwd_residual(f, S, il, &L->wo, S->att, n, &L->post_attn_norm, "attn_out", "attn_post_norm"));
     DBG(b, "ffn_inp", il, "ADD", S->x, n, dim);
 
     /* feed-forward block */
@@ -237,17 +239,7 @@ static coder_status forward_layer(forward_state *f, fwd_stage *S, int il, int n,
         TRY(o->swiglu(b, S->gate, S->up, n, hp->ffn_dim));
         DBG(b, "ffn_swiglu", il, "SWIGLU", S->gate, n, hp->ffn_dim);
     }
-    if (fwd_fuse_residual(f, b, n, &L->post_ffw_norm)) {
-        TRY(o->matmul_add(b, &L->w_down, S->gate, n, S->x));
-    } else {
-        TRY(o->matmul(b, &L->w_down, S->gate, n, S->h));
-        DBG(b, "ffn_out", il, "MUL_MAT", S->h, n, dim);
-        if (L->post_ffw_norm.data) {   /* gemma3 */
-            TRY(o->rms_norm(b, S->h, &L->post_ffw_norm, n, dim, hp->rms_eps, S->h));
-            DBG(b, "ffn_post_norm", il, "MUL", S->h, n, dim);
-        }
-        TRY(o->add(b, S->x, S->h, n, dim));
-    }
+    TRY(fwd_residual(f, S, il, &L->w_down, S->gate, n, &L->post_ffw_norm, "ffn_out", "ffn_post_norm"));
     DBG(b, "l_out", il, "ADD", S->x, n, dim);
     return CODER_OK;
 }
