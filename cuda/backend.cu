@@ -230,6 +230,11 @@ extern "C" void cuda_ctx_free(cuda_ctx *c) {
     dev_free(c->deq);
     dev_free(c->xq);
     dev_free(c->xd);
+    dev_free(c->topk_val);
+    dev_free(c->topk_id);
+    dev_free(c->topk_bad);
+    dev_free(c->topk_dev);
+    pinned_free(c->topk_host);
     dev_free(c->att_part);
     dev_free(c->pos_dev);
     pinned_free(c->ids_host);
@@ -281,6 +286,11 @@ extern "C" coder_status cuda_ctx_new(const cuda_ctx_params *p, cuda_ctx **out) {
     CTX_TRY(dev_malloc((void **)&c->xq, (size_t)CUDA_MMV_MAX_TOKENS * (size_t)p->max_cols), "int8 activation scratch");
     CTX_TRY(dev_malloc((void **)&c->xd, (size_t)CUDA_MMV_MAX_TOKENS * (size_t)cuda_xd_stride(p->max_cols) * sizeof(float)),
             "int8 activation scales");
+    CTX_TRY(dev_malloc((void **)&c->topk_val, CUDA_TOPK_CHUNK * sizeof(float)), "top-k candidates");
+    CTX_TRY(dev_malloc((void **)&c->topk_id, CUDA_TOPK_CHUNK * sizeof(int)), "top-k candidate ids");
+    CTX_TRY(dev_malloc((void **)&c->topk_bad, CUDA_TOPK_MAX_WIDTH / CUDA_TOPK_CHUNK * sizeof(int)), "top-k flags");
+    CTX_TRY(dev_malloc((void **)&c->topk_dev, (2 * CUDA_TOPK_MAX + 1) * sizeof(int32_t)), "top-k result");
+    CTX_TRY(pinned_malloc((void **)&c->topk_host, (2 * CUDA_TOPK_MAX + 1) * sizeof(int32_t)), "pinned top-k result");
     c->att_part_floats = (size_t)CUDA_ATT_MAX_SPLITS * CUDA_ATT_PART_TOKENS * (size_t)p->max_heads *
                          (size_t)(p->head_dim + 2);
     CTX_TRY(dev_malloc((void **)&c->att_part, c->att_part_floats * sizeof(float)), "attention split scratch");

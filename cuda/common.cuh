@@ -92,6 +92,11 @@ struct cuda_ctx {
     int32_t *ids_host;        /* pinned [max_tokens]                                           */
     int32_t *argmax_dev;      /* [2]                                                           */
     int32_t *argmax_host;     /* pinned [2]                                                    */
+    float *topk_val;          /* [CUDA_TOPK_CHUNK] pass 1's candidates (ops.cu cuda_topk)        */
+    int *topk_id;             /* [CUDA_TOPK_CHUNK]                                               */
+    int *topk_bad;            /* [CUDA_TOPK_MAX_WIDTH / CUDA_TOPK_CHUNK] per-block not-finite flags */
+    int32_t *topk_dev;        /* [2 CUDA_TOPK_MAX + 1] the result                                */
+    int32_t *topk_host;       /* pinned, the same                                                */
     __half *xh;               /* [max_tokens][max_cols] f16 activations for the GEMM path      */
     __half *deq;              /* [deq_elems] f16 dequantized weight rows                        */
     int8_t *xq;               /* [CUDA_MMV_MAX_TOKENS][max_cols] int8 activations (mmv_int8.cu) */

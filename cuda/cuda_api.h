@@ -97,6 +97,12 @@ typedef struct cuda_ctx_params {
     int32_t head_dim;
 } cuda_ctx_params;
 
+/* The top-k op (ops.cu cuda_topk): at most this many candidates, from rows of at most
+ * CUDA_TOPK_MAX_WIDTH values sorted CUDA_TOPK_CHUNK at a time. */
+#define CUDA_TOPK_MAX 64
+#define CUDA_TOPK_CHUNK 4096
+#define CUDA_TOPK_MAX_WIDTH (CUDA_TOPK_CHUNK / CUDA_TOPK_MAX * CUDA_TOPK_CHUNK)
+
 /* Batches up to this many tokens take the mat-vec kernels (mmvq.cu, mmv_int8.cu); larger ones a
  * prefill path. */
 #define CUDA_MMV_MAX_TOKENS 8
@@ -124,6 +130,7 @@ static inline uint64_t cuda_mmv_scratch_bytes(int64_t max_cols) {
 static inline uint64_t cuda_ctx_scratch_bytes(const cuda_ctx_params *p) {
     uint64_t b = (uint64_t)CUDA_ATT_MAX_SPLITS * CUDA_ATT_PART_TOKENS * (uint64_t)p->max_heads * (uint64_t)(p->head_dim + 2) * 4u;
     b += cuda_mmv_scratch_bytes(p->max_cols);
+    b += (uint64_t)CUDA_TOPK_CHUNK * 8u + (uint64_t)CUDA_TOPK_MAX_WIDTH / CUDA_TOPK_CHUNK * 4u + (2u * CUDA_TOPK_MAX + 1u) * 4u;
     if (p->max_tokens > 8) b += ((uint64_t)p->max_tokens * (uint64_t)p->max_cols + (uint64_t)p->deq_elems) * 2u;
     return b;
 }
@@ -237,6 +244,10 @@ typedef struct cuda_rope_params {
 /* Rotates each head of x [n][n_heads*head_dim] in place, token t at position pos0 + t. */
 coder_status cuda_rope(cuda_ctx *c, const cuda_rope_params *r, float *x, int n, int n_heads, int32_t pos0);
 
+/* The k (1..CUDA_TOPK_MAX) largest of x[0..width) (width <= CUDA_TOPK_MAX_WIDTH) and their indices,
+ * descending, the lowest index first on ties (the sampler's order); *all_finite as for argmax.
+ * Copies 2k + 1 words back. */
+coder_status cuda_topk(cuda_ctx *c, const float *x, int width, int k, int32_t *ids, float *vals, int *all_finite);
 /* Index of the largest of x[0..n) (first on ties); copies 4 bytes back. */
 coder_status cuda_argmax(cuda_ctx *c, const float *x, int n, int32_t *out, int *all_finite);
 

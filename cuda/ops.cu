@@ -3,10 +3,12 @@
  * factors) and argmax. Each follows its CPU twin in lib/cpu_ops.c / cpu_backend.c formula by
  * formula; shapes are in cuda_api.h. */
 #include <math.h>
+#include <limits.h>
 #include <string.h>
 
 #include "common.cuh"
 #include "quant.cuh"
+#include "topk.cuh"
 
 /* ---- embedding: x[t] = dequant(E row ids[t]), one thread per 8 elements ------------------- */
 
@@ -224,5 +226,81 @@ extern "C" coder_status cuda_argmax(cuda_ctx *c, const float *x, int n, int32_t 
     CUDA_TRY(cudaStreamSynchronize(c->stream));
     *out = c->argmax_host[0];
     *all_finite = c->argmax_host[1] == 0;
+    return CODER_OK;
+}
+
+/* ---- top-k of a logits row (sampling: k pairs back instead of the row) ---------------------- *
+ * Pass 1: block b sorts entries [4096 b, 4096 (b + 1)) in shared memory (bitonic, by the sampler's
+ * order: larger value first, the lower index on ties; padding last) and keeps its first k, plus
+ * whether its entries were all finite. Pass 2: one block sorts those <= 64 x 64 candidates the
+ * same way and writes the first k and the flag. Rows up to CUDA_TOPK_MAX_WIDTH. */
+
+/* v/id [CUDA_TOPK_CHUNK] in shared memory, sorted in place (topk.cuh; the caller has written them). */
+__device__ void topk_sort_chunk(float *v, int *id) {
+    for (int size = 2; size <= CUDA_TOPK_CHUNK; size <<= 1)
+        for (int stride = size >> 1; stride > 0; stride >>= 1) {
+            __syncthreads();
+            for (int t = threadIdx.x; t < CUDA_TOPK_CHUNK / 2; t += blockDim.x) topk_exchange(v, id, size, stride, t);
+        }
+    __syncthreads();
+}
+
+__global__ void __launch_bounds__(512) topk_pass1_kernel(const float *__restrict__ x, int width, int k, float *cv, int *ci,
+                                                         int *bad) {
+    __shared__ float v[CUDA_TOPK_CHUNK];
+    __shared__ int id[CUDA_TOPK_CHUNK];
+    const int base = blockIdx.x * CUDA_TOPK_CHUNK;
+    int nf = 0;
+    for (int i = threadIdx.x; i < CUDA_TOPK_CHUNK; i += blockDim.x) {
+        const bool in = base + i < width;
+        const float f = in ? x[base + i] : -INFINITY;
+        nf |= in && !isfinite(f);
+        v[i] = f;
+        id[i] = in ? base + i : INT_MAX;   /* padding ranks after every entry, -Inf ones too */
+    }
+    nf = __syncthreads_or(nf);
+    topk_sort_chunk(v, id);
+    for (int i = threadIdx.x; i < k; i += blockDim.x) {
+        cv[blockIdx.x * k + i] = v[i];
+        ci[blockIdx.x * k + i] = id[i];
+    }
+    if (threadIdx.x == 0) bad[blockIdx.x] = nf;
+}
+
+__global__ void __launch_bounds__(512) topk_pass2_kernel(const float *__restrict__ cv, const int *__restrict__ ci, int n,
+                                                         int k, const int *__restrict__ bad, int n_bad, int32_t *out) {
+    __shared__ float v[CUDA_TOPK_CHUNK];
+    __shared__ int id[CUDA_TOPK_CHUNK];
+    int nf = 0;
+    for (int i = threadIdx.x; i < CUDA_TOPK_CHUNK; i += blockDim.x) {
+        v[i] = i < n ? cv[i] : -INFINITY;
+        id[i] = i < n ? ci[i] : INT_MAX;
+        if (i < n_bad) nf |= bad[i];
+    }
+    nf = __syncthreads_or(nf);
+    topk_sort_chunk(v, id);
+    /* out: [k] ids, [k] values (as bits), the flag */
+    for (int i = threadIdx.x; i < k; i += blockDim.x) {
+        out[i] = id[i];
+        out[k + i] = __float_as_int(v[i]);
+    }
+    if (threadIdx.x == 0) out[2 * k] = nf;
+}
+
+extern "C" coder_status cuda_topk(cuda_ctx *c, const float *x, int width, int k, int32_t *ids, float *vals,
+                                  int *all_finite) {
+    if (k < 1 || k > CUDA_TOPK_MAX || k > width || width > CUDA_TOPK_MAX_WIDTH)
+        return coder_fail(CODER_ERR_INTERNAL, "cuda topk: k = %d of %d", k, width);
+    const int blocks = (int)cuda_blocks(width, CUDA_TOPK_CHUNK);
+    topk_pass1_kernel<<<blocks, 512, 0, c->stream>>>(x, width, k, c->topk_val, c->topk_id, c->topk_bad);
+    LAUNCH_CHECK(c, "topk pass 1");
+    topk_pass2_kernel<<<1, 512, 0, c->stream>>>(c->topk_val, c->topk_id, blocks * k, k, c->topk_bad, blocks, c->topk_dev);
+    LAUNCH_CHECK(c, "topk pass 2");
+    CUDA_TRY(cudaMemcpyAsync(c->topk_host, c->topk_dev, (size_t)(2 * k + 1) * sizeof(int32_t), cudaMemcpyDeviceToHost,
+                             c->stream));
+    CUDA_TRY(cudaStreamSynchronize(c->stream));
+    memcpy(ids, c->topk_host, (size_t)k * sizeof *ids);
+    memcpy(vals, c->topk_host + k, (size_t)k * sizeof *vals);
+    *all_finite = c->topk_host[2 * k] == 0;
     return CODER_OK;
 }

@@ -108,6 +108,12 @@ typedef struct backend_ops {
      * never wins), *all_finite = no NaN or infinity in the row. Computed where x lives, so a
      * greedy step copies back 8 bytes instead of the logits (synchronises).                   */
     coder_status (*argmax)(backend *b, const backend_buf *x, int row, int width, int32_t *out, bool *all_finite);
+    /* The k (1..BACKEND_TOPK_MAX) largest values of row `row` and their indices, in descending
+     * order, the lowest index first on ties (the sampler's top-k order), and *all_finite as for
+     * argmax (when false the values are meaningless). A sampling step then copies back k pairs
+     * instead of the logits (synchronises).                                                   */
+    coder_status (*topk)(backend *b, const backend_buf *x, int row, int width, int k, int32_t *ids, float *vals,
+                         bool *all_finite);
 
     /* ---- optional ops (NULL where a backend lacks them; the CPU backend sets none) ---- */
     /* A one-token decode step at position pos0 recorded and launched as one unit (CUDA graphs):
@@ -144,6 +150,9 @@ static inline coder_status backend_buf_range(const backend_buf *buf, size_t off,
     if (off <= buf->n_floats && n <= buf->n_floats - off) return CODER_OK;
     return coder_fail(CODER_ERR_INTERNAL, "%s: [%zu, +%zu) outside a buffer of %zu floats", op, off, n, buf->n_floats);
 }
+/* The most candidates the topk op returns. */
+#define BACKEND_TOPK_MAX 64
+
 /* Row `row` of width floats lies in buf (argmax). */
 static inline coder_status backend_buf_row(const backend_buf *buf, int row, int width, const char *op) {
     if (row < 0 || width <= 0) return coder_fail(CODER_ERR_INTERNAL, "%s of row %d, width %d", op, row, width);

@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "cpu.h"
+#include "sampler.h"
 #include "cpu_gemm.h"
 
 typedef struct cpu_backend {
@@ -89,6 +90,15 @@ static coder_status cpu_argmax(backend *b, const backend_buf *x, int row, int wi
     }
     *out = best;
     *all_finite = finite;
+    return CODER_OK;
+}
+
+static coder_status cpu_topk(backend *b, const backend_buf *x, int row, int width, int k, int32_t *ids, float *vals,
+                             bool *all_finite) {
+    (void)b;
+    TRY(backend_buf_row(x, row, width, "topk"));
+    if (k < 1 || k > BACKEND_TOPK_MAX || k > width) return coder_fail(CODER_ERR_INTERNAL, "topk: k = %d of %d", k, width);
+    *all_finite = sampler_top_select(CF(x) + (size_t)row * (size_t)width, width, k, ids, vals);
     return CODER_OK;
 }
 
@@ -271,6 +281,7 @@ static const backend_ops cpu_ops = {
     .buf_read = cpu_buf_read,
     .buf_write = cpu_buf_write,
     .argmax = cpu_argmax,
+    .topk = cpu_topk,
     .embed = cpu_embed,
     .rms_norm = cpu_rms_norm_op,
     .matmul = cpu_matmul_op,

@@ -21,6 +21,7 @@
 #include "kv_cache.h"
 #include "plan.h"
 #include "quant.h"
+#include "sampler.h"
 
 #ifdef CODER_HAVE_CUDA
 #include "../cuda/cuda_api.h"
@@ -444,6 +445,27 @@ static coder_status cuda_glue_argmax(backend *b, const backend_buf *x, int row, 
     return CODER_OK;
 }
 
+/* Rows wider than the device kernel takes (vocabularies above 262144) come to the host whole. */
+_Static_assert(BACKEND_TOPK_MAX <= CUDA_TOPK_MAX, "the device top-k returns BACKEND_TOPK_MAX candidates");
+static coder_status cuda_glue_topk(backend *b, const backend_buf *x, int row, int width, int k, int32_t *ids, float *vals,
+                                   bool *all_finite) {
+    TRY(backend_buf_row(x, row, width, "topk"));
+    if (k < 1 || k > BACKEND_TOPK_MAX || k > width) return coder_fail(CODER_ERR_INTERNAL, "topk: k = %d of %d", k, width);
+    const float *r = DF(x) + (size_t)row * (size_t)width;
+    if (width <= CUDA_TOPK_MAX_WIDTH) {
+        int finite = 0;
+        TRY(cuda_topk(CB(b)->ctx, r, width, k, ids, vals, &finite));
+        *all_finite = finite != 0;
+        return CODER_OK;
+    }
+    float *host = coder_malloc((size_t)width * sizeof *host);
+    if (!host) return coder_fail(CODER_ERR_NOMEM, "topk: a row of %d logits", width);
+    coder_status st = cuda_d2h(CB(b)->ctx, host, r, (size_t)width * sizeof *host);
+    if (st == CODER_OK) *all_finite = sampler_top_select(host, width, k, ids, vals);
+    coder_mfree(host);
+    return st;
+}
+
 /* Session state (save, load, fork) moves raw cache rows: the device rows have the CPU cache's
  * layout for F16, Q8_0 and Q8_0 K + Q4_0 V, so state files move between the backends. An F32
  * session keeps an F16 device cache: its rows are not F32 rows, so it cannot exchange them. */
@@ -512,6 +534,7 @@ static const backend_ops cuda_glue_ops = {
     .kv_load = cuda_glue_kv_load,
     .buf_write = cuda_glue_buf_write,
     .argmax = cuda_glue_argmax,
+    .topk = cuda_glue_topk,
     .step_begin = cuda_glue_step_begin,
     .step_end = cuda_glue_step_end,
 };

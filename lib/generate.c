@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "backend.h"
+#include "forward.h"
 #include "lookup.h"
 #include "sampler.h"
 #include "session.h"
@@ -205,6 +207,12 @@ static coder_status generate_run(coder_session *s, const int32_t *prompt, size_t
     // step from a GPU); `next` holds it, -1 when the logits must be sampled on the host.
     const bool argmax = sampler_is_argmax(sm);
     int32_t next = -1;
+    // Sampling whose chain starts with a small top-k takes the k best logits where they are (k
+    // pairs back per step instead of the vocabulary); n_top > 0: top_ids/top_vals hold them.
+    int32_t top_k = argmax || !forward_has_topk(s->engine) ? 0 : sampler_top_only(sm, BACKEND_TOPK_MAX);
+    if (top_k > s->model->hp.vocab_size) top_k = s->model->hp.vocab_size;
+    int32_t top_ids[BACKEND_TOPK_MAX], n_top = 0;
+    float top_vals[BACKEND_TOPK_MAX];
     // Prompt lookup (greedy only): drafts verified with the token before them; the kept ones wait
     // in queue[qi..nq), already evaluated, and go out one per iteration like sampled tokens.
     int max_draft = argmax ? gp->lookup_draft : 0;
@@ -225,10 +233,13 @@ static coder_status generate_run(coder_session *s, const int32_t *prompt, size_t
         } else {
             if (s->n_past >= s->n_ctx) { r->stop_reason = CODER_STOP_CONTEXT_FULL; break; }
             id = next;
-            if (id < 0) {
+            if (id < 0 && n_top > 0) {
+                if ((status = sampler_sample_top(sm, top_ids, top_vals, n_top, &id)) != CODER_OK) goto done;
+            } else if (id < 0) {
                 if ((status = session_logits(s)) != CODER_OK) goto done;
                 if ((status = sampler_sample(sm, s->logits, &id)) != CODER_OK) goto done;
             }
+            n_top = 0;
             if (tokenizer_is_eog(tok, id)) { r->stop_reason = CODER_STOP_EOG; break; }
             int nd = 0;
             if (max_draft > 0) {   // drafts may not outrun max_tokens or the context
@@ -249,7 +260,14 @@ static coder_status generate_run(coder_session *s, const int32_t *prompt, size_t
                     nq = ok;
                 }
             } else {
-                status = argmax ? session_eval_greedy(s, id, &next) : session_eval(s, &id, 1);
+                if (argmax) {
+                    status = session_eval_greedy(s, id, &next);
+                } else if (top_k > 0) {
+                    status = session_eval_topk(s, id, top_k, top_ids, top_vals);
+                    if (status == CODER_OK) n_top = top_k;
+                } else {
+                    status = session_eval(s, &id, 1);
+                }
             }
             if (status == CODER_ERR_CANCELLED) { // the token was not kept: drop it, text unchanged
                 r->stop_reason = CODER_STOP_CANCELLED;

@@ -297,6 +297,60 @@ void sampler_accept(sampler *sm, int32_t token) {
     if (sm->n_window < (size_t)sm->last_n) sm->n_window++;
 }
 
+bool sampler_top_select(const float *v, int32_t width, int32_t k, int32_t *ids, float *vals) {
+    bool finite = true;
+    int32_t n = 0;
+    for (int32_t i = 0; i < width; i++) {
+        const float f = v[i];
+        finite &= isfinite(f) != 0;
+        if (n == k && !(f > vals[k - 1])) continue;   /* equal: a lower index is already there */
+        int32_t j = n < k ? n++ : k - 1;
+        while (j > 0 && f > vals[j - 1]) {
+            vals[j] = vals[j - 1];
+            ids[j] = ids[j - 1];
+            j--;
+        }
+        vals[j] = f;
+        ids[j] = i;
+    }
+    return finite;
+}
+
+int32_t sampler_top_only(const sampler *sm, int32_t max_k) {
+    return sm->temperature > 0 && sm->last_n <= 0 && sm->top_k >= 1 && sm->top_k <= max_k ? sm->top_k : 0;
+}
+
+/* Stages 3-6 (and 2, which a sorted list of at most top_k leaves alone) on the candidates. */
+static int32_t sample_truncated(sampler *sm, sampler_list *l) {
+    if (sm->temperature > 0) { // greedy ignores truncation: each stage keeps the best candidate
+        sampler_top_k(l, sm->top_k);
+        if (sm->top_p < 1 && sm->min_p > 0 && !l->sorted && l->n > 1) {
+            // Same result, less sorting: top-p keeps a prefix of the sorted list and min-p keeps
+            // {logit >= max + ln(min_p)}, also a prefix, both with the same max; so min-p may run
+            // first as long as top-p normalises over the list it would have seen.
+            float m = list_max(l);
+            double z = list_z(l, m);
+            sampler_min_p(l, sm->min_p);
+            top_p_with_z(l, sm->top_p, m, z);
+        } else {
+            sampler_top_p(l, sm->top_p);
+            sampler_min_p(l, sm->min_p);
+        }
+    }
+    return sampler_pick(l, sm->temperature, &sm->rng);
+}
+
+coder_status sampler_sample_top(sampler *sm, const int32_t *ids, const float *vals, int32_t k, int32_t *token) {
+    if (k < 1 || k > sm->vocab) return coder_fail(CODER_ERR_INTERNAL, "sampler_sample_top: %d candidates", (int)k);
+    for (int32_t i = 0; i < k; i++) {
+        sm->cand[i].id = ids[i];
+        sm->cand[i].logit = vals[i];
+    }
+    sampler_list l = {sm->cand, (size_t)k, true};
+    *token = sample_truncated(sm, &l);
+    return CODER_OK;
+}
+
 coder_status sampler_sample(sampler *sm, const float *logits, int32_t *token) {
     const float *x = logits;
     if (sm->n_window > 0) { // the ring's order does not matter: only counts are used
@@ -318,21 +372,6 @@ coder_status sampler_sample(sampler *sm, const float *logits, int32_t *token) {
     }
     if (!any_finite) return coder_fail(CODER_ERR_NUMERIC, "logits: all %d are -Inf", (int)sm->vocab);
     sampler_list l = {sm->cand, (size_t)sm->vocab, false};
-    if (sm->temperature > 0) { // greedy ignores truncation: each stage keeps the best candidate
-        sampler_top_k(&l, sm->top_k);
-        if (sm->top_p < 1 && sm->min_p > 0 && !l.sorted && l.n > 1) {
-            // Same result, less sorting: top-p keeps a prefix of the sorted list and min-p keeps
-            // {logit >= max + ln(min_p)}, also a prefix, both with the same max; so min-p may run
-            // first as long as top-p normalises over the list it would have seen.
-            float m = list_max(&l);
-            double z = list_z(&l, m);
-            sampler_min_p(&l, sm->min_p);
-            top_p_with_z(&l, sm->top_p, m, z);
-        } else {
-            sampler_top_p(&l, sm->top_p);
-            sampler_min_p(&l, sm->min_p);
-        }
-    }
-    *token = sampler_pick(&l, sm->temperature, &sm->rng);
+    *token = sample_truncated(sm, &l);
     return CODER_OK;
 }

@@ -70,6 +70,19 @@ void sampler_free(sampler *sm);
  * generator may then take the argmax where the logits are (session_eval_greedy). */
 bool sampler_is_argmax(const sampler *sm);
 
+/* The k best of v[0..width) into ids/vals (k <= width), as sampler_top_k orders them: descending,
+ * the lowest index first on ties; one pass, inserting into the k kept so far. Returns whether
+ * every value is finite (when not, the k are meaningless). */
+bool sampler_top_select(const float *v, int32_t width, int32_t k, int32_t *ids, float *vals);
+
+/* The k of a chain that starts with a top-k of at most max_k and has no penalties (temperature > 0,
+ * 1 <= top_k <= max_k): sampler_sample_top then needs only those k best logits. 0 otherwise. */
+int32_t sampler_top_only(const sampler *sm, int32_t max_k);
+/* sampler_sample from the k best logits alone (ids/vals descending, the lowest id first on ties,
+ * all finite, k = sampler_top_only's or all the vocabulary has when smaller): the same token as
+ * sampler_sample on the whole logits, the same draw from the generator. */
+coder_status sampler_sample_top(sampler *sm, const int32_t *ids, const float *vals, int32_t k, int32_t *token);
+
 void sampler_accept(sampler *sm, int32_t token);
 /* The seed actually used (the random one when UINT64_MAX was asked for). */
 uint64_t sampler_seed(const sampler *sm);

@@ -140,8 +140,18 @@ static coder_status eval_check(const coder_session *s, const int32_t *tokens, si
     return CODER_OK;
 }
 
-/* session_eval_all, or with greedy_next the argmax of the last logits computed on the backend. */
-static coder_status eval_batches(coder_session *s, const int32_t *tokens, size_t n, float *logits_all, int32_t *greedy_next) {
+/* What an evaluation leaves for the caller besides the session's logits: the argmax of the last
+ * logits (greedy) or their k best (sampling), computed on the backend; the logits themselves
+ * stay there (pending) until session_logits. */
+typedef struct eval_pick {
+    int32_t *greedy_next;
+    int k;
+    int32_t *ids;
+    float *vals;
+} eval_pick;
+
+/* session_eval_all, or with pick the argmax / top-k of the last logits. */
+static coder_status eval_batches(coder_session *s, const int32_t *tokens, size_t n, float *logits_all, const eval_pick *pick) {
     TRY(eval_check(s, tokens, n));
     const int32_t vocab = s->model->hp.vocab_size;
     const int32_t start = s->n_past;
@@ -150,7 +160,7 @@ static coder_status eval_batches(coder_session *s, const int32_t *tokens, size_t
             return coder_fail(CODER_ERR_CANCELLED, "evaluation cancelled after %zu of %zu tokens (n_past %d)", done, n,
                               (int)s->n_past);
         int nb = (int)(n - done < (size_t)s->n_batch ? n - done : (size_t)s->n_batch);
-        coder_status st = forward_eval(s->engine, tokens + done, nb, s->n_past, &s->cancel, greedy_next ? NULL : s->logits,
+        coder_status st = forward_eval(s->engine, tokens + done, nb, s->n_past, &s->cancel, pick ? NULL : s->logits,
                                        logits_all ? logits_all + done * (size_t)vocab : NULL);
         if (st == CODER_ERR_CANCELLED) {
             coder_fail(CODER_ERR_CANCELLED, "evaluation cancelled after %zu of %zu tokens (n_past %d)", done, n,
@@ -164,12 +174,13 @@ static coder_status eval_batches(coder_session *s, const int32_t *tokens, size_t
         memcpy(s->tokens + s->n_past, tokens + done, (size_t)nb * sizeof *tokens);
         s->n_past += nb;
         s->has_logits = true;
-        s->logits_pending = greedy_next != NULL;
+        s->logits_pending = pick != NULL;
         done += (size_t)nb;
     }
-    if (greedy_next) {
+    if (pick) {
         bool finite = false;
-        coder_status st = forward_argmax(s->engine, greedy_next, &finite);
+        coder_status st = pick->greedy_next ? forward_argmax(s->engine, pick->greedy_next, &finite)
+                                            : forward_topk(s->engine, pick->k, pick->ids, pick->vals, &finite);
         if (st != CODER_OK) {
             s->has_logits = false;
             return st;
@@ -185,7 +196,13 @@ coder_status session_eval_all(coder_session *s, const int32_t *tokens, size_t n,
 }
 
 coder_status session_eval_greedy(coder_session *s, int32_t token, int32_t *next) {
-    return eval_batches(s, &token, 1, NULL, next);
+    const eval_pick pick = {.greedy_next = next};
+    return eval_batches(s, &token, 1, NULL, &pick);
+}
+
+coder_status session_eval_topk(coder_session *s, int32_t token, int k, int32_t *ids, float *vals) {
+    const eval_pick pick = {.k = k, .ids = ids, .vals = vals};
+    return eval_batches(s, &token, 1, NULL, &pick);
 }
 
 coder_status session_eval_rows(coder_session *s, const int32_t *tokens, int n) {

@@ -1,9 +1,11 @@
 /* test_backend_ops.c - backend ops that no whole-model comparison covers, on the CPU backend:
  * argmax (greedy decoding takes the next token from it without copying the logits back; the
- * planted cases of argmax_cases.h, which test_gpu.c runs on the device) and its bad arguments. */
+ * planted cases of argmax_cases.h, which test_gpu.c runs on the device), topk (sampling takes the
+ * k best logits from it: against the sampler's own top-k, topk_cases.h) and their bad arguments. */
 #include "test.h"
 
 #include "argmax_cases.h"
+#include "topk_cases.h"
 #include "fake_model.h"
 
 static backend *cpu_backend(coder_model *m) {
@@ -21,6 +23,16 @@ TEST(argmax_planted_rows) {
     b->ops->free(b);
     fake_model_free(m);
     CHECK_MSG(!why, "cpu argmax: %s", why);
+}
+
+TEST(topk_matches_the_sampler) {
+    coder_model *m = fake_model(64, 128, 2, 1, 32);
+    backend *b = cpu_backend(m);
+    CHECK(b != NULL);
+    const char *why = topk_cases_check(b);
+    b->ops->free(b);
+    fake_model_free(m);
+    CHECK_MSG(!why, "cpu topk: %s", why);
 }
 
 TEST(argmax_outside_the_buffer) {
@@ -45,6 +57,7 @@ TEST(argmax_outside_the_buffer) {
 
 int main(void) {
     RUN(argmax_planted_rows);
+    RUN(topk_matches_the_sampler);
     RUN(argmax_outside_the_buffer);
     return test_summary();
 }

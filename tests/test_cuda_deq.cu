@@ -12,9 +12,15 @@
  * NaN must stay NaN). Rows lie one after another as in the device copy, and no 2-, 8- or 16-byte
  * load may be misaligned (a fault on the device). */
 #include <stdint.h>
+#include <limits.h>
+
+#include <algorithm>
+#include <utility>
+#include <vector>
 
 #include "../cuda/cuda_api.h"
 #include "../cuda/vdot.cuh"
+#include "../cuda/topk.cuh"
 #include "test.h"
 
 extern "C" {
@@ -307,9 +313,39 @@ TEST(vdot_matches_exact_dot_every_int_type) {
     CHECK_MSG(cq_host_misaligned_loads() == 0, "%ld loads would be misaligned on the device", cq_host_misaligned_loads());
 }
 
+/* The top-k kernels' sorting network (topk.cuh), its stages run one after another: a chunk of
+ * logits-like values (ties, -Inf, padding) comes out in the sampler's order, as a stable sort by
+ * (value descending, index ascending) puts it. */
+static bool rank_before(const std::pair<float, int> &a, const std::pair<float, int> &b) {   /* written out: not topk_before */
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+}
+TEST(topk_network_sorts_in_sampler_order) {
+    static float v[CUDA_TOPK_CHUNK];
+    static int id[CUDA_TOPK_CHUNK];
+    for (int pass = 0; pass < 4; pass++) {
+        std::vector<std::pair<float, int>> want;
+        for (int i = 0; i < CUDA_TOPK_CHUNK; i++) {
+            const bool pad = pass == 3 && i >= 1000;   /* a partial chunk: padding as the kernel writes it */
+            float f = pad ? -INFINITY : ((float)(next_u32() % 2001) - 1000.0f) * (pass == 1 ? 0.5f : 0.001f);
+            if (!pad && pass == 2 && i % 97 == 0) f = -INFINITY;
+            v[i] = f;
+            id[i] = pad ? INT_MAX : (int)(next_u32() % 1000000);   /* ids out of order, some repeated values */
+            want.push_back({v[i], id[i]});
+        }
+        for (int size = 2; size <= CUDA_TOPK_CHUNK; size <<= 1)
+            for (int stride = size >> 1; stride > 0; stride >>= 1)
+                for (int t = 0; t < CUDA_TOPK_CHUNK / 2; t++) topk_exchange(v, id, size, stride, t);
+        std::stable_sort(want.begin(), want.end(), rank_before);
+        for (int i = 0; i < CUDA_TOPK_CHUNK; i++)
+            CHECK_MSG(v[i] == want[i].first && id[i] == want[i].second, "pass %d place %d: (%g, %d), want (%g, %d)", pass, i,
+                      v[i], id[i], want[i].first, want[i].second);
+    }
+}
+
 int main(void) {
     RUN(deq_matches_quant_c_every_type);
     RUN(grouped_rows_same_values);
     RUN(vdot_matches_exact_dot_every_int_type);
+    RUN(topk_network_sorts_in_sampler_order);
     return test_summary();
 }

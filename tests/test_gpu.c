@@ -37,6 +37,7 @@
 #include "session.h"
 #include "fake_model.h"
 #include "argmax_cases.h"
+#include "topk_cases.h"
 #ifdef CODER_HAVE_CUDA
 #include "../cuda/cuda_api.h"
 #endif
@@ -658,14 +659,17 @@ TEST(ops_embed_argmax) {
         fake_model_free(m);
         CHECK_MSG(e <= 1e-5, "embed %s rel rms %.3g", quant_type_name(all_types[t]), e);
     }
-    /* argmax: the planted rows of argmax_cases.h on the device (test_backend_ops runs them on the CPU) */
+    /* argmax: the planted rows of argmax_cases.h on the device (test_backend_ops runs them on the
+     * CPU); topk: topk_cases.h against the sampler's own top-k */
     coder_model *m = fake_model(256, 256, 4, 1, 64);
     pair p;
     CHECK_OK(pair_new(m, 16, 16, &p));
     const char *why = argmax_cases_check(p.gpu);
+    const char *why_k = why ? NULL : topk_cases_check(p.gpu);
     pair_free(&p);
     fake_model_free(m);
     CHECK_MSG(!why, "device argmax: %s", why);
+    CHECK_MSG(!why_k, "device topk: %s", why_k);
 }
 
 /* ---- attention ------------------------------------------------------------------------------ */

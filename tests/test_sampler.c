@@ -316,6 +316,66 @@ TEST(seeded_determinism) {
     CHECK(differ);
 }
 
+/* Sampling from the k best logits alone (what a backend's topk op returns) draws the same tokens
+ * as sampling from all of them: same seed, every truncation setting, ties in the logits. */
+TEST(top_only_same_draws) {
+    enum { V = 3000, N = 300 };
+    static float logits[V];
+    static sampler_cand all[V];
+    sampler_rng r;
+    sampler_rng_seed(&r, 11);
+    for (int i = 0; i < V; i++) logits[i] = (float)(int)(sampler_rng_uniform(&r) * 64) * 0.125f;   /* many ties */
+    static const struct { int32_t k; float top_p, min_p, temp; } cases[] = {
+        {40, 0.95f, 0.05f, 0.8f}, {64, 1.0f, 0.0f, 1.0f}, {1, 0.9f, 0.1f, 0.7f}, {17, 0.5f, 0.0f, 1.3f}, {64, 0.99f, 0.2f, 0.4f}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        coder_gen_params gp = neutral_params();
+        gp.top_k = cases[c].k;
+        gp.top_p = cases[c].top_p;
+        gp.min_p = cases[c].min_p;
+        gp.temperature = cases[c].temp;
+        gp.seed = 1000 + c;
+        sampler *full = NULL, *top = NULL;
+        CHECK_OK(sampler_new(&gp, V, &full));
+        CHECK_OK(sampler_new(&gp, V, &top));
+        CHECK(sampler_top_only(top, 64) == cases[c].k);
+        /* the k best as the sampler's own top-k orders them */
+        sampler_list l = make_list(all, logits, V);
+        sampler_top_k(&l, cases[c].k);
+        int32_t ids[64];
+        float vals[64];
+        for (size_t i = 0; i < l.n; i++) ids[i] = l.c[i].id, vals[i] = l.c[i].logit;
+        for (int i = 0; i < N; i++) {
+            int32_t a = -1, b = -2;
+            CHECK_OK(sampler_sample(full, logits, &a));
+            CHECK_OK(sampler_sample_top(top, ids, vals, (int32_t)l.n, &b));
+            CHECK_MSG(a == b, "case %zu draw %d: %d from all logits, %d from the top %d", c, i, a, b, (int)l.n);
+        }
+        sampler_free(full);
+        sampler_free(top);
+    }
+    /* chains the shortcut does not cover */
+    coder_gen_params gp = neutral_params();
+    sampler *sm = NULL;
+    gp.top_k = 0;
+    CHECK_OK(sampler_new(&gp, V, &sm));
+    CHECK(sampler_top_only(sm, 64) == 0);   /* no top-k */
+    sampler_free(sm);
+    gp.top_k = 65;
+    CHECK_OK(sampler_new(&gp, V, &sm));
+    CHECK(sampler_top_only(sm, 64) == 0);   /* more than the backend returns */
+    sampler_free(sm);
+    gp.top_k = 40;
+    gp.repeat_penalty = 1.1f;
+    CHECK_OK(sampler_new(&gp, V, &sm));
+    CHECK(sampler_top_only(sm, 64) == 0);   /* penalties need every logit */
+    sampler_free(sm);
+    gp.repeat_penalty = 1.0f;
+    gp.temperature = 0;
+    CHECK_OK(sampler_new(&gp, V, &sm));
+    CHECK(sampler_top_only(sm, 64) == 0);   /* greedy: argmax */
+    sampler_free(sm);
+}
+
 TEST(chain_penalties_window) {
     float logits[] = {3, 2.9f, 0, 0, 0, 0};
     coder_gen_params gp = neutral_params();
@@ -461,6 +521,7 @@ int main(void) {
     RUN(truncation_before_temperature);
     RUN(top_p_min_p_shortcut_same_set);
     RUN(seeded_determinism);
+    RUN(top_only_same_draws);
     RUN(chain_penalties_window);
     RUN(bad_params);
     RUN(numeric_faults);
