@@ -68,33 +68,25 @@ extern "C" coder_status cuda_matmul(cuda_ctx *c, uint32_t type, const void *W, u
 extern "C" coder_status cuda_matmul_many(cuda_ctx *c, const uint32_t *types, const cuda_mmv_part *parts, int count,
                                          int64_t cols, const float *x, int n) {
     if (count < 1 || count > CUDA_MMV_PARTS) return coder_fail(CODER_ERR_INTERNAL, "cuda matmul: %d weights at once", count);
-    int quantized = 0;
-    for (int k = 0; k < count && n <= CUDA_MMV_MAX_TOKENS && !quantized; k++)   /* before a float part's launch ends a fused form */
-        if (cuda_type_ok(types[k], cols) && cuda_mmv_int8_ok(c, types[k], cols)) {
-            coder_status st = cuda_need_acts(c, x, cols, n);
-            if (st != CODER_OK) return st;
-            quantized = 1;
-        }
-    for (int k = 0; k < count;) {
-        int run = 1;
-        if (n <= CUDA_MMV_MAX_TOKENS && cuda_type_ok(types[k], cols) && cuda_mmv_int8_ok(c, types[k], cols)) {
+    const int mv = n <= CUDA_MMV_MAX_TOKENS;
+    int int8[CUDA_MMV_PARTS], any = 0;
+    for (int k = 0; k < count; k++) any |= int8[k] = mv && cuda_mmv_int8_ok(c, types[k], cols);
+    /* x's int8 form once for all, before a float part's launch would end a fused one */
+    coder_status st = any ? cuda_need_acts(c, x, cols, n) : CODER_OK;
+    for (int k = 0, run = 1; k < count && st == CODER_OK; k += run) {
+        const cuda_mmv_part *p = &parts[k];
+        run = 1;
+        if (int8[k]) {
             while (k + run < count && types[k + run] == types[k]) run++;   /* same type: one launch */
-            for (int j = k; j < k + run; j++)
-                if (parts[j].rows <= 0 || parts[j].rows > INT32_MAX)
-                    return coder_fail(CODER_ERR_INTERNAL, "cuda matmul: %lld rows", (long long)parts[j].rows);
-            coder_status st = cuda_mmv_int8_parts(c, types[k], parts + k, run, cols, n, 0);
-            if (st != CODER_OK) return st;
+            st = cuda_mmv_int8_parts(c, types[k], p, run, cols, n, 0);
+        } else if (mv) {
+            st = cuda_mmv(c, types[k], p->W, p->row_bytes, p->rows, cols, x, n, p->y, p->bias, 0);
         } else {
-            const cuda_mmv_part *p = &parts[k];
-            coder_status st = n <= CUDA_MMV_MAX_TOKENS
-                                  ? cuda_mmv(c, types[k], p->W, p->row_bytes, p->rows, cols, x, n, p->y, p->bias, 0)
-                                  : cuda_matmul(c, types[k], p->W, p->row_bytes, p->rows, cols, x, n, p->y);
-            if (st == CODER_OK && p->bias && n > CUDA_MMV_MAX_TOKENS) st = cuda_add_bias(c, p->y, p->bias, n, (int)p->rows);
-            if (st != CODER_OK) return st;
+            st = cuda_matmul(c, types[k], p->W, p->row_bytes, p->rows, cols, x, n, p->y);
+            if (st == CODER_OK && p->bias) st = cuda_add_bias(c, p->y, p->bias, n, (int)p->rows);
         }
-        k += run;
     }
-    return CODER_OK;
+    return st;
 }
 
 extern "C" coder_status cuda_matmul_add(cuda_ctx *c, uint32_t type, const void *W, uint64_t row_bytes, int64_t rows,

@@ -59,7 +59,7 @@ mmv_int8_kernel(const mmv8_parts p, int64_t cols, const int8_t *__restrict__ xq,
 }
 
 extern "C" int cuda_mmv_int8_ok(const cuda_ctx *c, uint32_t type, int64_t cols) {
-    if (c->mmv_f32 || !c->xq || cols % 32 != 0 || cols > c->p.max_cols) return 0;
+    if (!cuda_fuse_acts(c, 1, cols) || !cuda_type_ok(type, cols)) return 0;   /* the scratch holds cols; whole blocks */
     int ok = 0;
 #define V8_OK(T) ok = 1
     VDOT_DISPATCH(type, V8_OK, ok = 0)
@@ -97,8 +97,7 @@ static int mmv_int8_launch(uint32_t type, const mmv8_parts &p, int64_t cols, con
 
 extern "C" coder_status cuda_mmv_int8_parts(cuda_ctx *c, uint32_t type, const cuda_mmv_part *part, int count, int64_t cols,
                                             int n, int accumulate) {
-    if (count < 1 || count > CUDA_MMV_PARTS || n < 1 || n > CUDA_MMV_MAX_TOKENS || !cuda_mmv_int8_ok(c, type, cols) ||
-        !cuda_type_ok(type, cols))
+    if (count < 1 || count > CUDA_MMV_PARTS || n < 1 || n > CUDA_MMV_MAX_TOKENS || !cuda_mmv_int8_ok(c, type, cols))
         return coder_fail(CODER_ERR_INTERNAL, "cuda int8 mat-vec: %d weights of type %u, %lld columns, %d tokens", count,
                           type, (long long)cols, n);
     const int xd_stride = (int)cuda_xd_stride(cols);

@@ -158,6 +158,11 @@ static inline coder_status backend_buf_row(const backend_buf *buf, int row, int 
     if (row < 0 || width <= 0) return coder_fail(CODER_ERR_INTERNAL, "%s of row %d, width %d", op, row, width);
     return backend_buf_range(buf, (size_t)row * (size_t)width, (size_t)width, op);
 }
+/* The topk op's arguments: the row lies in buf and 1 <= k <= min(BACKEND_TOPK_MAX, width). */
+static inline coder_status backend_topk_args(const backend_buf *buf, int row, int width, int k) {
+    if (k < 1 || k > BACKEND_TOPK_MAX || k > width) return coder_fail(CODER_ERR_INTERNAL, "topk: k = %d of %d", k, width);
+    return backend_buf_row(buf, row, width, "topk");
+}
 
 /* A session's backends. With m->gpu_layers = g, 0 < g < n_layers (partial offload), layers
  * 0 .. n_layers-g-1 run on the CPU (stage 0, which also embeds the tokens) and the last g layers

@@ -96,8 +96,7 @@ static coder_status cpu_argmax(backend *b, const backend_buf *x, int row, int wi
 static coder_status cpu_topk(backend *b, const backend_buf *x, int row, int width, int k, int32_t *ids, float *vals,
                              bool *all_finite) {
     (void)b;
-    TRY(backend_buf_row(x, row, width, "topk"));
-    if (k < 1 || k > BACKEND_TOPK_MAX || k > width) return coder_fail(CODER_ERR_INTERNAL, "topk: k = %d of %d", k, width);
+    TRY(backend_topk_args(x, row, width, k));
     *all_finite = sampler_top_select(CF(x) + (size_t)row * (size_t)width, width, k, ids, vals);
     return CODER_OK;
 }

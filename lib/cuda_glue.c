@@ -58,10 +58,6 @@ static const cuda_wentry *cuda_glue_entry(const cuda_model *cm, const weight *W)
     cuda_wentry key = {.host = W->data};
     return bsearch(&key, cm->w, cm->n_w, sizeof key, cuda_glue_cmp);
 }
-static void *cuda_glue_dev(const cuda_model *cm, const weight *W) {
-    const cuda_wentry *e = cuda_glue_entry(cm, W);
-    return e ? e->dev : NULL;
-}
 
 /* W's device layout: its type and row size there (matrices of the 2-byte aligned formats are
  * stored grouped). */
@@ -276,10 +272,11 @@ static coder_status cuda_glue_need_mat(cuda_backend *c, const weight *W, cuda_gl
     return CODER_OK;
 }
 
-/* The device copy of W or CODER_ERR_INTERNAL naming it. */
+/* The device copy of a vector (norm, bias: the file's layout) or CODER_ERR_INTERNAL naming it. */
 static coder_status cuda_glue_need(cuda_backend *c, const weight *W, void **out) {
-    *out = cuda_glue_dev(c->cm, W);
-    if (!*out) return coder_fail(CODER_ERR_INTERNAL, "cuda: tensor %s has no device copy", W ? cuda_glue_wname(W) : "(null)");
+    cuda_glue_mat m;
+    TRY(cuda_glue_need_mat(c, W, &m));
+    *out = m.p;
     return CODER_OK;
 }
 
@@ -449,8 +446,7 @@ static coder_status cuda_glue_argmax(backend *b, const backend_buf *x, int row, 
 _Static_assert(BACKEND_TOPK_MAX <= CUDA_TOPK_MAX, "the device top-k returns BACKEND_TOPK_MAX candidates");
 static coder_status cuda_glue_topk(backend *b, const backend_buf *x, int row, int width, int k, int32_t *ids, float *vals,
                                    bool *all_finite) {
-    TRY(backend_buf_row(x, row, width, "topk"));
-    if (k < 1 || k > BACKEND_TOPK_MAX || k > width) return coder_fail(CODER_ERR_INTERNAL, "topk: k = %d of %d", k, width);
+    TRY(backend_topk_args(x, row, width, k));
     const float *r = DF(x) + (size_t)row * (size_t)width;
     if (width <= CUDA_TOPK_MAX_WIDTH) {
         int finite = 0;

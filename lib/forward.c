@@ -372,13 +372,9 @@ coder_status forward_read_logits(forward_state *f, float *logits) {
 }
 
 coder_status forward_argmax(forward_state *f, int32_t *token, bool *all_finite) {
-    return fwd_last(f)->ops->argmax(fwd_last(f), f->logits, f->last_row, f->m->hp.vocab_size, token, all_finite);
+    return forward_argmax_row(f, f->last_row, token, all_finite);
 }
 
 coder_status forward_topk(forward_state *f, int k, int32_t *ids, float *vals, bool *all_finite) {
-    const backend *b = fwd_last(f);
-    if (!b->ops->topk) return coder_fail(CODER_ERR_UNSUPPORTED, "backend %s has no top-k", b->ops->name);
-    return b->ops->topk(fwd_last(f), f->logits, f->last_row, f->m->hp.vocab_size, k, ids, vals, all_finite);
+    return fwd_last(f)->ops->topk(fwd_last(f), f->logits, f->last_row, f->m->hp.vocab_size, k, ids, vals, all_finite);
 }
-
-bool forward_has_topk(const forward_state *f) { return fwd_last(f)->ops->topk != NULL; }

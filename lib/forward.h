@@ -37,9 +37,8 @@ coder_status forward_eval(forward_state *f, const int32_t *tokens, int n, int32_
 coder_status forward_read_logits(forward_state *f, float *logits);
 coder_status forward_argmax(forward_state *f, int32_t *token, bool *all_finite);
 /* ... or their k (1..BACKEND_TOPK_MAX) largest with indices (descending, the lowest index first
- * on ties); CODER_ERR_UNSUPPORTED where the backend has no topk op (forward_has_topk). */
+ * on ties). */
 coder_status forward_topk(forward_state *f, int k, int32_t *ids, float *vals, bool *all_finite);
-bool forward_has_topk(const forward_state *f);
 
 /* forward_eval keeping the logits of every token on the backend, reading nothing back (prompt
  * lookup verifies a batch with one argmax per row): forward_argmax_row reads a row's argmax;

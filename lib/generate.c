@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "backend.h"
-#include "forward.h"
 #include "lookup.h"
 #include "sampler.h"
 #include "session.h"
@@ -209,7 +208,7 @@ static coder_status generate_run(coder_session *s, const int32_t *prompt, size_t
     int32_t next = -1;
     // Sampling whose chain starts with a small top-k takes the k best logits where they are (k
     // pairs back per step instead of the vocabulary); n_top > 0: top_ids/top_vals hold them.
-    int32_t top_k = argmax || !forward_has_topk(s->engine) ? 0 : sampler_top_only(sm, BACKEND_TOPK_MAX);
+    int32_t top_k = argmax ? 0 : sampler_top_only(sm, BACKEND_TOPK_MAX);
     if (top_k > s->model->hp.vocab_size) top_k = s->model->hp.vocab_size;
     int32_t top_ids[BACKEND_TOPK_MAX], n_top = 0;
     float top_vals[BACKEND_TOPK_MAX];

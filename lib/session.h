@@ -44,7 +44,7 @@ coder_status session_eval_all(coder_session *s, const int32_t *tokens, size_t n,
 coder_status session_eval_greedy(coder_session *s, int32_t token, int32_t *next);
 /* Like session_eval_greedy for sampling: the k (1..BACKEND_TOPK_MAX) largest last logits and
  * their ids (descending, the lowest id first on ties: the sampler's top-k) instead of the argmax;
- * the same NUMERIC check and rollback when a logit is not finite. Needs forward_has_topk. */
+ * the same NUMERIC check and rollback when a logit is not finite. */
 coder_status session_eval_topk(coder_session *s, int32_t token, int k, int32_t *ids, float *vals);
 
 /* n <= n_batch tokens evaluated in one batch whose logits (every row) stay on the backend
