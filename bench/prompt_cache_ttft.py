@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # Time to first token of `coder -p` with and without --prompt-cache: a ~2,160-token prefix, two questions.
 import subprocess, sys, time, json, os
-# usage: python3 tools/prompt_cache_ttft.py MODEL.gguf [build/coder]   (see docs/PERF.md, "Agent features")
+# usage: python3 bench/prompt_cache_ttft.py MODEL.gguf [build/coder]   (see docs/PERF.md, "Agent features")
 M = sys.argv[1]; C = sys.argv[2] if len(sys.argv) > 2 else "build/coder"
 prefix = "\n".join("def helper_%d(values, scale):\n    total = sum(v * scale for v in values)\n    return total / %d\n" % (i, i + 1) for i in range(75))
 def run(q, cache=None, json_out=False):

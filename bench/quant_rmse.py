@@ -15,7 +15,7 @@
    (same rel. rmse on tiny-llama, element-by-element comparison of the dequantized weights), then
    used for the Q5_K figure that no other source gives.
 
-usage: python3 tools/quant_rmse.py [REFDATA_DIR]     (default ../shared/refdata)
+usage: python3 bench/quant_rmse.py [REFDATA_DIR]     (default ../shared/refdata)
 needs: pip install gguf numpy
 """
 import importlib.metadata
