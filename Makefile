@@ -202,7 +202,7 @@ demo: all
 
 # End-to-end checks on a real model from the cache (sh tests/real/fetch_model.sh fills it); SKIPs without.
 test-real: all
-	@CODER_BUILD=$(B) sh tests/run.sh tests/real/*.sh
+	@CODER_BUILD=$(B) sh tests/run.sh tests/real/real_*.sh
 
 clean:
 	rm -rf $(B)
