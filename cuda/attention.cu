@@ -108,28 +108,58 @@ extern "C" coder_status cuda_kv_write(cuda_ctx *c, const cuda_kv_layer *kv, cons
     return CODER_OK;
 }
 
-/* 8 consecutive values c0 .. c0+7 (c0 % 8 == 0) of a cache row as 8 halves. */
-template <int T>
-__device__ __forceinline__ uint4 kv_load8(const unsigned char *row, int c0) {
-    if (T == CUDA_KV_F16) return *(const uint4 *)(row + 2 * (size_t)c0);
-    union { uint4 u; __half h[8]; } r;
-    const int w = c0 % 32;
-    if (T == CUDA_KV_Q8_0) {
-        const unsigned char *b = row + (size_t)(c0 / 32) * 34;
-        const float d = __half2float(*(const __half *)b);
+/* 8 consecutive values c0 .. c0+7 (c0 % 8 == 0) of a cache row, as loaded: the attention kernel
+ * issues a whole tile's loads into these before it needs them (load) and converts them to 8
+ * halves when it stages the tile (halves). The quantized formats keep their bytes as four 16-bit
+ * loads (the blocks are only 2-byte aligned) and the scale, so nothing waits on a load until the
+ * conversion. A chunk that was not loaded (`clear`) converts to +0.0 in every value. */
+template <int T> struct kv_chunk;
+
+template <> struct kv_chunk<CUDA_KV_F16> {
+    uint4 u;
+    __device__ __forceinline__ void load(const unsigned char *row, int c0) { u = *(const uint4 *)(row + 2 * (size_t)c0); }
+    __device__ __forceinline__ void clear() { u = make_uint4(0, 0, 0, 0); }
+    __device__ __forceinline__ uint4 halves() const { return u; }
+};
+
+/* Q8_0 (34-byte blocks) and Q4_0 (18-byte blocks): the f16 scale and the 8 quant bytes (Q4_0:
+ * the 8 bytes holding the values' nibbles, low nibbles for values 0-15 of a block, high for 16-31). */
+template <int T> struct kv_chunk_q {
+    static constexpr int BB = T == CUDA_KV_Q8_0 ? 34 : 18;
+    unsigned short q[4];
+    unsigned short d;
+    bool hi;     /* Q4_0: the values are the high nibbles */
+    bool none;   /* cleared: all +0 */
+    __device__ __forceinline__ void load(const unsigned char *row, int c0) {
+        const unsigned char *b = row + (size_t)(c0 / 32) * BB;
+        const int w = c0 % 32, off = T == CUDA_KV_Q8_0 ? w : w % 16;
+        const unsigned short *qs = (const unsigned short *)(b + 2 + off);
+        d = *(const unsigned short *)b;
 #pragma unroll
-        for (int j = 0; j < 8; j++) r.h[j] = __float2half_rn(d * (float)(int8_t)b[2 + w + j]);
-    } else {
-        const unsigned char *b = row + (size_t)(c0 / 32) * 18;
-        const float d = __half2float(*(const __half *)b);
+        for (int j = 0; j < 4; j++) q[j] = qs[j];
+        hi = T == CUDA_KV_Q4_0 && w >= 16;
+        none = false;
+    }
+    __device__ __forceinline__ void clear() { none = true; }
+    __device__ __forceinline__ uint4 halves() const {
+        if (none) return make_uint4(0, 0, 0, 0);
+        union { uint4 u; __half h[8]; } r;
+        const float df = __half2float(__ushort_as_half(d));
 #pragma unroll
         for (int j = 0; j < 8; j++) {
-            const int q = w < 16 ? (b[2 + w + j] & 15) : (b[2 + w - 16 + j] >> 4);
-            r.h[j] = __float2half_rn(d * (float)(q - 8));
+            const int byte = (q[j / 2] >> (8 * (j % 2))) & 0xff;
+            if (T == CUDA_KV_Q8_0) {
+                r.h[j] = __float2half_rn(df * (float)(int8_t)byte);
+            } else {
+                const int v = hi ? byte >> 4 : byte & 15;
+                r.h[j] = __float2half_rn(df * (float)(v - 8));
+            }
         }
+        return r.u;
     }
-    return r.u;
-}
+};
+template <> struct kv_chunk<CUDA_KV_Q8_0> : kv_chunk_q<CUDA_KV_Q8_0> {};
+template <> struct kv_chunk<CUDA_KV_Q4_0> : kv_chunk_q<CUDA_KV_Q4_0> {};
 
 /* ---- attention ------------------------------------------------------------------------------ */
 
@@ -195,18 +225,38 @@ __global__ void __launch_bounds__(ATT_WARPS * WARP) attn_kernel(const att_args a
         row_pos[i] = rho < n_rows ? pos0 + rho / a.G : -1;   /* -1: no key is visible */
     }
 
+    /* Tile staging, software-pipelined: a thread's NC 16-byte chunks of K and of V for the next
+     * tile are loaded into registers (all of them issued together) before the current tile's
+     * arithmetic, and stored to shared memory after it. A tile loaded in place and then consumed
+     * kept only 32 bytes per thread in flight and none during the arithmetic (SASS: one LDG.128
+     * pair per staging iteration): at ~2 blocks per SM in decode, far too little to stream the
+     * cache at HBM speed. Chunk i of a tile is row i / (HD/8), columns 8 * (i % (HD/8)) of head g. */
+    constexpr int NC = ATT_TK * (HD / 8) / (ATT_WARPS * WARP);
+    static_assert(NC * ATT_WARPS * WARP == ATT_TK * (HD / 8), "whole chunks per thread");
+    kv_chunk<KT> kr[NC];
+    kv_chunk<VT> vr[NC];
+    auto fetch = [&](int32_t p0) {
+#pragma unroll
+        for (int c = 0; c < NC; c++) {
+            const int i = threadIdx.x + c * ATT_WARPS * WARP, kk = i / (HD / 8), c8 = i % (HD / 8);
+            const int32_t p = p0 + kk;
+            if (p < kv_hi) {   /* keys past the split (or the block's last row) stay zero */
+                kr[c].load(a.kc + (size_t)p * a.k_row, g * HD + c8 * 8);
+                vr[c].load(a.vc + (size_t)p * a.v_row, g * HD + c8 * 8);
+            } else {
+                kr[c].clear();
+                vr[c].clear();
+            }
+        }
+    };
+    if (kv_lo < kv_hi) fetch(kv_lo);
+
     for (int32_t p0 = kv_lo; p0 < kv_hi; p0 += ATT_TK) {
         __syncthreads();   /* the previous tile is consumed (and qs is written, first time) */
-        /* stage K and V rows p0 .. p0+31 of head g: HD/8 16-byte chunks per row */
-        for (int i = threadIdx.x; i < ATT_TK * (HD / 8); i += blockDim.x) {
-            const int kk = i / (HD / 8), c8 = i % (HD / 8);
-            const int32_t p = p0 + kk;
-            uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-            if (p < kv_hi) {
-                const int c0 = g * HD + c8 * 8;
-                kv = kv_load8<KT>(a.kc + (size_t)p * a.k_row, c0);
-                vv = kv_load8<VT>(a.vc + (size_t)p * a.v_row, c0);
-            }
+#pragma unroll
+        for (int c = 0; c < NC; c++) {
+            const int i = threadIdx.x + c * ATT_WARPS * WARP, kk = i / (HD / 8), c8 = i % (HD / 8);
+            const uint4 kv = kr[c].halves(), vv = vr[c].halves();
             ks[kk][c8 * 4 + 0] = kv.x;
             ks[kk][c8 * 4 + 1] = kv.y;
             ks[kk][c8 * 4 + 2] = kv.z;
@@ -214,6 +264,7 @@ __global__ void __launch_bounds__(ATT_WARPS * WARP) attn_kernel(const att_args a
             *(uint4 *)&vs[kk][c8 * 8] = vv;
         }
         __syncthreads();
+        if (p0 + ATT_TK < kv_hi) fetch(p0 + ATT_TK);   /* in flight during this tile's arithmetic */
 
         /* scores: lane = key p0 + lane, for each of the warp's rows */
         float sc[RPW];
@@ -289,21 +340,43 @@ __global__ void __launch_bounds__(ATT_WARPS * WARP) attn_kernel(const att_args a
     }
 }
 
-/* Merges the splits of one (token, head): out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s. */
+/* Merges the splits of one (token, head): out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s,
+ * the sums in split order, empty splits (m = -inf) skipped. The first warp reads every split's
+ * (m, l) at once and puts the weights in shared memory; then each thread's acc loads go out 8
+ * splits at a time. (A loop of one split at a time waited on an L2 round trip per split: ~64 of
+ * them per layer in a long-context decode step.) */
 __global__ void attn_combine_kernel(const float *__restrict__ part, float *out, int n, int n_heads, int hd, int splits) {
-    const int th = blockIdx.x;   /* t * n_heads + h */
-    float M = -INFINITY;
-    for (int s = 0; s < splits; s++) M = fmaxf(M, part[((size_t)s * n * n_heads + th) * (hd + 2)]);
+    __shared__ float w_sh[CUDA_ATT_MAX_SPLITS], l_sh[CUDA_ATT_MAX_SPLITS];
+    __shared__ bool empty_sh[CUDA_ATT_MAX_SPLITS];
+    const size_t stride = (size_t)n * n_heads * (hd + 2);   /* from one split's partial to the next */
+    const float *p = part + (size_t)blockIdx.x * (hd + 2);  /* blockIdx.x = t * n_heads + h */
+    if (threadIdx.x < WARP) {
+        float M = -INFINITY;
+        for (int s = threadIdx.x; s < splits; s += WARP) M = fmaxf(M, p[s * stride]);
+        M = warp_max(M);   /* fmaxf drops a NaN m_s; its weight below is NaN and poisons the output */
+        for (int s = threadIdx.x; s < splits; s += WARP) {
+            const float ms = p[s * stride];
+            empty_sh[s] = ms == -INFINITY;
+            w_sh[s] = expf(ms - M);
+            l_sh[s] = p[s * stride + 1];
+        }
+    }
+    __syncthreads();
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float num = 0.0f, den = 0.0f;
-        for (int s = 0; s < splits; s++) {
-            const float *pp = part + ((size_t)s * n * n_heads + th) * (hd + 2);
-            if (pp[0] == -INFINITY) continue;   /* an empty split */
-            const float w = expf(pp[0] - M);
-            num += w * pp[2 + d];
-            den += w * pp[1];
+        for (int s0 = 0; s0 < splits; s0 += 8) {
+            float v[8];
+#pragma unroll
+            for (int j = 0; j < 8; j++) v[j] = s0 + j < splits ? p[(s0 + j) * stride + 2 + d] : 0.0f;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const int s = s0 + j;
+                if (s >= splits || empty_sh[s]) continue;
+                num += w_sh[s] * v[j];
+                den += w_sh[s] * l_sh[s];
+            }
         }
-        out[(size_t)th * hd + d] = num / den;
+        out[(size_t)blockIdx.x * hd + d] = num / den;
     }
 }
 
